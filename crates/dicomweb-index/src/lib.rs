@@ -1,0 +1,331 @@
+//! The archive's catalogue of stored instances, its search index and its change feed.
+//!
+//! This crate owns one tantivy index holding two kinds of documents: one per catalogued
+//! instance and one per change feed entry. Because both live in the same index, an instance and
+//! its change feed entry become visible in ONE commit, atomically and durably (tantivy fsyncs on
+//! commit). All writes go through a single writer thread doing group commit; reads use a shared
+//! `IndexReader` and never wait for the writer.
+//!
+//! It must never depend on HTTP, DICOM parsing (attribute values arrive as strings, metadata as
+//! opaque bytes) or blob storage: `delete` returns the removed records so the caller deletes the
+//! blobs afterwards.
+//!
+//! ```
+//! use dicomweb_index::{ChangeQuery, Index, InstanceRecord, Level, Scope, SearchQuery};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), dicomweb_index::IndexError> {
+//! let index = Index::open_in_ram()?;
+//! let record = InstanceRecord {
+//!     study_instance_uid: "1.2.3".into(),
+//!     series_instance_uid: "1.2.3.4".into(),
+//!     sop_instance_uid: "1.2.3.4.5".into(),
+//!     sop_class_uid: "1.2.840.10008.5.1.4.1.1.7".into(),
+//!     transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+//!     blob_key: "blobs/1.2.3.4.5".into(),
+//!     size: 1024,
+//!     stored_at: time::macros::datetime!(2024-05-01 12:00:00 UTC),
+//!     metadata: br#"{"00100020":{"vr":"LO","Value":["ID1"]}}"#.to_vec(),
+//!     pixel_layout: None,
+//!     attributes: vec![(0x0010_0020, vec!["ID1".into()]), (0x0008_0060, vec!["OT".into()])],
+//! };
+//! // Acknowledged = durable and visible to every reader.
+//! assert_eq!(index.insert(record.clone()).await?, 1);
+//! assert_eq!(index.instance("1.2.3", "1.2.3.4", "1.2.3.4.5")?, Some(record));
+//!
+//! let studies = index.search(&SearchQuery {
+//!     level: Level::Study,
+//!     filters: vec![(0x0010_0020, vec!["ID1".into()])],
+//!     offset: 0,
+//!     limit: 10,
+//! })?;
+//! assert_eq!(studies[0].modalities_in_study, ["OT"]);
+//!
+//! let removed = index.delete(Scope::Study("1.2.3".into())).await?;
+//! assert_eq!(removed[0].blob_key, "blobs/1.2.3.4.5"); // the caller deletes the blob now
+//! let feed = index.changes(&ChangeQuery { limit: 10, ..Default::default() })?;
+//! assert_eq!(feed.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "delete"]);
+//! index.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod read;
+mod schema;
+mod types;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use tantivy::directory::MmapDirectory;
+use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tokio::sync::oneshot;
+
+pub use crate::types::{
+    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexError, IndexStats,
+    InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_INSTANCE_NUMBER, TAG_MODALITY,
+    TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID, TAG_STUDY_INSTANCE_UID,
+};
+
+use crate::schema::{Fields, SCHEMA_VERSION, SCHEMA_VERSION_FILE, build_schema};
+use crate::writer::{Counters, Request, Writer};
+
+/// Memory of tantivy's indexing buffer: documents are small and batches are committed at once.
+const WRITER_MEMORY_BYTES: usize = 50_000_000;
+
+/// Handle to the catalogue. Cheap to clone (all clones share one writer and one reader), `Send`
+/// and `Sync`. Dropping the last clone stops the writer after the requests already queued; every
+/// acknowledged write is already durable, so dropping without [`Index::close`] loses nothing
+/// acknowledged.
+#[derive(Clone)]
+pub struct Index {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    reader: IndexReader,
+    fields: Fields,
+    requests: Option<mpsc::Sender<Request>>,
+    writer_thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop; joining releases tantivy's directory lock
+        // before anyone reopens the same directory.
+        self.requests.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn other_io(error: impl std::error::Error + Send + Sync + 'static) -> IndexError {
+    IndexError::Io(std::io::Error::other(error))
+}
+
+/// Refuses an index written with another schema version; records the version for a new one.
+fn check_schema_version(dir: &Path, directory: &MmapDirectory) -> Result<(), IndexError> {
+    let path = dir.join(SCHEMA_VERSION_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let found = text.trim();
+            if found == SCHEMA_VERSION.to_string() {
+                Ok(())
+            } else {
+                Err(IndexError::Corrupt(format!(
+                    "schema version {found}, expected {SCHEMA_VERSION}"
+                )))
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if tantivy::Index::exists(directory).map_err(other_io)? {
+                return Err(IndexError::Corrupt(format!(
+                    "schema version unknown (no {SCHEMA_VERSION_FILE}), expected {SCHEMA_VERSION}"
+                )));
+            }
+            // Written (durably) before the index exists, so an index never lacks it.
+            let temporary = dir.join(format!("{SCHEMA_VERSION_FILE}.tmp"));
+            let mut file = std::fs::File::create(&temporary)?;
+            std::io::Write::write_all(&mut file, format!("{SCHEMA_VERSION}\n").as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path)?;
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+impl Index {
+    /// Opens (creating if missing) the index in `dir`.
+    ///
+    /// A schema version file is kept next to tantivy's files; an index of another schema version
+    /// is refused with `IndexError::Corrupt("schema version X, expected Y")` (rebuild comes
+    /// later). The change feed continues after the highest committed sequence.
+    /// Starts a dedicated writer thread, so it needs no tokio runtime (calling it within one is
+    /// fine); it blocks on file I/O. Fails with a tantivy lock error if the directory is already
+    /// open (in this or another process).
+    pub fn open(dir: &Path) -> Result<Index, IndexError> {
+        std::fs::create_dir_all(dir)?;
+        let directory = MmapDirectory::open(dir).map_err(other_io)?;
+        check_schema_version(dir, &directory)?;
+        let (schema, fields) = build_schema();
+        let index = tantivy::Index::open_or_create(directory, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(message) => IndexError::Corrupt(message),
+            other => IndexError::Tantivy(other),
+        })?;
+        Self::start(index, fields)
+    }
+
+    /// A fresh, empty index in memory (tests, benchmarks).
+    pub fn open_in_ram() -> Result<Index, IndexError> {
+        let (schema, fields) = build_schema();
+        Self::start(tantivy::Index::create_in_ram(schema), fields)
+    }
+
+    fn start(index: tantivy::Index, fields: Fields) -> Result<Index, IndexError> {
+        let reader: IndexReader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let tantivy_writer: IndexWriter<TantivyDocument> =
+            index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let last_sequence = read::max_sequence(&reader.searcher(), &fields)?;
+        let counters = Arc::new(Counters::default());
+        counters
+            .last_sequence
+            .store(last_sequence, Ordering::Relaxed);
+        let writer = Writer {
+            writer: tantivy_writer,
+            reader: reader.clone(),
+            fields,
+            last_sequence,
+            counters: counters.clone(),
+        };
+        let (requests, receiver) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("dicomweb-index-writer".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok(Index {
+            inner: Arc::new(Inner {
+                reader,
+                fields,
+                requests: Some(requests),
+                writer_thread: Some(writer_thread),
+                counters,
+            }),
+        })
+    }
+
+    fn send(&self, request: Request) -> Result<(), IndexError> {
+        self.inner
+            .requests
+            .as_ref()
+            .ok_or(IndexError::Closed)?
+            .send(request)
+            .map_err(|_| IndexError::Closed)
+    }
+
+    /// Catalogues an instance and appends its `create` change feed entry; returns the entry's
+    /// sequence number after the commit that made both durable and visible to every reader
+    /// (read-your-writes).
+    ///
+    /// `AlreadyExists` if the SOPInstanceUID is already catalogued, in any study or series
+    /// (checked inside the writer, so of two concurrent inserts of one SOP exactly one wins).
+    /// Concurrent calls are batched into one tantivy commit; if that commit fails, every call of
+    /// the batch gets the error and nothing of the batch is visible. `Closed` after
+    /// [`Index::close`].
+    pub async fn insert(&self, record: InstanceRecord) -> Result<u64, IndexError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Insert { record, reply })?;
+        answer.await.map_err(|_| IndexError::Closed)?
+    }
+
+    /// Removes every instance in scope and appends one `delete` entry per instance (in the
+    /// order of [`Index::instances`]), in one commit. Returns the removed records (with
+    /// `blob_key`) so the caller can delete the blobs after; empty Vec if nothing matched (and
+    /// then no entry is appended).
+    pub async fn delete(&self, scope: Scope) -> Result<Vec<InstanceRecord>, IndexError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Delete { scope, reply })?;
+        answer.await.map_err(|_| IndexError::Closed)?
+    }
+
+    /// The instance at this path, if catalogued (all three UIDs must match).
+    pub fn instance(
+        &self,
+        study: &str,
+        series: &str,
+        sop: &str,
+    ) -> Result<Option<InstanceRecord>, IndexError> {
+        let scope = Scope::Instance(study.into(), series.into(), sop.into());
+        Ok(self.instances(&scope)?.into_iter().next())
+    }
+
+    /// Instances in scope in a stable order: series (by SeriesInstanceUID), then InstanceNumber
+    /// (00200013) numerically if present (instances without one come after those with one),
+    /// then SOPInstanceUID. Empty Vec if none.
+    pub fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, IndexError> {
+        read::instances_in_scope(&self.inner.reader.searcher(), &self.inner.fields, scope)
+    }
+
+    /// Is this SOPInstanceUID catalogued (any study/series)?
+    pub fn contains_sop(&self, sop: &str) -> Result<bool, IndexError> {
+        read::contains_sop(&self.inner.reader.searcher(), &self.inner.fields, sop)
+    }
+
+    /// Exact-match search at one level; see [`SearchQuery`] and [`SearchHit`].
+    ///
+    /// Instance level: matching instances ordered by (StudyInstanceUID, SeriesInstanceUID,
+    /// SOPInstanceUID). Series level: matching instances grouped by (study, series), ordered by
+    /// (StudyInstanceUID, SeriesInstanceUID). Study level: grouped by study, ordered by
+    /// StudyInstanceUID. `offset`/`limit` apply to hits (groups for Series/Study). Counts and
+    /// modalities cover all instances of the study/series, not only the matching ones.
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, IndexError> {
+        read::search(&self.inner.reader.searcher(), &self.inner.fields, query)
+    }
+
+    /// A page of the change feed in sequence order, with each entry's present state (see
+    /// [`ChangeState`]) computed from one lookup for the whole page.
+    pub fn changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeFeedEntry>, IndexError> {
+        read::changes(&self.inner.reader.searcher(), &self.inner.fields, query)
+    }
+
+    /// The entry with the highest sequence, `None` if the feed is empty.
+    pub fn latest_change(
+        &self,
+        include_metadata: bool,
+    ) -> Result<Option<ChangeFeedEntry>, IndexError> {
+        read::latest_change(
+            &self.inner.reader.searcher(),
+            &self.inner.fields,
+            include_metadata,
+        )
+    }
+
+    /// Counters since open: commits (to measure group commit), requests, last sequence.
+    /// Cheap (atomics): suitable for benchmarks and metrics.
+    pub fn stats(&self) -> IndexStats {
+        let counters = &self.inner.counters;
+        IndexStats {
+            commits: counters.commits.load(Ordering::Relaxed),
+            requests: counters.requests.load(Ordering::Relaxed),
+            last_sequence: counters.last_sequence.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Fault injection for tests: the next batch that reaches commit fails as if tantivy's
+    /// commit had failed (its documents were added, then are rolled back).
+    #[doc(hidden)]
+    pub fn fail_next_commit_for_tests(&self) {
+        self.inner
+            .counters
+            .fail_next_commit
+            .store(true, Ordering::Relaxed);
+    }
+
+    /// Number of catalogued instances.
+    pub fn instance_count(&self) -> Result<u64, IndexError> {
+        let searcher = self.inner.reader.searcher();
+        let query = read::term_query(self.inner.fields.kind, schema::KIND_INSTANCE);
+        Ok(searcher.search(&*query, &tantivy::collector::Count)? as u64)
+    }
+
+    /// Flushes and stops the writer: requests queued before complete first, later writes get
+    /// `Closed`. Reads keep working on the last commit. Closing twice is not an error.
+    pub async fn close(&self) -> Result<(), IndexError> {
+        let (reply, answer) = oneshot::channel();
+        if self.send(Request::Close { reply }).is_err() {
+            return Ok(());
+        }
+        // A dropped reply means the writer already stopped: closed either way.
+        let _ = answer.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! The tantivy schema: one index holding two kinds of documents.
+//!
+//! Instance documents and change feed documents use *disjoint* field sets (except `kind`), so a
+//! query on e.g. `study_uid` can never match a change entry and a `delete_term` on `sop_uid` can
+//! never remove one. Change entries are append-only.
+//!
+//! Room for QIDO's full matching (later): `attr` terms "GGGGEEEE=value" share their tag prefix,
+//! so wildcards become regex/prefix queries and DA/TM ranges become term-range queries on that
+//! field; PN normalisation can add a second, normalised term field; fast fields
+//! (`study_uid`, `series_uid`, `stored_at`, `instance_sequence`) already allow grouping without
+//! loading stored documents.
+
+use tantivy::schema::{
+    BytesOptions, DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED,
+    STRING, Schema, TextFieldIndexing, TextOptions,
+};
+
+/// Version of the schema below. Bump on any change to fields or their options or to the meaning
+/// of stored values; an index written with another version is refused (rebuild comes later).
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// Name of the file, next to tantivy's files, that records [`SCHEMA_VERSION`].
+pub(crate) const SCHEMA_VERSION_FILE: &str = "dicomweb-index.schema-version";
+
+pub(crate) const KIND_INSTANCE: &str = "instance";
+pub(crate) const KIND_CHANGE: &str = "change";
+
+/// Separator of the UIDs in `sort_key`: lower than every character allowed in a UID (digits and
+/// '.'), so ordering the concatenation orders by (study, series, sop) lexicographically.
+pub(crate) const SORT_KEY_SEPARATOR: char = '\u{1}';
+
+/// Handles of every field of the schema.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields {
+    /// "instance" or "change".
+    pub kind: Field,
+
+    // ---- instance documents ----
+    pub study_uid: Field,
+    pub series_uid: Field,
+    pub sop_uid: Field,
+    /// study, series and sop UIDs joined by [`SORT_KEY_SEPARATOR`]: a single string fast field
+    /// lets tantivy page instance-level results in UID order without loading every match.
+    pub sort_key: Field,
+    pub sop_class_uid: Field,
+    pub transfer_syntax_uid: Field,
+    pub blob_key: Field,
+    pub size: Field,
+    pub stored_at: Field,
+    pub metadata: Field,
+    pub pixel_layout: Field,
+    /// serde_json of `InstanceRecord::attributes`, for an exact round trip.
+    pub attributes: Field,
+    /// One term "GGGGEEEE=value" per attribute value, for exact matching.
+    pub attr: Field,
+    /// Values of Modality (00080060), as a fast field for ModalitiesInStudy.
+    pub modality: Field,
+    /// Sequence of the instance's `create` change entry: tells which create entry is current.
+    pub instance_sequence: Field,
+
+    // ---- change feed documents ----
+    pub change_study: Field,
+    pub change_series: Field,
+    pub change_sop: Field,
+    pub action: Field,
+    pub timestamp: Field,
+    pub sequence: Field,
+}
+
+/// Untokenized, indexed (and optionally fast and stored) string.
+fn raw_string(fast: bool, stored: bool) -> TextOptions {
+    let mut options = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    );
+    if fast {
+        options = options.set_fast("raw");
+    }
+    if stored {
+        options = options.set_stored();
+    }
+    options
+}
+
+fn date(indexed: bool) -> DateOptions {
+    let options = DateOptions::default()
+        .set_stored()
+        .set_fast()
+        .set_precision(DateTimePrecision::Microseconds);
+    if indexed {
+        options.set_indexed()
+    } else {
+        options
+    }
+}
+
+pub(crate) fn build_schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let fields = Fields {
+        kind: builder.add_text_field("kind", STRING),
+        study_uid: builder.add_text_field("study_uid", raw_string(true, true)),
+        series_uid: builder.add_text_field("series_uid", raw_string(true, true)),
+        sop_uid: builder.add_text_field("sop_uid", raw_string(true, true)),
+        sort_key: builder.add_text_field("sort_key", TextOptions::default().set_fast("raw")),
+        sop_class_uid: builder.add_text_field("sop_class_uid", raw_string(false, true)),
+        transfer_syntax_uid: builder.add_text_field("transfer_syntax_uid", raw_string(false, true)),
+        blob_key: builder.add_text_field("blob_key", STORED),
+        size: builder.add_u64_field("size", STORED),
+        stored_at: builder.add_date_field("stored_at", date(true)),
+        metadata: builder.add_bytes_field("metadata", BytesOptions::default().set_stored()),
+        pixel_layout: builder.add_text_field("pixel_layout", STORED),
+        attributes: builder.add_bytes_field("attributes", BytesOptions::default().set_stored()),
+        attr: builder.add_text_field("attr", raw_string(false, false)),
+        modality: builder.add_text_field("modality", raw_string(true, false)),
+        instance_sequence: builder.add_u64_field("instance_sequence", FAST | STORED),
+        change_study: builder.add_text_field("change_study", raw_string(false, true)),
+        change_series: builder.add_text_field("change_series", raw_string(false, true)),
+        change_sop: builder.add_text_field("change_sop", raw_string(false, true)),
+        action: builder.add_text_field("action", raw_string(false, true)),
+        timestamp: builder.add_date_field("timestamp", date(true)),
+        sequence: builder.add_u64_field("sequence", INDEXED | FAST | STORED),
+    };
+    (builder.build(), fields)
+}
+
+/// The term of one attribute value in the `attr` field: tag in upper-case hex, '=', value.
+pub(crate) fn attr_term_text(tag: u32, value: &str) -> String {
+    format!("{tag:08X}={value}")
+}

@@ -1,0 +1,370 @@
+//! The single writer: a dedicated thread owning tantivy's `IndexWriter`, doing group commit.
+//!
+//! It takes the first queued request, drains whatever else is queued (up to [`MAX_BATCH`]),
+//! applies them in order, commits once, reloads the shared reader and only then answers every
+//! request of the batch: an acknowledged write is durable (tantivy fsyncs on commit) and visible
+//! to every reader. Sequence numbers are assigned here, so they are gap-free in commit order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use tantivy::{IndexReader, IndexWriter, TantivyDocument, Term};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use crate::read;
+use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, SORT_KEY_SEPARATOR, attr_term_text};
+use crate::types::{ChangeAction, IndexError, InstanceRecord, Scope, TAG_MODALITY};
+
+/// Most requests applied in one commit.
+pub(crate) const MAX_BATCH: usize = 1000;
+
+pub(crate) enum Request {
+    Insert {
+        record: InstanceRecord,
+        reply: oneshot::Sender<Result<u64, IndexError>>,
+    },
+    Delete {
+        scope: Scope,
+        reply: oneshot::Sender<Result<Vec<InstanceRecord>, IndexError>>,
+    },
+    /// Commit what precedes, stop. Answered after the tantivy writer is shut down.
+    Close { reply: oneshot::Sender<()> },
+}
+
+/// Counters shared with `Index::stats`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub commits: AtomicU64,
+    pub requests: AtomicU64,
+    pub last_sequence: AtomicU64,
+    /// Fault injection: make the next commit fail (after the batch's documents were added).
+    pub fail_next_commit: AtomicBool,
+}
+
+pub(crate) struct Writer {
+    pub writer: IndexWriter<TantivyDocument>,
+    pub reader: IndexReader,
+    pub fields: Fields,
+    /// Last assigned (committed) sequence number.
+    pub last_sequence: u64,
+    pub counters: Arc<Counters>,
+}
+
+/// A request applied to the writer but not yet committed, with its answer.
+enum Applied {
+    Insert(
+        oneshot::Sender<Result<u64, IndexError>>,
+        Result<u64, IndexError>,
+    ),
+    Delete(
+        oneshot::Sender<Result<Vec<InstanceRecord>, IndexError>>,
+        Result<Vec<InstanceRecord>, IndexError>,
+    ),
+}
+
+/// What the batch changed so far, on top of the committed state the searcher shows.
+#[derive(Default)]
+struct BatchState {
+    /// Inserted in this batch and not deleted since, by SOPInstanceUID.
+    inserted: HashMap<String, InstanceRecord>,
+    /// Committed instances deleted in this batch.
+    deleted: HashSet<String>,
+}
+
+impl Writer {
+    /// Runs until `Close` or until every sender is gone (all `Index` clones dropped).
+    pub(crate) fn run(mut self, requests: Receiver<Request>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            let mut close = None;
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(Request::Close { reply }) => {
+                        close = Some(reply);
+                        break;
+                    }
+                    Ok(request) => batch.push(request),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if let Some(pos) = batch
+                .iter()
+                .position(|r| matches!(r, Request::Close { .. }))
+            {
+                // Only possible as the first request: drained ones are intercepted above.
+                if let Request::Close { reply } = batch.remove(pos) {
+                    close = Some(reply);
+                }
+            }
+            self.process(batch);
+            if let Some(reply) = close {
+                // Let merges finish so the directory is left tidy; errors only cost disk space.
+                if let Err(error) = self.writer.wait_merging_threads() {
+                    tracing::warn!(%error, "index merge threads failed while closing");
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        if batch.is_empty() {
+            return;
+        }
+        let batch_len = batch.len() as u64;
+        let first_sequence = self.last_sequence;
+        let mut applied = Vec::with_capacity(batch.len());
+        let mut failure: Option<IndexError> = None;
+        let mut dirty = false;
+        let mut state = BatchState::default();
+        for request in batch {
+            match request {
+                Request::Insert { record, reply } => {
+                    let result = if failure.is_some() {
+                        Ok((0, false)) // replaced by the batch error below
+                    } else {
+                        self.apply_insert(record, &mut state)
+                    };
+                    let result = self.keep_batch_error(result, &mut failure, &mut dirty);
+                    applied.push(Applied::Insert(reply, result));
+                }
+                Request::Delete { scope, reply } => {
+                    let result = if failure.is_some() {
+                        Ok((Vec::new(), false))
+                    } else {
+                        self.apply_delete(&scope, &mut state)
+                    };
+                    let result = self.keep_batch_error(result, &mut failure, &mut dirty);
+                    applied.push(Applied::Delete(reply, result));
+                }
+                Request::Close { reply } => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        if failure.is_none() && dirty {
+            failure = self.commit().err();
+        }
+        if let Some(error) = &failure {
+            tracing::error!(%error, "index batch failed, rolling back");
+            self.last_sequence = first_sequence;
+            if let Err(rollback_error) = self.writer.rollback() {
+                tracing::error!(%rollback_error, "index rollback failed");
+            }
+        }
+        self.counters
+            .requests
+            .fetch_add(batch_len, Ordering::Relaxed);
+        for outcome in applied {
+            match outcome {
+                Applied::Insert(reply, result) => {
+                    let _ = reply.send(match &failure {
+                        Some(error) => Err(error.replicate()),
+                        None => result,
+                    });
+                }
+                Applied::Delete(reply, result) => {
+                    let _ = reply.send(match &failure {
+                        Some(error) => Err(error.replicate()),
+                        None => result,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Per-request outcomes (`AlreadyExists`) stay with their request; anything else fails the
+    /// whole batch, since documents of the batch may already be half-added.
+    fn keep_batch_error<T>(
+        &self,
+        result: Result<(T, bool), IndexError>,
+        failure: &mut Option<IndexError>,
+        dirty: &mut bool,
+    ) -> Result<T, IndexError> {
+        match result {
+            Ok((value, changed)) => {
+                *dirty |= changed;
+                Ok(value)
+            }
+            Err(error @ IndexError::AlreadyExists { .. }) => Err(error),
+            Err(error) => {
+                let copy = error.replicate();
+                failure.get_or_insert(error);
+                Err(copy)
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), IndexError> {
+        if self
+            .counters
+            .fail_next_commit
+            .swap(false, Ordering::Relaxed)
+        {
+            return Err(IndexError::Io(std::io::Error::other(
+                "injected commit failure",
+            )));
+        }
+        self.writer.commit()?;
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_sequence
+            .store(self.last_sequence, Ordering::Relaxed);
+        // Read-your-writes: answer only once readers see the commit. The commit itself is
+        // durable already, so a reload failure is retried once before being reported.
+        if let Err(error) = self.reader.reload() {
+            tracing::warn!(%error, "index reader reload failed, retrying");
+            self.reader.reload()?;
+        }
+        Ok(())
+    }
+
+    fn next_sequence(&mut self) -> u64 {
+        self.last_sequence += 1;
+        self.last_sequence
+    }
+
+    fn apply_insert(
+        &mut self,
+        record: InstanceRecord,
+        state: &mut BatchState,
+    ) -> Result<(u64, bool), IndexError> {
+        let sop = record.sop_instance_uid.clone();
+        let searcher = self.reader.searcher();
+        let exists = state.inserted.contains_key(&sop)
+            || (!state.deleted.contains(&sop)
+                && read::contains_sop(&searcher, &self.fields, &sop)?);
+        if exists {
+            return Err(IndexError::AlreadyExists {
+                sop_instance_uid: sop,
+            });
+        }
+        let sequence = self.next_sequence();
+        let instance = instance_document(&self.fields, &record, sequence)?;
+        self.writer.add_document(instance)?;
+        self.writer.add_document(change_document(
+            &self.fields,
+            &record,
+            ChangeAction::Create,
+            sequence,
+        ))?;
+        state.inserted.insert(sop, record);
+        Ok((sequence, true))
+    }
+
+    fn apply_delete(
+        &mut self,
+        scope: &Scope,
+        state: &mut BatchState,
+    ) -> Result<(Vec<InstanceRecord>, bool), IndexError> {
+        let searcher = self.reader.searcher();
+        let mut removed: Vec<InstanceRecord> =
+            read::instances_in_scope(&searcher, &self.fields, scope)?
+                .into_iter()
+                .filter(|r| !state.deleted.contains(&r.sop_instance_uid))
+                .collect();
+        for record in &removed {
+            state.deleted.insert(record.sop_instance_uid.clone());
+        }
+        let pending: Vec<String> = state
+            .inserted
+            .values()
+            .filter(|r| {
+                scope.contains(
+                    &r.study_instance_uid,
+                    &r.series_instance_uid,
+                    &r.sop_instance_uid,
+                )
+            })
+            .map(|r| r.sop_instance_uid.clone())
+            .collect();
+        for sop in pending {
+            if let Some(record) = state.inserted.remove(&sop) {
+                removed.push(record);
+            }
+        }
+        read::sort_instances(&mut removed);
+        for record in &removed {
+            // Deletes apply to every document added before them, committed or not; the
+            // `sop_uid` field only exists on instance documents, so change entries stay.
+            self.writer.delete_term(Term::from_field_text(
+                self.fields.sop_uid,
+                &record.sop_instance_uid,
+            ));
+            let sequence = self.next_sequence();
+            self.writer.add_document(change_document(
+                &self.fields,
+                record,
+                ChangeAction::Delete,
+                sequence,
+            ))?;
+        }
+        let changed = !removed.is_empty();
+        Ok((removed, changed))
+    }
+}
+
+fn instance_document(
+    f: &Fields,
+    record: &InstanceRecord,
+    sequence: u64,
+) -> Result<TantivyDocument, IndexError> {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(f.kind, KIND_INSTANCE);
+    doc.add_text(f.study_uid, &record.study_instance_uid);
+    doc.add_text(f.series_uid, &record.series_instance_uid);
+    doc.add_text(f.sop_uid, &record.sop_instance_uid);
+    doc.add_text(
+        f.sort_key,
+        format!(
+            "{}{SORT_KEY_SEPARATOR}{}{SORT_KEY_SEPARATOR}{}",
+            record.study_instance_uid, record.series_instance_uid, record.sop_instance_uid
+        ),
+    );
+    doc.add_text(f.sop_class_uid, &record.sop_class_uid);
+    doc.add_text(f.transfer_syntax_uid, &record.transfer_syntax_uid);
+    doc.add_text(f.blob_key, &record.blob_key);
+    doc.add_u64(f.size, record.size);
+    doc.add_date(f.stored_at, read::to_tantivy_date(record.stored_at));
+    doc.add_bytes(f.metadata, &record.metadata);
+    if let Some(layout) = &record.pixel_layout {
+        doc.add_text(f.pixel_layout, layout);
+    }
+    let attributes = serde_json::to_vec(&record.attributes)
+        .map_err(|e| IndexError::Io(std::io::Error::other(e)))?;
+    doc.add_bytes(f.attributes, &attributes);
+    for (tag, values) in &record.attributes {
+        for value in values {
+            doc.add_text(f.attr, attr_term_text(*tag, value));
+        }
+    }
+    for modality in record.attribute_values(TAG_MODALITY) {
+        doc.add_text(f.modality, modality);
+    }
+    doc.add_u64(f.instance_sequence, sequence);
+    Ok(doc)
+}
+
+fn change_document(
+    f: &Fields,
+    record: &InstanceRecord,
+    action: ChangeAction,
+    sequence: u64,
+) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(f.kind, KIND_CHANGE);
+    doc.add_text(f.change_study, &record.study_instance_uid);
+    doc.add_text(f.change_series, &record.series_instance_uid);
+    doc.add_text(f.change_sop, &record.sop_instance_uid);
+    doc.add_text(f.action, action.as_str());
+    doc.add_date(
+        f.timestamp,
+        read::to_tantivy_date(OffsetDateTime::now_utc()),
+    );
+    doc.add_u64(f.sequence, sequence);
+    doc
+}

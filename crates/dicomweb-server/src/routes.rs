@@ -1,0 +1,873 @@
+//! HTTP routes: each handler maps a request to one service call and its result back to HTTP. No DICOM logic here.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use dicomweb_index::{ChangeFeedEntry, ChangeQuery, Scope};
+use dicomweb_multipart::{
+    MultipartReader, MultipartWriter, boundary_from_content_type, encode_parts,
+};
+use dicomweb_service::{
+    InstanceOutcome, SearchResource, ServiceError, StoreStatus, StudiesService,
+    TransferSyntaxRequest, check_uid, store_response, store_status,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::accept::{MediaType, parse_accept};
+use crate::error::ApiError;
+
+/// Shared state of every worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<StudiesService>,
+}
+
+/// The API version a route was reached under; only the change feed's parameters differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    Unversioned,
+    V1,
+    V2,
+}
+
+impl ApiVersion {
+    fn prefix(self) -> &'static str {
+        match self {
+            ApiVersion::Unversioned => "",
+            ApiVersion::V1 => "/v1",
+            ApiVersion::V2 => "/v2",
+        }
+    }
+}
+
+const DICOM: &str = "application/dicom";
+const DICOM_JSON: &str = "application/dicom+json";
+const OCTET_STREAM: &str = "application/octet-stream";
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// Registers every route of the studies service and the change feed under the current scope.
+pub fn configure(cfg: &mut web::ServiceConfig, version: ApiVersion) {
+    cfg.app_data(web::Data::new(version))
+        .route("/health", web::get().to(health))
+        .route("/changefeed", web::get().to(changefeed))
+        .route("/changefeed/latest", web::get().to(changefeed_latest))
+        .route("/studies", web::post().to(store))
+        .route("/studies", web::get().to(search_studies))
+        .route("/series", web::get().to(search_series))
+        .route("/instances", web::get().to(search_instances))
+        .route("/studies/{study}", web::post().to(store_in_study))
+        .route("/studies/{study}", web::get().to(retrieve_study))
+        .route("/studies/{study}", web::delete().to(delete_study))
+        .route("/studies/{study}/metadata", web::get().to(study_metadata))
+        .route(
+            "/studies/{study}/series",
+            web::get().to(search_study_series),
+        )
+        .route(
+            "/studies/{study}/instances",
+            web::get().to(search_study_instances),
+        )
+        .route(
+            "/studies/{study}/series/{series}",
+            web::get().to(retrieve_series),
+        )
+        .route(
+            "/studies/{study}/series/{series}",
+            web::delete().to(delete_series),
+        )
+        .route(
+            "/studies/{study}/series/{series}/metadata",
+            web::get().to(series_metadata),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances",
+            web::get().to(search_series_instances),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}",
+            web::get().to(retrieve_instance),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}",
+            web::delete().to(delete_instance),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/metadata",
+            web::get().to(instance_metadata),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            web::get().to(retrieve_frames),
+        );
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "healthy"}))
+}
+
+/// The service root as the client addressed it, for RetrieveURL values.
+fn base_url(req: &HttpRequest, version: ApiVersion) -> String {
+    let info = req.connection_info();
+    format!("{}://{}{}", info.scheme(), info.host(), version.prefix())
+}
+
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+}
+
+fn accepts_json(req: &HttpRequest) -> bool {
+    parse_accept(header_str(req, header::ACCEPT))
+        .iter()
+        .any(|m| {
+            matches!(
+                m.essence.as_str(),
+                "application/dicom+json" | "application/json" | "*/*" | "application/*"
+            )
+        })
+}
+
+fn require_json_accept(req: &HttpRequest) -> Result<(), ApiError> {
+    if accepts_json(req) {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable(format!(
+            "Accept \"{}\" is not supported here; use application/dicom+json",
+            header_str(req, header::ACCEPT).unwrap_or_default()
+        )))
+    }
+}
+
+fn dicom_json_response(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(DICOM_JSON)
+        .body(body.into())
+}
+
+// ---------------------------------------------------------------------------------------------- STOW-RS
+
+async fn store(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    store_request(req, payload, state, **version, None).await
+}
+
+async fn store_in_study(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+    path: web::Path<String>,
+) -> ApiResult {
+    let study = path.into_inner();
+    check_uid("StudyInstanceUID", &study)?;
+    store_request(req, payload, state, **version, Some(study)).await
+}
+
+async fn store_request(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    version: ApiVersion,
+    study: Option<String>,
+) -> ApiResult {
+    require_json_accept(&req)?;
+    let content_type = header_str(&req, header::CONTENT_TYPE)
+        .ok_or_else(|| ApiError::UnsupportedMediaType("Content-Type is required: multipart/related; type=\"application/dicom\" or application/dicom".into()))?;
+    let media = MediaType::parse(content_type).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "Content-Type \"{content_type}\" is not a media type"
+        ))
+    })?;
+    let service = &state.service;
+    let mut outcomes: Vec<InstanceOutcome> = Vec::new();
+    match media.essence.as_str() {
+        "multipart/related" => {
+            if let Some(kind) = media.param("type")
+                && !kind.eq_ignore_ascii_case(DICOM)
+            {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "multipart/related with type \"{kind}\" is not supported; use type=\"application/dicom\""
+                )));
+            }
+            let boundary = boundary_from_content_type(content_type)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let mut reader = MultipartReader::new(payload, &boundary);
+            let mut part_number = 0usize;
+            loop {
+                let headers = match reader.next_part().await {
+                    Ok(Some(headers)) => headers,
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(ApiError::BadRequest(format!(
+                            "malformed multipart body: {e}"
+                        )));
+                    }
+                };
+                part_number += 1;
+                if let Some(part_type) = headers.content_type() {
+                    let essence = MediaType::parse(part_type).map(|m| m.essence);
+                    if essence.as_deref() != Some(DICOM) {
+                        outcomes.push(InstanceOutcome::Failed {
+                            sop_class_uid: None,
+                            sop_instance_uid: None,
+                            reason: dicomweb_service::FailureReason::ProcessingFailure,
+                            message: format!(
+                                "part {part_number} has Content-Type \"{part_type}\"; only application/dicom parts are stored"
+                            ),
+                        });
+                        continue;
+                    }
+                }
+                let body = Box::pin(futures::stream::unfold(&mut reader, |reader| async move {
+                    match reader.next_chunk().await {
+                        Ok(Some(chunk)) => Some((Ok(chunk), reader)),
+                        Ok(None) => None,
+                        Err(e) => Some((Err(e), reader)),
+                    }
+                }));
+                let outcome = service
+                    .store_instance(study.as_deref(), body)
+                    .await
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                outcomes.push(outcome);
+            }
+        }
+        DICOM => {
+            let outcome = service
+                .store_instance(study.as_deref(), payload)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            outcomes.push(outcome);
+        }
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type \"{other}\" is not supported; use multipart/related; type=\"application/dicom\" or application/dicom"
+            )));
+        }
+    }
+    for outcome in &outcomes {
+        if let InstanceOutcome::Failed {
+            reason,
+            message,
+            sop_instance_uid,
+            ..
+        } = outcome
+        {
+            tracing::info!(code = reason.code(), sop = ?sop_instance_uid, %message, "instance not stored");
+        }
+    }
+    let status = match store_status(&outcomes) {
+        StoreStatus::Empty => return Ok(HttpResponse::NoContent().finish()),
+        StoreStatus::AllStored => StatusCode::OK,
+        StoreStatus::Partial => StatusCode::ACCEPTED,
+        StoreStatus::NoneStored => StatusCode::CONFLICT,
+    };
+    let dataset = store_response(&outcomes, &base_url(&req, version), study.as_deref());
+    let body =
+        dicomweb_json::dataset_to_json_bytes(&dataset, &dicomweb_json::JsonOptions::default());
+    Ok(dicom_json_response(status, body))
+}
+
+// ---------------------------------------------------------------------------------------------- WADO-RS
+
+/// How instances are to be sent back.
+#[derive(Debug, Clone, PartialEq)]
+enum InstanceFormat {
+    Multipart(TransferSyntaxRequest),
+    Single(TransferSyntaxRequest),
+}
+
+fn transfer_syntax_of(media: &MediaType) -> TransferSyntaxRequest {
+    match media.param("transfer-syntax") {
+        Some("*") => TransferSyntaxRequest::AsStored,
+        Some(uid) => TransferSyntaxRequest::Uid(uid.to_owned()),
+        None => TransferSyntaxRequest::default(),
+    }
+}
+
+fn negotiate_instances(
+    req: &HttpRequest,
+    single_allowed: bool,
+) -> Result<InstanceFormat, ApiError> {
+    let accept = header_str(req, header::ACCEPT);
+    for media in parse_accept(accept) {
+        match media.essence.as_str() {
+            "*/*" => {
+                return Ok(if single_allowed {
+                    InstanceFormat::Single(TransferSyntaxRequest::AsStored)
+                } else {
+                    InstanceFormat::Multipart(TransferSyntaxRequest::AsStored)
+                });
+            }
+            DICOM if single_allowed => {
+                return Ok(InstanceFormat::Single(transfer_syntax_of(&media)));
+            }
+            "multipart/related" | "multipart/*" => match media.param("type") {
+                None => return Ok(InstanceFormat::Multipart(transfer_syntax_of(&media))),
+                Some(kind) if kind.eq_ignore_ascii_case(DICOM) => {
+                    return Ok(InstanceFormat::Multipart(transfer_syntax_of(&media)));
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+    }
+    Err(ApiError::NotAcceptable(format!(
+        "Accept \"{}\" is not supported for instances; use multipart/related; type=\"application/dicom\"{}",
+        accept.unwrap_or_default(),
+        if single_allowed {
+            " or application/dicom"
+        } else {
+            ""
+        }
+    )))
+}
+
+fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+async fn retrieve(req: HttpRequest, state: web::Data<AppState>, scope: Scope) -> ApiResult {
+    let single_allowed = matches!(scope, Scope::Instance(..));
+    let format = negotiate_instances(&req, single_allowed)?;
+    let service = state.service.clone();
+    let records = service.instances_in(&scope)?;
+    match format {
+        InstanceFormat::Single(ts) => {
+            service.check_instances_transfer_syntax(&records, &ts)?;
+            let record = records
+                .into_iter()
+                .next()
+                .ok_or_else(|| ServiceError::NotFound("instance not found".into()))?;
+            let size = record.size;
+            let content = service.open_instance(record).await?;
+            let content_type = format!(
+                "{DICOM}; transfer-syntax={}",
+                content.record.transfer_syntax_uid
+            );
+            Ok(HttpResponse::Ok()
+                .content_type(content_type)
+                .no_chunking(size)
+                .streaming(content.body.map_err(io_error)))
+        }
+        InstanceFormat::Multipart(ts) => {
+            service.check_instances_transfer_syntax(&records, &ts)?;
+            let writer = MultipartWriter::new();
+            let content_type = format!(
+                "multipart/related; type=\"{DICOM}\"; boundary={}",
+                writer.boundary()
+            );
+            let parts = Box::pin(futures::stream::iter(records).then(move |record| {
+                let service = service.clone();
+                async move {
+                    let content = service.open_instance(record).await.map_err(io_error)?;
+                    let headers = vec![(
+                        "Content-Type".to_owned(),
+                        format!(
+                            "{DICOM}; transfer-syntax={}",
+                            content.record.transfer_syntax_uid
+                        ),
+                    )];
+                    Ok::<_, std::io::Error>((headers, content.body.map_err(io_error).boxed()))
+                }
+            }));
+            Ok(HttpResponse::Ok()
+                .content_type(content_type)
+                .streaming(encode_parts(writer, parts)))
+        }
+    }
+}
+
+async fn retrieve_study(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult {
+    retrieve(req, state, Scope::Study(path.into_inner())).await
+}
+
+async fn retrieve_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (study, series) = path.into_inner();
+    retrieve(req, state, Scope::Series(study, series)).await
+}
+
+async fn retrieve_instance(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult {
+    let (study, series, instance) = path.into_inner();
+    retrieve(req, state, Scope::Instance(study, series, instance)).await
+}
+
+fn metadata(req: HttpRequest, state: web::Data<AppState>, scope: Scope) -> ApiResult {
+    require_json_accept(&req)?;
+    if let Some(tags) = header_str(&req, header::IF_NONE_MATCH) {
+        let etag = state.service.metadata_etag(&scope)?;
+        if tags.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag))
+                .finish());
+        }
+    }
+    let document = state.service.metadata(&scope)?;
+    Ok(HttpResponse::Ok()
+        .content_type(DICOM_JSON)
+        .insert_header((header::ETAG, document.etag))
+        .body(document.body))
+}
+
+async fn study_metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult {
+    metadata(req, state, Scope::Study(path.into_inner()))
+}
+
+async fn series_metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (study, series) = path.into_inner();
+    metadata(req, state, Scope::Series(study, series))
+}
+
+async fn instance_metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult {
+    let (study, series, instance) = path.into_inner();
+    metadata(req, state, Scope::Instance(study, series, instance))
+}
+
+fn parse_frame_numbers(text: &str) -> Result<Vec<u32>, ApiError> {
+    text.split(',')
+        .map(|n| {
+            n.trim().parse::<u32>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "frame list \"{text}\" is malformed: give frame numbers from 1, separated by commas"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// How frames are to be sent back: multipart or (one frame) single part, and the acceptable media type.
+struct FrameFormat {
+    multipart: bool,
+    media_type: Option<String>,
+    transfer_syntax: TransferSyntaxRequest,
+}
+
+fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat, ApiError> {
+    let accept = header_str(req, header::ACCEPT);
+    for media in parse_accept(accept) {
+        match media.essence.as_str() {
+            "*/*" => {
+                return Ok(FrameFormat {
+                    multipart: true,
+                    media_type: None,
+                    transfer_syntax: TransferSyntaxRequest::AsStored,
+                });
+            }
+            "multipart/related" | "multipart/*" => {
+                let kind = media
+                    .param("type")
+                    .unwrap_or(OCTET_STREAM)
+                    .to_ascii_lowercase();
+                if kind == OCTET_STREAM {
+                    return Ok(FrameFormat {
+                        multipart: true,
+                        media_type: None,
+                        transfer_syntax: transfer_syntax_of(&media),
+                    });
+                }
+                if kind.starts_with("image/") || kind.starts_with("video/") {
+                    let transfer_syntax = match media.param("transfer-syntax") {
+                        Some(uid) if uid != "*" => TransferSyntaxRequest::Uid(uid.to_owned()),
+                        _ => TransferSyntaxRequest::AsStored,
+                    };
+                    return Ok(FrameFormat {
+                        multipart: true,
+                        media_type: Some(kind),
+                        transfer_syntax,
+                    });
+                }
+            }
+            OCTET_STREAM if frame_count == 1 => {
+                return Ok(FrameFormat {
+                    multipart: false,
+                    media_type: None,
+                    transfer_syntax: transfer_syntax_of(&media),
+                });
+            }
+            _ => {}
+        }
+    }
+    Err(ApiError::NotAcceptable(format!(
+        "Accept \"{}\" is not supported for frames; use multipart/related; type=\"application/octet-stream\"",
+        accept.unwrap_or_default()
+    )))
+}
+
+async fn retrieve_frames(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String, String)>,
+) -> ApiResult {
+    let (study, series, instance, frames) = path.into_inner();
+    let numbers = parse_frame_numbers(&frames)?;
+    let format = negotiate_frames(&req, numbers.len())?;
+    let data = state
+        .service
+        .frames(
+            &Scope::Instance(study, series, instance),
+            &numbers,
+            &format.transfer_syntax,
+        )
+        .await?;
+    if let Some(wanted) = &format.media_type
+        && wanted != data.media_type
+    {
+        return Err(ApiError::NotAcceptable(format!(
+            "the frames are {} ({}); {wanted} would need transcoding, which is not supported",
+            data.media_type, data.transfer_syntax_uid
+        )));
+    }
+    let part_type = format!(
+        "{}; transfer-syntax={}",
+        data.media_type, data.transfer_syntax_uid
+    );
+    if !format.multipart {
+        let frame = data.frames.into_iter().next().unwrap_or_default();
+        return Ok(HttpResponse::Ok().content_type(part_type).body(frame));
+    }
+    let mut writer = MultipartWriter::new();
+    let content_type = format!(
+        "multipart/related; type=\"{}\"; boundary={}",
+        data.media_type,
+        writer.boundary()
+    );
+    let mut body = Vec::with_capacity(data.frames.iter().map(|f| f.len() + 128).sum());
+    for frame in &data.frames {
+        body.extend_from_slice(&writer.part_header(&[("Content-Type", part_type.as_str())]));
+        body.extend_from_slice(frame);
+    }
+    body.extend_from_slice(&writer.finish());
+    Ok(HttpResponse::Ok().content_type(content_type).body(body))
+}
+
+// ---------------------------------------------------------------------------------------------- QIDO-RS
+
+fn search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: ApiVersion,
+    resource: SearchResource,
+) -> ApiResult {
+    require_json_accept(&req)?;
+    let params = query_pairs(&req)?;
+    let results = state
+        .service
+        .search(&resource, &params, &base_url(&req, version))?;
+    if results.is_empty() {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    let body = serde_json::to_vec(&results).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(dicom_json_response(StatusCode::OK, body))
+}
+
+async fn search_studies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    search(req, state, **version, SearchResource::Studies)
+}
+
+async fn search_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    search(
+        req,
+        state,
+        **version,
+        SearchResource::Series { study: None },
+    )
+}
+
+async fn search_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    search(
+        req,
+        state,
+        **version,
+        SearchResource::Instances {
+            study: None,
+            series: None,
+        },
+    )
+}
+
+async fn search_study_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+    path: web::Path<String>,
+) -> ApiResult {
+    search(
+        req,
+        state,
+        **version,
+        SearchResource::Series {
+            study: Some(path.into_inner()),
+        },
+    )
+}
+
+async fn search_study_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+    path: web::Path<String>,
+) -> ApiResult {
+    search(
+        req,
+        state,
+        **version,
+        SearchResource::Instances {
+            study: Some(path.into_inner()),
+            series: None,
+        },
+    )
+}
+
+async fn search_series_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (study, series) = path.into_inner();
+    search(
+        req,
+        state,
+        **version,
+        SearchResource::Instances {
+            study: Some(study),
+            series: Some(series),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------- DELETE
+
+async fn delete(state: web::Data<AppState>, scope: Scope) -> ApiResult {
+    state.service.delete(scope).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete_study(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
+    delete(state, Scope::Study(path.into_inner())).await
+}
+
+async fn delete_series(state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult {
+    let (study, series) = path.into_inner();
+    delete(state, Scope::Series(study, series)).await
+}
+
+async fn delete_instance(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult {
+    let (study, series, instance) = path.into_inner();
+    delete(state, Scope::Instance(study, series, instance)).await
+}
+
+// ---------------------------------------------------------------------------------------------- change feed
+
+/// A change feed entry as Microsoft's DICOM server writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChangeFeedItem {
+    sequence: u64,
+    study_instance_uid: String,
+    series_instance_uid: String,
+    sop_instance_uid: String,
+    action: &'static str,
+    timestamp: String,
+    state: &'static str,
+    metadata: Option<Box<serde_json::value::RawValue>>,
+}
+
+fn change_feed_item(entry: ChangeFeedEntry) -> Result<ChangeFeedItem, ApiError> {
+    let metadata = match entry.metadata {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|e| {
+                ServiceError::Internal(format!("stored metadata is not UTF-8: {e}"))
+            })?;
+            Some(
+                serde_json::value::RawValue::from_string(text)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let timestamp = entry
+        .timestamp
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(ChangeFeedItem {
+        sequence: entry.sequence,
+        study_instance_uid: entry.study_instance_uid,
+        series_instance_uid: entry.series_instance_uid,
+        sop_instance_uid: entry.sop_instance_uid,
+        action: match entry.action {
+            dicomweb_index::ChangeAction::Create => "create",
+            dicomweb_index::ChangeAction::Delete => "delete",
+        },
+        timestamp,
+        state: match entry.state {
+            dicomweb_index::ChangeState::Current => "current",
+            dicomweb_index::ChangeState::Replaced => "replaced",
+            dicomweb_index::ChangeState::Deleted => "deleted",
+        },
+        metadata,
+    })
+}
+
+fn parse_time(name: &str, value: &str) -> Result<time::OffsetDateTime, ApiError> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{name} \"{value}\" is not an RFC 3339 date-time such as 2024-01-31T12:00:00Z"
+            ))
+        })
+}
+
+fn parse_number(name: &str, value: &str) -> Result<u64, ApiError> {
+    value.parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{name} must be a non-negative integer, not \"{value}\""
+        ))
+    })
+}
+
+fn parse_include_metadata(value: &str) -> Result<bool, ApiError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "includemetadata must be true or false, not \"{value}\""
+        ))),
+    }
+}
+
+/// Parses the change feed query for an API version: v1 pages by sequence (`offset` is the exclusive start), v2 and
+/// the unversioned root by time window (`offset` skips entries).
+fn change_query(version: ApiVersion, params: &[(String, String)]) -> Result<ChangeQuery, ApiError> {
+    let (default_limit, max_limit) = if version == ApiVersion::V1 {
+        (10, 100)
+    } else {
+        (100, 200)
+    };
+    let mut query = ChangeQuery {
+        limit: default_limit,
+        include_metadata: true,
+        ..ChangeQuery::default()
+    };
+    for (name, value) in params {
+        match (name.to_ascii_lowercase().as_str(), version) {
+            ("offset", ApiVersion::V1) => query.after_sequence = parse_number("offset", value)?,
+            ("offset", _) => query.skip = parse_number("offset", value)?,
+            ("limit", _) => {
+                let limit = parse_number("limit", value)?;
+                if limit == 0 || limit > max_limit {
+                    return Err(ApiError::BadRequest(format!(
+                        "limit must be between 1 and {max_limit}, not {limit}"
+                    )));
+                }
+                query.limit = limit as usize;
+            }
+            ("includemetadata", _) => query.include_metadata = parse_include_metadata(value)?,
+            ("starttime", ApiVersion::V2 | ApiVersion::Unversioned) => {
+                query.start_time = Some(parse_time("startTime", value)?)
+            }
+            ("endtime", ApiVersion::V2 | ApiVersion::Unversioned) => {
+                query.end_time = Some(parse_time("endTime", value)?)
+            }
+            _ => {}
+        }
+    }
+    if let (Some(start), Some(end)) = (query.start_time, query.end_time)
+        && start >= end
+    {
+        return Err(ApiError::BadRequest(
+            "startTime must be before endTime".into(),
+        ));
+    }
+    Ok(query)
+}
+
+async fn changefeed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    let query = change_query(**version, &query_pairs(&req)?)?;
+    let items = state
+        .service
+        .changes(&query)?
+        .into_iter()
+        .map(change_feed_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+async fn changefeed_latest(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+    let mut include_metadata = true;
+    for (name, value) in query_pairs(&req)? {
+        if name.eq_ignore_ascii_case("includemetadata") {
+            include_metadata = parse_include_metadata(&value)?;
+        }
+    }
+    match state.service.latest_change(include_metadata)? {
+        Some(entry) => Ok(HttpResponse::Ok().json(change_feed_item(entry)?)),
+        // Microsoft's server answers an empty feed with 204.
+        None => Ok(HttpResponse::NoContent().finish()),
+    }
+}
+
+/// Adds `Vary: Accept` style headers common to every response (none yet); kept as the single hook for them.
+pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new().add((
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+}

@@ -1,0 +1,40 @@
+//! The service's error type. The server maps it to HTTP status codes in exactly one place.
+
+use dicomweb_index::IndexError;
+use dicomweb_storage::StorageError;
+
+/// What went wrong in a use case, in terms a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The addressed study, series, instance or frame does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed (bad UID, bad query parameter, unreadable body).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The resource exists but cannot be represented as asked (e.g. a transfer syntax that needs transcoding).
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// The blob store failed; transient failures are worth a retry.
+    #[error("storage error: {0}")]
+    Storage(#[from] StorageError),
+    /// The catalogue failed.
+    #[error("index error: {0}")]
+    Index(#[from] IndexError),
+    /// Anything else that is the server's fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// True when retrying later may succeed (the backend was unavailable).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Storage(StorageError::Unavailable { .. })
+        )
+    }
+}
+
+/// Result alias of the service.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

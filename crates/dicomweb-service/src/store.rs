@@ -1,0 +1,470 @@
+//! STOW-RS: storing instances and building the store response.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicomweb_index::{IndexError, InstanceRecord};
+use dicomweb_instance::{InspectError, InstanceInfo};
+use dicomweb_storage::StorageError;
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use crate::spool::{Spool, SpoolError, spool};
+use crate::{StudiesService, attributes, keys};
+
+/// DICOM FailureReason (0008,1197) codes used by the store transaction (PS3.18, Microsoft v2 conformance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// 272: general failure in processing the operation.
+    ProcessingFailure,
+    /// 43264 (0xA900): the instance failed validation.
+    ValidationFailed,
+    /// 43265 (0xA901): the instance's StudyInstanceUID does not match the one in the URL.
+    StudyMismatch,
+    /// 45070 (0xB00E): an instance with this SOPInstanceUID is already stored.
+    AlreadyStored,
+}
+
+impl FailureReason {
+    /// The numeric code written into FailureReason.
+    pub fn code(self) -> u16 {
+        match self {
+            FailureReason::ProcessingFailure => 272,
+            FailureReason::ValidationFailed => 43264,
+            FailureReason::StudyMismatch => 43265,
+            FailureReason::AlreadyStored => 45070,
+        }
+    }
+}
+
+/// WarningReason (0008,1196) when some non-required attributes failed validation but the instance was stored.
+pub const WARNING_VALIDATION: u16 = 1;
+
+/// The outcome of storing one instance (one part of a STOW-RS request).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstanceOutcome {
+    /// Stored; `warnings` are the validation comments of non-required attributes.
+    Stored {
+        study_instance_uid: String,
+        series_instance_uid: String,
+        sop_instance_uid: String,
+        sop_class_uid: String,
+        warnings: Vec<String>,
+    },
+    /// Not stored. The UIDs are known when the instance could be read.
+    Failed {
+        sop_class_uid: Option<String>,
+        sop_instance_uid: Option<String>,
+        reason: FailureReason,
+        /// Why, for the log and for the client (ErrorComment).
+        message: String,
+    },
+}
+
+/// Why a whole store request must be abandoned (as opposed to one part failing).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreRequestError {
+    /// The request body itself is broken (malformed multipart, client disconnect): 400.
+    #[error("malformed request body: {0}")]
+    MalformedBody(String),
+}
+
+/// HTTP-agnostic status of a whole store transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    /// Everything stored without warnings (200).
+    AllStored,
+    /// Some stored, or stored with warnings (202).
+    Partial,
+    /// Nothing stored (409).
+    NoneStored,
+    /// The request carried no instance (204).
+    Empty,
+}
+
+/// Removes a SOPInstanceUID from the in-flight set when the store attempt ends, whatever the path.
+struct InFlightGuard {
+    set: Arc<Mutex<HashSet<String>>>,
+    sop: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.sop);
+        }
+    }
+}
+
+impl StudiesService {
+    /// Stores one instance received as a stream of bytes (one multipart part or a single-part body).
+    ///
+    /// `expected_study` is the StudyInstanceUID of the URL (`POST /studies/{study}`), if any. A part that is not
+    /// DICOM fails that part only; a broken body stream fails the request (`StoreRequestError`).
+    pub async fn store_instance<S, E>(
+        &self,
+        expected_study: Option<&str>,
+        body: S,
+    ) -> Result<InstanceOutcome, StoreRequestError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let spooled =
+            match spool(body, &self.config.spool_dir, self.config.memory_spool_limit).await {
+                Ok(s) => s,
+                Err(SpoolError::Body(message)) => {
+                    return Err(StoreRequestError::MalformedBody(message));
+                }
+                Err(SpoolError::NotDicom(message)) => {
+                    return Ok(failed(None, FailureReason::ProcessingFailure, message));
+                }
+                Err(SpoolError::Io(e)) => {
+                    tracing::error!(error = %e, "spooling an instance failed");
+                    return Ok(failed(
+                        None,
+                        FailureReason::ProcessingFailure,
+                        format!("spooling failed: {e}"),
+                    ));
+                }
+            };
+        Ok(self.store_spooled(expected_study, spooled).await)
+    }
+
+    async fn store_spooled(&self, expected_study: Option<&str>, spooled: Spool) -> InstanceOutcome {
+        let reader = match spooled.reader() {
+            Ok(r) => r,
+            Err(e) => return failed(None, FailureReason::ProcessingFailure, e.to_string()),
+        };
+        let inspected =
+            tokio::task::spawn_blocking(move || dicomweb_instance::inspect(reader)).await;
+        let info: InstanceInfo = match inspected {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => {
+                let reason = if e.is_validation() {
+                    FailureReason::ValidationFailed
+                } else {
+                    FailureReason::ProcessingFailure
+                };
+                return failed(None, reason, inspect_message(&e));
+            }
+            Err(join) => return failed(None, FailureReason::ProcessingFailure, join.to_string()),
+        };
+        let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
+        for (kind, uid) in [
+            ("StudyInstanceUID", &info.study_instance_uid),
+            ("SeriesInstanceUID", &info.series_instance_uid),
+            ("SOPInstanceUID", &info.sop_instance_uid),
+        ] {
+            if let Err(e) = crate::uid::check_uid(kind, uid) {
+                return failed(ids, FailureReason::ValidationFailed, e.to_string());
+            }
+        }
+        if let Some(expected) = expected_study
+            && expected != info.study_instance_uid
+        {
+            let message = format!(
+                "the instance's StudyInstanceUID {} does not match the study {} of the request URL",
+                info.study_instance_uid, expected
+            );
+            return failed(ids, FailureReason::StudyMismatch, message);
+        }
+
+        // One store per SOPInstanceUID at a time in this process; the catalogue decides between processes.
+        let _guard = {
+            let mut set = match self.in_flight.lock() {
+                Ok(set) => set,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if !set.insert(info.sop_instance_uid.clone()) {
+                return failed(ids, FailureReason::AlreadyStored, already_stored(&info));
+            }
+            InFlightGuard {
+                set: self.in_flight.clone(),
+                sop: info.sop_instance_uid.clone(),
+            }
+        };
+        match self.index.contains_sop(&info.sop_instance_uid) {
+            Ok(false) => {}
+            Ok(true) => return failed(ids, FailureReason::AlreadyStored, already_stored(&info)),
+            Err(e) => return failed(ids, FailureReason::ProcessingFailure, e.to_string()),
+        }
+
+        let blob_key = keys::instance_key(
+            &info.study_instance_uid,
+            &info.series_instance_uid,
+            &info.sop_instance_uid,
+        );
+        let size = spooled.len();
+        match self.upload(&blob_key, &spooled).await {
+            Ok(()) => {}
+            Err(StorageError::AlreadyExists { .. }) => {
+                // Not catalogued and not in flight here: a leftover of a store that crashed between the upload and
+                // the catalogue commit. It was never acknowledged nor visible, so it is replaced.
+                tracing::warn!(key = %blob_key, "replacing an orphaned blob left by an interrupted store");
+                let replaced = match self.blobs.delete(&blob_key).await {
+                    Ok(()) => self.upload(&blob_key, &spooled).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = replaced {
+                    return storage_failure(ids, &blob_key, e);
+                }
+            }
+            Err(e) => return storage_failure(ids, &blob_key, e),
+        }
+        drop(spooled);
+
+        let record = InstanceRecord {
+            study_instance_uid: info.study_instance_uid.clone(),
+            series_instance_uid: info.series_instance_uid.clone(),
+            sop_instance_uid: info.sop_instance_uid.clone(),
+            sop_class_uid: info.sop_class_uid.clone(),
+            transfer_syntax_uid: info.transfer_syntax_uid.clone(),
+            blob_key: blob_key.clone(),
+            size,
+            stored_at: time::OffsetDateTime::now_utc(),
+            metadata: dicomweb_json::dataset_to_json_bytes(
+                &info.dataset,
+                &self.config.metadata_json,
+            ),
+            pixel_layout: info
+                .pixel_data
+                .as_ref()
+                .and_then(|layout| serde_json::to_string(layout).ok()),
+            attributes: attributes::searchable_attributes(&info.dataset),
+        };
+        match self.index.insert(record).await {
+            Ok(_sequence) => InstanceOutcome::Stored {
+                study_instance_uid: info.study_instance_uid,
+                series_instance_uid: info.series_instance_uid,
+                sop_instance_uid: info.sop_instance_uid,
+                sop_class_uid: info.sop_class_uid,
+                warnings: info.warnings,
+            },
+            Err(IndexError::AlreadyExists { .. }) => {
+                // Another node catalogued it first; the blob we created under the same key is theirs now to keep.
+                failed(ids, FailureReason::AlreadyStored, already_stored(&info))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cataloguing an instance failed; removing its blob");
+                if let Err(cleanup) = self.blobs.delete(&blob_key).await {
+                    tracing::error!(key = %blob_key, error = %cleanup, "removing the blob of a failed store failed");
+                }
+                failed(
+                    ids,
+                    FailureReason::ProcessingFailure,
+                    format!("cataloguing failed: {e}"),
+                )
+            }
+        }
+    }
+}
+
+impl StudiesService {
+    async fn upload(&self, key: &str, spooled: &Spool) -> Result<(), StorageError> {
+        let stream = spooled.stream().map_err(|e| StorageError::Other {
+            message: format!("reading the spooled instance: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        let upload = stream.map_err(|e| StorageError::Other {
+            message: format!("reading the spooled instance: {e}"),
+            source: Some(Box::new(e)),
+        });
+        self.blobs.create(key, upload.boxed()).await.map(|_| ())
+    }
+}
+
+fn storage_failure(ids: Option<(String, String)>, key: &str, e: StorageError) -> InstanceOutcome {
+    tracing::error!(key = %key, error = %e, "uploading an instance failed");
+    failed(
+        ids,
+        FailureReason::ProcessingFailure,
+        format!("storing the file failed: {e}"),
+    )
+}
+
+fn failed(
+    ids: Option<(String, String)>,
+    reason: FailureReason,
+    message: String,
+) -> InstanceOutcome {
+    let (sop_class_uid, sop_instance_uid) = match ids {
+        Some((class, instance)) => (Some(class), Some(instance)),
+        None => (None, None),
+    };
+    InstanceOutcome::Failed {
+        sop_class_uid,
+        sop_instance_uid,
+        reason,
+        message,
+    }
+}
+
+fn already_stored(info: &InstanceInfo) -> String {
+    format!(
+        "the instance {} is already stored; delete it first to replace it",
+        info.sop_instance_uid
+    )
+}
+
+fn inspect_message(e: &InspectError) -> String {
+    e.to_string()
+}
+
+/// Overall status of a transaction from its per-instance outcomes.
+pub fn store_status(outcomes: &[InstanceOutcome]) -> StoreStatus {
+    if outcomes.is_empty() {
+        return StoreStatus::Empty;
+    }
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, InstanceOutcome::Stored { .. }))
+        .count();
+    let warned = outcomes
+        .iter()
+        .any(|o| matches!(o, InstanceOutcome::Stored { warnings, .. } if !warnings.is_empty()));
+    if stored == 0 {
+        StoreStatus::NoneStored
+    } else if stored == outcomes.len() && !warned {
+        StoreStatus::AllStored
+    } else {
+        StoreStatus::Partial
+    }
+}
+
+/// Builds the store response dataset (PS3.18 10.5.3, Microsoft v2): RetrieveURL of the study, ReferencedSOPSequence
+/// and FailedSOPSequence. `base_url` is the service root as the client addressed it (e.g. `http://host/v2`).
+pub fn store_response(
+    outcomes: &[InstanceOutcome],
+    base_url: &str,
+    url_study: Option<&str>,
+) -> InMemDicomObject {
+    let mut response = InMemDicomObject::new_empty();
+    let mut referenced = Vec::new();
+    let mut failures = Vec::new();
+    let mut study_of_stored: Option<&str> = None;
+    for outcome in outcomes {
+        match outcome {
+            InstanceOutcome::Stored {
+                study_instance_uid,
+                series_instance_uid,
+                sop_instance_uid,
+                sop_class_uid,
+                warnings,
+            } => {
+                study_of_stored.get_or_insert(study_instance_uid);
+                let mut item = InMemDicomObject::new_empty();
+                item.put(DataElement::new(
+                    tags::REFERENCED_SOP_CLASS_UID,
+                    VR::UI,
+                    PrimitiveValue::from(sop_class_uid.as_str()),
+                ));
+                item.put(DataElement::new(
+                    tags::REFERENCED_SOP_INSTANCE_UID,
+                    VR::UI,
+                    PrimitiveValue::from(sop_instance_uid.as_str()),
+                ));
+                item.put(DataElement::new(
+                    tags::RETRIEVE_URL,
+                    VR::UR,
+                    PrimitiveValue::from(format!(
+                        "{base_url}/studies/{study_instance_uid}/series/{series_instance_uid}/instances/{sop_instance_uid}"
+                    )),
+                ));
+                if !warnings.is_empty() {
+                    item.put(DataElement::new(
+                        tags::WARNING_REASON,
+                        VR::US,
+                        PrimitiveValue::from(WARNING_VALIDATION),
+                    ));
+                    item.put(DataElement::new(
+                        tags::FAILED_ATTRIBUTES_SEQUENCE,
+                        VR::SQ,
+                        error_comment_items(warnings),
+                    ));
+                }
+                referenced.push(item);
+            }
+            InstanceOutcome::Failed {
+                sop_class_uid,
+                sop_instance_uid,
+                reason,
+                message,
+            } => {
+                let mut item = InMemDicomObject::new_empty();
+                if let Some(class) = sop_class_uid {
+                    item.put(DataElement::new(
+                        tags::REFERENCED_SOP_CLASS_UID,
+                        VR::UI,
+                        PrimitiveValue::from(class.as_str()),
+                    ));
+                }
+                if let Some(instance) = sop_instance_uid {
+                    item.put(DataElement::new(
+                        tags::REFERENCED_SOP_INSTANCE_UID,
+                        VR::UI,
+                        PrimitiveValue::from(instance.as_str()),
+                    ));
+                }
+                item.put(DataElement::new(
+                    tags::FAILURE_REASON,
+                    VR::US,
+                    PrimitiveValue::from(reason.code()),
+                ));
+                item.put(DataElement::new(
+                    tags::FAILED_ATTRIBUTES_SEQUENCE,
+                    VR::SQ,
+                    error_comment_items(std::slice::from_ref(message)),
+                ));
+                failures.push(item);
+            }
+        }
+    }
+    if let Some(study) = url_study.or(study_of_stored)
+        && !referenced.is_empty()
+    {
+        response.put(DataElement::new(
+            tags::RETRIEVE_URL,
+            VR::UR,
+            PrimitiveValue::from(format!("{base_url}/studies/{study}")),
+        ));
+    }
+    if !failures.is_empty() {
+        response.put(DataElement::new(
+            tags::FAILED_SOP_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(failures),
+        ));
+    }
+    if !referenced.is_empty() {
+        response.put(DataElement::new(
+            tags::REFERENCED_SOP_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(referenced),
+        ));
+    }
+    response
+}
+
+fn error_comment_items(
+    comments: &[String],
+) -> dicom_core::value::DataSetSequence<InMemDicomObject> {
+    comments
+        .iter()
+        .map(|comment| {
+            let mut item = InMemDicomObject::new_empty();
+            // ErrorComment is LO (64 chars) in the standard; Microsoft sends longer texts in it, and so do we:
+            // the text is for people, and truncating it would hide the attribute and the reason.
+            item.put(DataElement::new(
+                Tag(0x0000, 0x0902),
+                VR::LO,
+                PrimitiveValue::from(comment.as_str()),
+            ));
+            item
+        })
+        .collect::<Vec<_>>()
+        .into()
+}

@@ -1,0 +1,132 @@
+//! Blob storage for the DICOMweb archive.
+//!
+//! This crate owns one thing: putting opaque byte blobs under '/'-separated keys and getting them back. It
+//! defines the narrow [`BlobStore`] trait the archive is written against, its contracts (atomic exclusive
+//! creation, atomic replacement, whole and ranged reads, idempotent deletes, prefix listing), one
+//! implementation on [`object_store`] ([`ObjectStoreBlobStore`]: local disk, in-memory, and later S3/Azure
+//! without any change to the trait), a URL-based opener ([`open_store`]) and a reusable [`conformance`]
+//! suite every backend must pass.
+//!
+//! It must never depend on DICOM (no `dicom-*` crates: it does not know what a study is; key layout is the
+//! caller's business) nor on HTTP (no web framework: mapping [`StorageError`] to status codes is the
+//! service's business).
+//!
+//! # Example
+//! ```
+//! use dicomweb_storage::{open_store, body_from_bytes, read_to_bytes, StorageError};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), StorageError> {
+//! let store = open_store("memory://")?;
+//! let size = store.create("studies/1.2.3/instance.dcm", body_from_bytes("DICM")).await?;
+//! assert_eq!(size, 4);
+//!
+//! // Creating an existing key never overwrites it.
+//! let again = store.create("studies/1.2.3/instance.dcm", body_from_bytes("other")).await;
+//! assert!(matches!(again, Err(StorageError::AlreadyExists { .. })));
+//!
+//! let (meta, body) = store.get("studies/1.2.3/instance.dcm").await?;
+//! assert_eq!(meta.size, 4);
+//! assert_eq!(read_to_bytes(body).await?, "DICM");
+//! assert_eq!(store.get_range("studies/1.2.3/instance.dcm", 1..3).await?, "IC");
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod key;
+mod object_store_backend;
+mod open;
+
+pub mod conformance;
+
+pub use error::StorageError;
+pub use key::{MAX_KEY_LEN, STAGING_PREFIX, validate_key};
+pub use object_store_backend::{MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, ObjectStoreBlobStore};
+pub use open::{SUPPORTED_LOCATIONS, open_store};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use std::ops::Range;
+
+/// A blob body: a stream of byte chunks, any chunk of which may be an error (for instance a client that
+/// disconnected mid-upload). Chunk boundaries carry no meaning.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+/// What the store knows about a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// The blob's key, as given to [`BlobStore::create`] / [`BlobStore::put`].
+    pub key: String,
+    /// The blob's length in bytes.
+    pub size: u64,
+}
+
+/// The archive's blob storage.
+///
+/// Keys are '/'-separated relative paths checked by [`validate_key`]; every method rejects an invalid key
+/// with [`StorageError::InvalidKey`] before touching the backend. Keys under [`STAGING_PREFIX`] are reserved
+/// for in-progress uploads and are never accepted nor listed.
+///
+/// A key must not also be used as a "directory" of another key (`a` and `a/b`): object stores allow it, a
+/// file system does not, so callers keep blobs at the leaves of their key layout.
+///
+/// Implementations must pass [`conformance::run_all`].
+#[async_trait::async_trait]
+pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
+    /// Creates `key` with the bytes of `body` only if no blob exists at `key`; [`StorageError::AlreadyExists`]
+    /// otherwise. Atomic: readers never see a partial blob, and when it fails (stream error, AlreadyExists,
+    /// crash) nothing is visible at `key`. Of several concurrent creates of one key exactly one succeeds and
+    /// the blob holds its body.
+    ///
+    /// Streams: bodies over a threshold ([`MULTIPART_THRESHOLD`], 8 MiB) are uploaded in parts to a staging
+    /// key and published with copy-if-not-exists, then the staging key is removed; memory stays bounded.
+    /// An error yielded by `body` is returned as is. Returns the size written.
+    async fn create(&self, key: &str, body: ByteStream) -> Result<u64, StorageError>;
+
+    /// Creates or replaces `key` atomically (same streaming rules as [`BlobStore::create`]): readers see the
+    /// old blob or the new one, never a mix; when it fails the old blob (if any) is untouched. Returns the
+    /// size written.
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StorageError>;
+
+    /// Whole blob as a stream; [`StorageError::NotFound`] when missing.
+    async fn get(&self, key: &str) -> Result<(BlobMeta, ByteStream), StorageError>;
+
+    /// Bytes `[range.start, range.end)`; [`StorageError::NotFound`] when missing. An empty range within the
+    /// blob (`start == end <= size`) is an empty result; a range reaching past the end, or with
+    /// `start > end`, is an error ([`StorageError::Other`]), never a silently shortened result.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError>;
+
+    /// Several ranges of one blob in one call (backends may coalesce): used to read a frame's fragments.
+    /// Returns one `Bytes` per range, in the order given; same rules per range as [`BlobStore::get_range`].
+    async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, StorageError>;
+
+    /// Metadata of `key`; [`StorageError::NotFound`] when missing.
+    async fn head(&self, key: &str) -> Result<BlobMeta, StorageError>;
+
+    /// Deletes `key`; deleting a missing blob is Ok.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// Every blob whose key starts with `prefix` (a "directory" prefix ending in '/', or ""), in no
+    /// particular order. Staging blobs of in-progress creates are never listed. An invalid prefix yields a
+    /// single [`StorageError::InvalidKey`].
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobMeta, StorageError>>;
+}
+
+/// A one-chunk [`ByteStream`] holding `bytes`.
+pub fn body_from_bytes(bytes: impl Into<Bytes>) -> ByteStream {
+    futures::stream::once(futures::future::ready(Ok(bytes.into()))).boxed()
+}
+
+/// Reads a whole [`ByteStream`] into memory; the first error of the stream is returned.
+/// Only for blobs known to be small: this buffers everything.
+pub async fn read_to_bytes(mut body: ByteStream) -> Result<Bytes, StorageError> {
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        buffer.extend_from_slice(&chunk?);
+    }
+    Ok(buffer.freeze())
+}

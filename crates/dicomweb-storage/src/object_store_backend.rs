@@ -1,0 +1,476 @@
+//! [`BlobStore`] on any `object_store` backend.
+
+use crate::error::from_object_store;
+use crate::key::{STAGING_PREFIX, parse_list_prefix};
+use crate::{BlobMeta, BlobStore, ByteStream, StorageError, validate_key};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyMode, CopyOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, WriteMultipart,
+};
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Bodies longer than this are uploaded in parts instead of being buffered whole.
+pub const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
+
+/// Size of each uploaded part (above S3's 5 MiB minimum; every part but the last has this size).
+pub const MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded concurrently; with the part being filled this bounds an upload's memory to about
+/// `(MAX_PARTS_IN_FLIGHT + 1) * MULTIPART_PART_SIZE` plus the caller's current chunk.
+const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// [`BlobStore`] on an [`object_store::ObjectStore`].
+///
+/// * Small bodies (up to [`MULTIPART_THRESHOLD`]) are written with one atomic `put` (`PutMode::Create` for
+///   [`BlobStore::create`]).
+/// * Larger bodies are streamed as a multipart upload. `put` uploads straight to the key: object_store
+///   publishes a multipart upload atomically on completion. `create` uploads to a fresh key under
+///   [`STAGING_PREFIX`], publishes it with copy-if-not-exists (the only exclusive primitive multipart
+///   uploads have), then deletes the staging key. A staging key orphaned by a crash is never listed;
+///   [`ObjectStoreBlobStore::remove_stale_staging`] reclaims it.
+///
+/// On local disk (`object_store::local::LocalFileSystem`) uploads are written to hidden `name#N` files that
+/// object_store never lists and removes on failure or abort, exclusive create and copy-if-not-exists are
+/// hard links (so the data directory must be a single file system), and parent directories are created on
+/// demand.
+///
+/// # Durability
+/// `LocalFileSystem` does not fsync by default: a write then survives a process kill (the data is in the
+/// page cache) but not a power loss or kernel crash. [`crate::open_store`] therefore opens local
+/// directories with `LocalFileSystem::with_fsync(true)` (file contents and directory entries are flushed
+/// before a write returns); pass such a store to [`ObjectStoreBlobStore::new`] to get the same guarantee.
+/// Deletes are not fsynced by object_store: a deleted blob may reappear after a power loss.
+pub struct ObjectStoreBlobStore {
+    store: Arc<dyn ObjectStore>,
+    description: String,
+}
+
+impl std::fmt::Debug for ObjectStoreBlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreBlobStore")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a write may replace an existing blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    Create,
+    Replace,
+}
+
+impl ObjectStoreBlobStore {
+    /// Wraps `store`; `description` (e.g. "local disk /var/lib/archive") names it in logs and `Debug`.
+    pub fn new(store: Arc<dyn ObjectStore>, description: String) -> Self {
+        Self { store, description }
+    }
+
+    /// What this store is, as given to [`ObjectStoreBlobStore::new`].
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Deletes staging blobs last modified more than `older_than` ago: the leftovers of creates interrupted
+    /// by a crash. Keep `older_than` well above the longest upload (e.g. a day), since a staging blob of an
+    /// in-progress create is indistinguishable from an orphan. Returns how many were deleted.
+    pub async fn remove_stale_staging(&self, older_than: Duration) -> Result<usize, StorageError> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let cutoff_seconds =
+            i64::try_from(now.saturating_sub(older_than).as_secs()).unwrap_or(i64::MAX);
+        let staging_root = Path::from(STAGING_PREFIX.trim_end_matches('/'));
+        let mut staged = self.store.list(Some(&staging_root));
+        let mut removed = 0;
+        while let Some(meta) = staged.next().await {
+            let meta = meta.map_err(|e| from_object_store(e, "list", STAGING_PREFIX))?;
+            if meta.last_modified.timestamp() < cutoff_seconds {
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                    Err(e) => return Err(from_object_store(e, "delete", meta.location.as_ref())),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes `body` to `key`: buffered and put in one request when small, streamed in parts otherwise.
+    async fn write(
+        &self,
+        key: &str,
+        mode: WriteMode,
+        mut body: ByteStream,
+    ) -> Result<u64, StorageError> {
+        validate_key(key)?;
+        let mut buffered = VecDeque::new();
+        let mut buffered_len = 0usize;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if chunk.is_empty() {
+                continue;
+            }
+            buffered_len = buffered_len.saturating_add(chunk.len());
+            buffered.push_back(chunk);
+            if buffered_len > MULTIPART_THRESHOLD {
+                return self.write_in_parts(key, mode, buffered, body).await;
+            }
+        }
+        let put_mode = match mode {
+            WriteMode::Create => PutMode::Create,
+            WriteMode::Replace => PutMode::Overwrite,
+        };
+        let payload: PutPayload = buffered.into_iter().collect();
+        let options = PutOptions {
+            mode: put_mode,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(&key_path(key), payload, options)
+            .await
+            .map_err(|e| from_object_store(e, "put", key))?;
+        Ok(buffered_len as u64)
+    }
+
+    async fn write_in_parts(
+        &self,
+        key: &str,
+        mode: WriteMode,
+        buffered: VecDeque<Bytes>,
+        rest: ByteStream,
+    ) -> Result<u64, StorageError> {
+        match mode {
+            WriteMode::Replace => {
+                self.upload_in_parts(&key_path(key), key, buffered, rest)
+                    .await
+            }
+            WriteMode::Create => {
+                // Fail fast rather than upload a large body doomed to lose; the copy below stays the arbiter.
+                match self.store.head(&key_path(key)).await {
+                    Ok(_) => {
+                        return Err(StorageError::AlreadyExists {
+                            key: key.to_owned(),
+                        });
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(from_object_store(e, "head", key)),
+                }
+                let staging =
+                    Path::from(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+                let cleanup = StagingCleanup::new(Arc::clone(&self.store), staging.clone());
+                let size = self.upload_in_parts(&staging, key, buffered, rest).await?;
+                let copy = CopyOptions::new().with_mode(CopyMode::Create);
+                let published = self.store.copy_opts(&staging, &key_path(key), copy).await;
+                cleanup.run().await;
+                published.map_err(|e| from_object_store(e, "create", key))?;
+                Ok(size)
+            }
+        }
+    }
+
+    /// Streams `buffered` then `rest` to `target` as a multipart upload, aborting it on any error so that
+    /// nothing is published.
+    async fn upload_in_parts(
+        &self,
+        target: &Path,
+        key: &str,
+        mut buffered: VecDeque<Bytes>,
+        mut rest: ByteStream,
+    ) -> Result<u64, StorageError> {
+        let upload = self
+            .store
+            .put_multipart_opts(target, Default::default())
+            .await
+            .map_err(|e| from_object_store(e, "start upload of", key))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_SIZE);
+        let mut size = 0u64;
+        let streamed = loop {
+            let chunk = match buffered.pop_front() {
+                Some(chunk) => chunk,
+                None => match rest.next().await {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(e),
+                    Some(Ok(chunk)) => chunk,
+                },
+            };
+            // Back-pressure: do not read more of the body while the part uploads are behind.
+            if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+                break Err(from_object_store(e, "upload part of", key));
+            }
+            size += chunk.len() as u64;
+            writer.put(chunk);
+        };
+        match streamed {
+            Ok(()) => {
+                writer
+                    .finish()
+                    .await
+                    .map_err(|e| from_object_store(e, "complete upload of", key))?;
+                Ok(size)
+            }
+            Err(error) => {
+                if let Err(abort_error) = writer.abort().await {
+                    tracing::warn!(%target, error = %abort_error, "could not abort a failed multipart upload");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn read_range_checked(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes, StorageError> {
+        let options = GetOptions::new().with_range(Some(range.clone()));
+        let result = self
+            .store
+            .get_opts(&key_path(key), options)
+            .await
+            .map_err(|e| from_object_store(e, "get_range", key))?;
+        if result.meta.size < range.end {
+            return Err(range_past_end(key, &range, result.meta.size));
+        }
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| from_object_store(e, "get_range", key))?;
+        check_length(key, &range, &bytes)?;
+        Ok(bytes)
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for ObjectStoreBlobStore {
+    async fn create(&self, key: &str, body: ByteStream) -> Result<u64, StorageError> {
+        self.write(key, WriteMode::Create, body).await
+    }
+
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StorageError> {
+        self.write(key, WriteMode::Replace, body).await
+    }
+
+    async fn get(&self, key: &str) -> Result<(BlobMeta, ByteStream), StorageError> {
+        validate_key(key)?;
+        let result = self
+            .store
+            .get(&key_path(key))
+            .await
+            .map_err(|e| from_object_store(e, "get", key))?;
+        let meta = BlobMeta {
+            key: key.to_owned(),
+            size: result.meta.size,
+        };
+        let owned_key = key.to_owned();
+        let body = result
+            .into_stream()
+            .map_err(move |e| from_object_store(e, "read", &owned_key))
+            .boxed();
+        Ok((meta, body))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
+        validate_key(key)?;
+        check_order(key, &range)?;
+        if range.is_empty() {
+            // object_store rejects empty ranges; the blob must still exist and contain the position.
+            let size = self.head(key).await?.size;
+            if range.start > size {
+                return Err(range_past_end(key, &range, size));
+            }
+            return Ok(Bytes::new());
+        }
+        self.read_range_checked(key, range).await
+    }
+
+    async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, StorageError> {
+        validate_key(key)?;
+        for range in ranges {
+            check_order(key, range)?;
+        }
+        let non_empty: Vec<Range<u64>> = ranges.iter().filter(|r| !r.is_empty()).cloned().collect();
+        if non_empty.len() < ranges.len() || non_empty.is_empty() {
+            // Same reasoning as get_range: empty ranges still need the blob and its size.
+            let size = self.head(key).await?.size;
+            if let Some(range) = ranges.iter().find(|r| r.is_empty() && r.start > size) {
+                return Err(range_past_end(key, range, size));
+            }
+        }
+        let fetched = if non_empty.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .get_ranges(&key_path(key), &non_empty)
+                .await
+                .map_err(|e| from_object_store(e, "get_ranges", key))?
+        };
+        if fetched.len() != non_empty.len() {
+            return Err(StorageError::other(format!(
+                "get_ranges {key:?}: backend returned {} ranges for {} requested",
+                fetched.len(),
+                non_empty.len()
+            )));
+        }
+        let mut fetched = fetched.into_iter();
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            if range.is_empty() {
+                out.push(Bytes::new());
+                continue;
+            }
+            let bytes = fetched.next().unwrap_or_default();
+            // Some backends clamp a range reaching past the end instead of failing.
+            check_length(key, range, &bytes)?;
+            out.push(bytes);
+        }
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<BlobMeta, StorageError> {
+        validate_key(key)?;
+        let meta = self
+            .store
+            .head(&key_path(key))
+            .await
+            .map_err(|e| from_object_store(e, "head", key))?;
+        Ok(BlobMeta {
+            key: key.to_owned(),
+            size: meta.size,
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        match self.store.delete(&key_path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(from_object_store(e, "delete", key)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobMeta, StorageError>> {
+        let parsed = match parse_list_prefix(prefix) {
+            Ok(parsed) => parsed,
+            Err(error) => return futures::stream::once(futures::future::ready(Err(error))).boxed(),
+        };
+        let directory = (!parsed.directory.is_empty()).then(|| key_path(parsed.directory));
+        let prefix = prefix.to_owned();
+        self.store
+            .list(directory.as_ref())
+            .filter_map(move |entry| {
+                let item = match entry {
+                    Err(e) => Some(Err(from_object_store(e, "list", &prefix))),
+                    Ok(meta) => {
+                        let key = meta.location.to_string();
+                        if !key.starts_with(&prefix) || key.starts_with(STAGING_PREFIX) {
+                            None
+                        } else if validate_key(&key).is_err() {
+                            // Not written through this crate (e.g. a file dropped in the data directory).
+                            tracing::warn!(%key, "ignoring a blob whose key is not a valid key");
+                            None
+                        } else {
+                            Some(Ok(BlobMeta {
+                                key,
+                                size: meta.size,
+                            }))
+                        }
+                    }
+                };
+                futures::future::ready(item)
+            })
+            .boxed()
+    }
+}
+
+/// Object store path of a validated key. Valid keys are valid object_store paths as they stand (no
+/// empty, "." or ".." segments, no characters needing escapes), so `Path::from` stores them unchanged.
+fn key_path(key: &str) -> Path {
+    Path::from(key)
+}
+
+fn check_order(key: &str, range: &Range<u64>) -> Result<(), StorageError> {
+    if range.start > range.end {
+        return Err(StorageError::other(format!(
+            "invalid range {}..{} of {key:?}: start is after end",
+            range.start, range.end
+        )));
+    }
+    Ok(())
+}
+
+fn check_length(key: &str, range: &Range<u64>, bytes: &Bytes) -> Result<(), StorageError> {
+    let expected = range.end - range.start;
+    if bytes.len() as u64 != expected {
+        return Err(StorageError::other(format!(
+            "range {}..{} of {key:?} reaches past the end of the blob (got {} of {expected} bytes)",
+            range.start,
+            range.end,
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+fn range_past_end(key: &str, range: &Range<u64>, size: u64) -> StorageError {
+    StorageError::other(format!(
+        "range {}..{} of {key:?} reaches past the end of the blob ({size} bytes)",
+        range.start, range.end
+    ))
+}
+
+/// Deletes a staging blob once the create is over, however it ends: explicitly through
+/// [`StagingCleanup::run`], or from `Drop` (on a spawned task) when the create future is cancelled.
+struct StagingCleanup {
+    store: Arc<dyn ObjectStore>,
+    staging: Option<Path>,
+}
+
+impl StagingCleanup {
+    fn new(store: Arc<dyn ObjectStore>, staging: Path) -> Self {
+        Self {
+            store,
+            staging: Some(staging),
+        }
+    }
+
+    async fn run(mut self) {
+        if let Some(staging) = self.staging.take() {
+            remove_staging(&*self.store, &staging).await;
+        }
+    }
+}
+
+impl Drop for StagingCleanup {
+    fn drop(&mut self) {
+        let Some(staging) = self.staging.take() else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { remove_staging(&*store, &staging).await });
+            }
+            Err(_) => {
+                tracing::warn!(%staging, "no runtime to remove the staging blob of a cancelled create")
+            }
+        }
+    }
+}
+
+async fn remove_staging(store: &dyn ObjectStore, staging: &Path) {
+    match store.delete(staging).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        // Harmless beyond the space it takes: staging blobs are never listed nor readable.
+        Err(error) => tracing::warn!(%staging, %error, "could not remove a staging blob"),
+    }
+}

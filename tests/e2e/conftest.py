@@ -1,0 +1,100 @@
+"""Fixtures that start the real `dicomweb` binary on 127.0.0.1 with a fresh data directory."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running dicomweb process; `restart` and `kill` keep its data directory."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.log = open(data_dir.parent / "server.log", "ab")
+
+    def start(self):
+        binary = os.environ.get("DICOMWEB_BIN") or shutil.which("dicomweb")
+        if not binary:
+            raise RuntimeError("set DICOMWEB_BIN to the dicomweb binary (tests/run.sh does)")
+        env = dict(os.environ, DICOMWEB_LOG=os.environ.get("DICOMWEB_LOG", "info"))
+        self.process = subprocess.Popen(
+            [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--workers", "2"],
+            stdout=self.log,
+            stderr=self.log,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dicomweb exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if requests.get(self.root + "/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("dicomweb did not become healthy within 30 s")
+
+    def kill(self):
+        """SIGKILL: no chance to flush or clean up, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def make_server():
+    """Factory of servers, each with its own data directory; all stopped at the end of the test."""
+    servers = []
+    temp = tempfile.mkdtemp(prefix="dicomweb-e2e-")
+
+    def factory() -> Server:
+        data_dir = Path(temp) / f"server{len(servers)}" / "data"
+        data_dir.mkdir(parents=True)
+        server = Server(data_dir)
+        servers.append(server)
+        return server.start()
+
+    yield factory
+    for server in servers:
+        server.stop()
+        server.log.close()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+@pytest.fixture(params=["", "/v1", "/v2"], ids=["root", "v1", "v2"])
+def prefix(request):
+    return request.param

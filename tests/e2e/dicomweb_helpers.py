@@ -1,0 +1,60 @@
+"""Small helpers shared by the end-to-end tests: reading sample files and DICOM JSON values."""
+
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+from requests_toolbelt.multipart.decoder import MultipartDecoder
+from urllib3 import encode_multipart_formdata
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+STUDY = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
+SERIES_RED_GREEN = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652"
+SERIES_BLUE = "1.2.826.0.1.3680043.8.498.77033797676425927098669402985243398207"
+SOP_RED = "1.2.826.0.1.3680043.8.498.47359123102728459884412887463296905395"
+SOP_GREEN = "1.2.826.0.1.3680043.8.498.12714725698140337137334606354172323212"
+SOP_BLUE = "1.2.826.0.1.3680043.8.498.13273713909719068980354078852867170114"
+CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def sample(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def form_data_body(files):
+    """The body most Python DICOMweb tutorials send: urllib3 form-data fields, re-labelled multipart/related."""
+    fields = [("file", ("dicomfile", content, "application/dicom")) for content in files]
+    body, content_type = encode_multipart_formdata(fields)
+    boundary = content_type.split("boundary=")[1]
+    return body, f"multipart/related; boundary={boundary}"
+
+
+def related_body(files, boundary="DICOMwebBoundary", quote=True):
+    """A standard multipart/related body with type=application/dicom."""
+    out = BytesIO()
+    for content in files:
+        out.write(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode())
+        out.write(content)
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    b = f'"{boundary}"' if quote else boundary
+    return out.getvalue(), f'multipart/related; type="application/dicom"; boundary={b}'
+
+
+def parts(response):
+    return MultipartDecoder.from_response(response).parts
+
+
+def read_dicom(content: bytes):
+    return pydicom.dcmread(BytesIO(content))
+
+
+def value(dataset_json: dict, tag: str):
+    element = dataset_json.get(tag)
+    if not element or "Value" not in element:
+        return None
+    return element["Value"]
+
+
+def failure_reasons(response_json: dict):
+    return [value(item, "00081197")[0] for item in (value(response_json, "00081198") or [])]

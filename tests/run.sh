@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need (a Python virtual environment under the cargo
+# target directory). Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export CARGO_TARGET_DIR=$TARGET_DIR
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests"
+cargo test --workspace --locked
+
+step "build the server"
+cargo build --locked --bin dicomweb
+export DICOMWEB_BIN=$TARGET_DIR/debug/dicomweb
+
+step "Python environment for the end-to-end tests"
+VENV=$TARGET_DIR/e2e-venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+# Reinstall only when the requirements change.
+REQ_STAMP=$VENV/.requirements.sha256
+REQ_SUM=$(sha256sum tests/e2e/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$REQ_SUM" ]; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+  echo "$REQ_SUM" > "$REQ_STAMP"
+fi
+
+step "end-to-end tests (real server on 127.0.0.1)"
+"$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "$@"
