@@ -99,3 +99,24 @@ def test_kill_9_during_a_store_storm_loses_nothing_acknowledged(make_server):
         body, content_type = related_body([attempted[sop]])
         r = requests.post(f"{root}/studies", data=body, headers={"Content-Type": content_type})
         assert r.status_code == 200, r.text
+
+
+def test_a_server_with_a_lost_index_rebuilds_it_from_storage(make_server):
+    import shutil
+
+    server = make_server()
+    body, content_type = related_body([sample("red-triangle.dcm"), sample("green-square.dcm"), sample("blue-circle.dcm")])
+    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
+    study = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
+    before = requests.get(f"{server.root}/studies/{study}/metadata").json()
+    server.stop()
+
+    shutil.rmtree(server.data_dir / "index")  # the node lost its local disk; storage survived
+    server.start()
+    after = requests.get(f"{server.root}/studies/{study}/metadata")
+    assert after.status_code == 200
+    key = lambda m: m["00080018"]["Value"][0]  # noqa: E731
+    assert sorted(after.json(), key=key) == sorted(before, key=key)
+    r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
+    assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
+    assert len(requests.get(f"{server.root}/changefeed").json()) == 3

@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the DICOMweb API.
     Serve(ServeArgs),
+    /// Catalogue every instance in storage that the index lacks (after losing or replacing the index directory),
+    /// then exit. The server does this by itself on start when its index is empty and storage is not. Stop the
+    /// server first: the index admits one process at a time.
+    Reindex(ServeArgs),
 }
 
 /// Flags of `dicomweb serve`; each also reads an environment variable.

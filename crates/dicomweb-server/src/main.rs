@@ -4,6 +4,8 @@ use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
 use dicomweb_server::config::{Cli, Command, Settings};
 use dicomweb_server::{AppState, configure_app, open_service, routes};
+use dicomweb_service::StudiesService;
+use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
@@ -16,11 +18,53 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(Settings::resolve(&args)?).await,
+        Command::Reindex(args) => reindex(Settings::resolve(&args)?).await,
     }
+}
+
+/// Rebuilds the catalogue from storage, logging progress.
+async fn rebuild(service: &StudiesService) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let totals = service
+        .rebuild_catalogue(Duration::from_secs(2), |p| {
+            tracing::info!(
+                seen = p.seen,
+                added = p.added,
+                already_catalogued = p.already_catalogued,
+                unreadable = p.unreadable,
+                "rebuilding the catalogue from storage"
+            );
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("rebuilding the catalogue from storage failed: {e}"))?;
+    tracing::info!(
+        added = totals.added,
+        unreadable = totals.unreadable,
+        seconds = started.elapsed().as_secs_f64(),
+        "catalogue rebuilt from storage"
+    );
+    Ok(())
+}
+
+async fn reindex(settings: Settings) -> anyhow::Result<()> {
+    let service = open_service(&settings)?;
+    rebuild(&service).await?;
+    service
+        .index()
+        .close()
+        .await
+        .map_err(|e| anyhow::anyhow!("closing the index: {e}"))?;
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let service = open_service(&settings)?;
+    // A new or lost index in front of existing storage: rebuild before serving, so that no client ever sees a
+    // partial catalogue.
+    if service.catalogue_is_empty()? && service.storage_has_instances().await? {
+        tracing::warn!(storage = %settings.storage, "the index is empty but storage holds instances");
+        rebuild(&service).await?;
+    }
     let state = AppState {
         service: service.clone(),
     };

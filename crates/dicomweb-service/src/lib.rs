@@ -35,6 +35,7 @@ use dicomweb_storage::BlobStore;
 pub mod attributes;
 mod error;
 pub mod keys;
+mod rebuild;
 mod retrieve;
 pub mod search;
 mod spool;
@@ -42,6 +43,7 @@ mod store;
 mod uid;
 
 pub use error::{Result, ServiceError};
+pub use rebuild::RebuildProgress;
 pub use retrieve::{
     FrameData, InstanceContent, MetadataDocument, TransferSyntaxRequest,
     media_type_of_transfer_syntax,

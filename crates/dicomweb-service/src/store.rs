@@ -135,23 +135,9 @@ impl StudiesService {
     }
 
     async fn store_spooled(&self, expected_study: Option<&str>, spooled: Spool) -> InstanceOutcome {
-        let reader = match spooled.reader() {
-            Ok(r) => r,
-            Err(e) => return failed(None, FailureReason::ProcessingFailure, e.to_string()),
-        };
-        let inspected =
-            tokio::task::spawn_blocking(move || dicomweb_instance::inspect(reader)).await;
-        let info: InstanceInfo = match inspected {
-            Ok(Ok(info)) => info,
-            Ok(Err(e)) => {
-                let reason = if e.is_validation() {
-                    FailureReason::ValidationFailed
-                } else {
-                    FailureReason::ProcessingFailure
-                };
-                return failed(None, reason, inspect_message(&e));
-            }
-            Err(join) => return failed(None, FailureReason::ProcessingFailure, join.to_string()),
+        let info = match inspect_spool(&spooled).await {
+            Ok(info) => info,
+            Err((reason, message)) => return failed(None, reason, message),
         };
         let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
         for (kind, uid) in [
@@ -217,25 +203,7 @@ impl StudiesService {
         }
         drop(spooled);
 
-        let record = InstanceRecord {
-            study_instance_uid: info.study_instance_uid.clone(),
-            series_instance_uid: info.series_instance_uid.clone(),
-            sop_instance_uid: info.sop_instance_uid.clone(),
-            sop_class_uid: info.sop_class_uid.clone(),
-            transfer_syntax_uid: info.transfer_syntax_uid.clone(),
-            blob_key: blob_key.clone(),
-            size,
-            stored_at: time::OffsetDateTime::now_utc(),
-            metadata: dicomweb_json::dataset_to_json_bytes(
-                &info.dataset,
-                &self.config.metadata_json,
-            ),
-            pixel_layout: info
-                .pixel_data
-                .as_ref()
-                .and_then(|layout| serde_json::to_string(layout).ok()),
-            attributes: attributes::searchable_attributes(&info.dataset),
-        };
+        let record = self.record_for(&info, blob_key.clone(), size);
         match self.index.insert(record).await {
             Ok(_sequence) => InstanceOutcome::Stored {
                 study_instance_uid: info.study_instance_uid,
@@ -264,6 +232,35 @@ impl StudiesService {
 }
 
 impl StudiesService {
+    /// The catalogue record of an inspected instance stored at `blob_key`: precomputed metadata, frame layout and
+    /// searchable attributes.
+    pub(crate) fn record_for(
+        &self,
+        info: &InstanceInfo,
+        blob_key: String,
+        size: u64,
+    ) -> InstanceRecord {
+        InstanceRecord {
+            study_instance_uid: info.study_instance_uid.clone(),
+            series_instance_uid: info.series_instance_uid.clone(),
+            sop_instance_uid: info.sop_instance_uid.clone(),
+            sop_class_uid: info.sop_class_uid.clone(),
+            transfer_syntax_uid: info.transfer_syntax_uid.clone(),
+            blob_key,
+            size,
+            stored_at: time::OffsetDateTime::now_utc(),
+            metadata: dicomweb_json::dataset_to_json_bytes(
+                &info.dataset,
+                &self.config.metadata_json,
+            ),
+            pixel_layout: info
+                .pixel_data
+                .as_ref()
+                .and_then(|layout| serde_json::to_string(layout).ok()),
+            attributes: attributes::searchable_attributes(&info.dataset),
+        }
+    }
+
     async fn upload(&self, key: &str, spooled: &Spool) -> Result<(), StorageError> {
         let stream = spooled.stream().map_err(|e| StorageError::Other {
             message: format!("reading the spooled instance: {e}"),
@@ -310,7 +307,34 @@ fn already_stored(info: &InstanceInfo) -> String {
     )
 }
 
-fn inspect_message(e: &InspectError) -> String {
+/// Inspects a spooled instance on a blocking thread (parsing is CPU and I/O bound).
+pub(crate) async fn inspect_spool(
+    spooled: &Spool,
+) -> Result<InstanceInfo, (FailureReason, String)> {
+    let reader = spooled.reader().map_err(|e| {
+        (
+            FailureReason::ProcessingFailure,
+            format!("reading the spooled instance: {e}"),
+        )
+    })?;
+    match tokio::task::spawn_blocking(move || dicomweb_instance::inspect(reader)).await {
+        Ok(Ok(info)) => Ok(info),
+        Ok(Err(e)) => {
+            let reason = if e.is_validation() {
+                FailureReason::ValidationFailed
+            } else {
+                FailureReason::ProcessingFailure
+            };
+            Err((reason, describe_inspect_error(&e)))
+        }
+        Err(join) => Err((
+            FailureReason::ProcessingFailure,
+            format!("inspecting the instance failed: {join}"),
+        )),
+    }
+}
+
+fn describe_inspect_error(e: &InspectError) -> String {
     e.to_string()
 }
 

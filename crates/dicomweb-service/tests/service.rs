@@ -1,0 +1,164 @@
+//! The studies service over in-memory storage and index: behaviour that needs no HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dicomweb_index::{Index, Scope};
+use dicomweb_service::{
+    FailureReason, InstanceOutcome, ServiceConfig, StudiesService, TransferSyntaxRequest,
+};
+use dicomweb_storage::{BlobStore, open_store};
+
+const STUDY: &str = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420";
+const SERIES_RED_GREEN: &str = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652";
+const SOP_RED: &str = "1.2.826.0.1.3680043.8.498.47359123102728459884412887463296905395";
+
+fn sample(name: &str) -> Bytes {
+    let path = format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    Bytes::from(std::fs::read(path).expect("sample file"))
+}
+
+fn body(bytes: Bytes) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+    // Small uneven chunks, as a network would deliver them.
+    let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
+        .chunks(7919)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(chunks)
+}
+
+fn service(blobs: Arc<dyn BlobStore>, spool: &std::path::Path) -> StudiesService {
+    StudiesService::new(
+        blobs,
+        Index::open_in_ram().expect("index"),
+        ServiceConfig::new(spool.to_path_buf()),
+    )
+}
+
+async fn store(service: &StudiesService, name: &str) -> InstanceOutcome {
+    service
+        .store_instance(None, body(sample(name)))
+        .await
+        .expect("request body is fine")
+}
+
+fn reason(outcome: &InstanceOutcome) -> Option<FailureReason> {
+    match outcome {
+        InstanceOutcome::Failed { reason, .. } => Some(*reason),
+        InstanceOutcome::Stored { .. } => None,
+    }
+}
+
+#[tokio::test]
+async fn storing_twice_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(open_store("memory://").unwrap(), dir.path());
+    assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
+    assert_eq!(
+        reason(&store(&service, "red-triangle.dcm").await),
+        Some(FailureReason::AlreadyStored)
+    );
+}
+
+#[tokio::test]
+async fn large_instances_are_spooled_to_disk_and_stored_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = open_store("memory://").unwrap();
+    let mut config = ServiceConfig::new(dir.path().join("spool"));
+    config.memory_spool_limit = 64 * 1024; // force the disk path for a 2.9 MB sample
+    let service = StudiesService::new(blobs, Index::open_in_ram().unwrap(), config);
+    assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
+    let records = service
+        .instances_in(&Scope::Instance(
+            STUDY.into(),
+            SERIES_RED_GREEN.into(),
+            SOP_RED.into(),
+        ))
+        .unwrap();
+    let content = service.open_instance(records[0].clone()).await.unwrap();
+    let stored = dicomweb_storage::read_to_bytes(content.body).await.unwrap();
+    assert_eq!(stored[128..], sample("red-triangle.dcm")[128..]);
+    assert!(
+        std::fs::read_dir(dir.path().join("spool"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "spool files are removed"
+    );
+}
+
+#[tokio::test]
+async fn an_orphaned_blob_from_an_interrupted_store_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = open_store("memory://").unwrap();
+    // A crash between the upload and the catalogue commit leaves a (possibly different) file and no record.
+    let key = dicomweb_service::keys::instance_key(STUDY, SERIES_RED_GREEN, SOP_RED);
+    blobs
+        .create(
+            &key,
+            dicomweb_storage::body_from_bytes(Bytes::from_static(b"stale")),
+        )
+        .await
+        .unwrap();
+    let service = service(blobs.clone(), dir.path());
+    assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
+    let stored = dicomweb_storage::read_to_bytes(blobs.get(&key).await.unwrap().1)
+        .await
+        .unwrap();
+    assert_eq!(stored[128..], sample("red-triangle.dcm")[128..]);
+}
+
+#[tokio::test]
+async fn a_lost_index_is_rebuilt_from_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = open_store("memory://").unwrap();
+    let first = service(blobs.clone(), dir.path());
+    for name in ["red-triangle.dcm", "green-square.dcm", "blue-circle.dcm"] {
+        assert_eq!(reason(&store(&first, name).await), None);
+    }
+    let metadata_before = first.metadata(&Scope::Study(STUDY.into())).unwrap().body;
+    // Something that is not an instance sits among the files: it is skipped, not fatal.
+    blobs
+        .create(
+            "studies/1.2/series/3.4/instances/5.6.dcm",
+            dicomweb_storage::body_from_bytes(Bytes::from_static(b"junk")),
+        )
+        .await
+        .unwrap();
+
+    let second = service(blobs, dir.path());
+    assert!(second.catalogue_is_empty().unwrap());
+    assert!(second.storage_has_instances().await.unwrap());
+    let mut reports = 0;
+    let totals = second
+        .rebuild_catalogue(Duration::from_secs(3600), |_| reports += 1)
+        .await
+        .unwrap();
+    assert_eq!((totals.seen, totals.added, totals.unreadable), (4, 3, 1));
+    assert_eq!(reports, 1, "a final report");
+    assert_eq!(
+        second
+            .metadata(&Scope::Study(STUDY.into()))
+            .unwrap()
+            .body
+            .len(),
+        metadata_before.len()
+    );
+    let frames = second
+        .frames(
+            &Scope::Instance(STUDY.into(), SERIES_RED_GREEN.into(), SOP_RED.into()),
+            &[1],
+            &TransferSyntaxRequest::AsStored,
+        )
+        .await
+        .unwrap();
+    assert_eq!(frames.frames[0].len(), 979 * 985 * 3);
+
+    // Running it again adds nothing.
+    let again = second
+        .rebuild_catalogue(Duration::from_secs(3600), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.already_catalogued), (0, 3));
+}
