@@ -156,6 +156,42 @@ mod tests {
         assert!(parse_accept(Some("  "))[0].is_any());
     }
 
+    proptest::proptest! {
+        /// Fuzzing: any header value parses without panicking, and what parses keeps its invariants.
+        #[test]
+        fn any_header_value_is_handled(header in "\\PC{0,200}", ascii in "[ -~]{0,200}") {
+            for text in [&header, &ascii] {
+                for media in parse_accept(Some(text)) {
+                    proptest::prop_assert!(media.essence.contains('/'));
+                    proptest::prop_assert!(media.quality > 0.0);
+                }
+                let _ = MediaType::parse(text);
+            }
+        }
+
+        /// Structured fuzzing: headers built from DICOMweb-like pieces.
+        #[test]
+        fn dicomweb_like_headers_are_handled(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("multipart/related".to_string()),
+                    proptest::strategy::Just("; type=\"application/dicom\"".to_string()),
+                    proptest::strategy::Just("; transfer-syntax=*".to_string()),
+                    proptest::strategy::Just(",".to_string()),
+                    proptest::strategy::Just(";q=0.".to_string()),
+                    proptest::strategy::Just("\"".to_string()),
+                    proptest::strategy::Just("\\".to_string()),
+                    "[ -~]{0,8}",
+                ],
+                0..20,
+            )
+        ) {
+            let header: String = pieces.concat();
+            let _ = parse_accept(Some(&header));
+            let _ = MediaType::parse(&header);
+        }
+    }
+
     #[test]
     fn garbage_is_skipped_not_fatal() {
         assert!(parse_accept(Some("garbage, ;;;")).is_empty());

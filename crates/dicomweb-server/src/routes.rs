@@ -871,3 +871,80 @@ pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
         HeaderValue::from_static("nosniff"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn v1_pages_by_exclusive_sequence_and_v2_skips_entries() {
+        let v1 = change_query(ApiVersion::V1, &params(&[("offset", "5")])).unwrap();
+        assert_eq!((v1.after_sequence, v1.skip, v1.limit), (5, 0, 10));
+        let v2 = change_query(ApiVersion::V2, &params(&[("offset", "5")])).unwrap();
+        assert_eq!((v2.after_sequence, v2.skip, v2.limit), (0, 5, 100));
+        let root = change_query(ApiVersion::Unversioned, &params(&[("startTime", "2024-01-01T00:00:00+02:00")])).unwrap();
+        assert_eq!(root.start_time.unwrap().offset(), time::UtcOffset::UTC);
+    }
+
+    #[test]
+    fn change_feed_limits_depend_on_the_version() {
+        assert!(change_query(ApiVersion::V1, &params(&[("limit", "100")])).is_ok());
+        assert!(change_query(ApiVersion::V1, &params(&[("limit", "101")])).is_err());
+        assert!(change_query(ApiVersion::V2, &params(&[("limit", "200")])).is_ok());
+        assert!(change_query(ApiVersion::V2, &params(&[("limit", "201")])).is_err());
+        assert!(change_query(ApiVersion::V2, &params(&[("limit", "0")])).is_err());
+    }
+
+    #[test]
+    fn a_time_window_must_be_ordered() {
+        let err = change_query(
+            ApiVersion::V2,
+            &params(&[("startTime", "2024-01-02T00:00:00Z"), ("endTime", "2024-01-01T00:00:00Z")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("startTime"));
+    }
+
+    #[test]
+    fn frame_lists_are_numbers_separated_by_commas() {
+        assert_eq!(parse_frame_numbers("1,3, 5").unwrap(), vec![1, 3, 5]);
+        for bad in ["", "1,,2", "a", "-1", "1;2", "99999999999"] {
+            assert!(parse_frame_numbers(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Fuzzing: change feed parameters and frame lists never panic; errors are 400s.
+        #[test]
+        fn any_change_feed_parameters_are_handled(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("offset".to_string()),
+                        proptest::strategy::Just("limit".to_string()),
+                        proptest::strategy::Just("startTime".to_string()),
+                        proptest::strategy::Just("endTime".to_string()),
+                        proptest::strategy::Just("includemetadata".to_string()),
+                        "\\PC{0,10}",
+                    ],
+                    "\\PC{0,30}",
+                ),
+                0..6,
+            ),
+            frames in "\\PC{0,30}",
+        ) {
+            for version in [ApiVersion::V1, ApiVersion::V2, ApiVersion::Unversioned] {
+                if let Err(e) = change_query(version, &pairs) {
+                    proptest::prop_assert!(matches!(e, ApiError::BadRequest(_)));
+                }
+            }
+            if let Ok(numbers) = parse_frame_numbers(&frames) {
+                proptest::prop_assert!(!numbers.is_empty());
+            }
+        }
+    }
+}

@@ -364,6 +364,45 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Fuzzing: any decoded query parameters give a parsed query or an InvalidInput error, never a panic.
+        #[test]
+        fn any_query_parameters_are_handled(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("limit".to_string()),
+                        proptest::strategy::Just("offset".to_string()),
+                        proptest::strategy::Just("includefield".to_string()),
+                        proptest::strategy::Just("fuzzymatching".to_string()),
+                        proptest::strategy::Just("StudyInstanceUID".to_string()),
+                        proptest::strategy::Just("PatientName".to_string()),
+                        proptest::strategy::Just("00100020".to_string()),
+                        proptest::strategy::Just("ModalitiesInStudy".to_string()),
+                        "\\PC{0,12}",
+                    ],
+                    "\\PC{0,40}",
+                ),
+                0..8,
+            ),
+            level in proptest::prop_oneof![
+                proptest::strategy::Just(Level::Study),
+                proptest::strategy::Just(Level::Series),
+                proptest::strategy::Just(Level::Instance),
+            ],
+        ) {
+            match parse_query(level, &pairs) {
+                Ok(q) => {
+                    proptest::prop_assert!(q.limit >= 1 && q.limit <= MAX_LIMIT);
+                    for (_, values) in &q.filters {
+                        proptest::prop_assert!(!values.is_empty());
+                    }
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, ServiceError::InvalidInput(_))),
+            }
+        }
+    }
+
     #[test]
     fn empty_values_match_everything() {
         let q = parse_query(Level::Study, &params(&[("PatientID", "")])).unwrap();
