@@ -128,6 +128,12 @@ impl StudiesService {
             )));
         }
         for record in &removed {
+            // A store of the same instance that started after the catalogue commit owns the key now (it replaces
+            // whatever file it finds); deleting under its feet would lose its file.
+            let Some(_claim) = self.claim(&record.sop_instance_uid) else {
+                tracing::info!(key = %record.blob_key, "not deleting a file that a concurrent store is replacing");
+                continue;
+            };
             // A failure here leaves an invisible orphan that a later store of the same instance replaces.
             if let Err(e) = self.blobs.delete(&record.blob_key).await {
                 tracing::warn!(key = %record.blob_key, error = %e, "deleting the file of a deleted instance failed");

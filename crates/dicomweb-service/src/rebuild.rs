@@ -76,10 +76,10 @@ impl StudiesService {
     }
 
     async fn catalogue_blob(&self, key: &str) -> Result<BlobOutcome> {
-        if let Some(sop) = sop_of_key(key) {
-            if self.index.contains_sop(sop)? {
-                return Ok(BlobOutcome::AlreadyCatalogued);
-            }
+        if let Some(sop) = sop_of_key(key)
+            && self.index.contains_sop(sop)?
+        {
+            return Ok(BlobOutcome::AlreadyCatalogued);
         }
         let (meta, body) = self.blobs.get(key).await?;
         let spooled = match spool(body, &self.config.spool_dir, self.config.memory_spool_limit)

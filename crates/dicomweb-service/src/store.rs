@@ -85,8 +85,8 @@ pub enum StoreStatus {
     Empty,
 }
 
-/// Removes a SOPInstanceUID from the in-flight set when the store attempt ends, whatever the path.
-struct InFlightGuard {
+/// Removes a SOPInstanceUID from the in-flight set when the store or delete ends, whatever the path.
+pub(crate) struct InFlightGuard {
     set: Arc<Mutex<HashSet<String>>>,
     sop: String,
 }
@@ -160,18 +160,8 @@ impl StudiesService {
         }
 
         // One store per SOPInstanceUID at a time in this process; the catalogue decides between processes.
-        let _guard = {
-            let mut set = match self.in_flight.lock() {
-                Ok(set) => set,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if !set.insert(info.sop_instance_uid.clone()) {
-                return failed(ids, FailureReason::AlreadyStored, already_stored(&info));
-            }
-            InFlightGuard {
-                set: self.in_flight.clone(),
-                sop: info.sop_instance_uid.clone(),
-            }
+        let Some(_guard) = self.claim(&info.sop_instance_uid) else {
+            return failed(ids, FailureReason::AlreadyStored, already_stored(&info));
         };
         match self.index.contains_sop(&info.sop_instance_uid) {
             Ok(false) => {}
@@ -232,6 +222,18 @@ impl StudiesService {
 }
 
 impl StudiesService {
+    /// Claims a SOPInstanceUID for a store or for deleting its file; `None` when another task holds it.
+    pub(crate) fn claim(&self, sop: &str) -> Option<InFlightGuard> {
+        let mut set = match self.in_flight.lock() {
+            Ok(set) => set,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        set.insert(sop.to_owned()).then(|| InFlightGuard {
+            set: self.in_flight.clone(),
+            sop: sop.to_owned(),
+        })
+    }
+
     /// The catalogue record of an inspected instance stored at `blob_key`: precomputed metadata, frame layout and
     /// searchable attributes.
     pub(crate) fn record_for(
