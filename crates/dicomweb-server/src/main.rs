@@ -46,14 +46,19 @@ async fn rebuild(service: &StudiesService) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reindex(settings: Settings) -> anyhow::Result<()> {
-    let service = open_service(&settings)?;
-    rebuild(&service).await?;
+/// Flushes and closes the index (pending commits complete first).
+async fn close(service: &StudiesService) -> anyhow::Result<()> {
     service
         .index()
         .close()
         .await
-        .map_err(|e| anyhow::anyhow!("closing the index: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("closing the index: {e}"))
+}
+
+async fn reindex(settings: Settings) -> anyhow::Result<()> {
+    let service = open_service(&settings)?;
+    rebuild(&service).await?;
+    close(&service).await?;
     Ok(())
 }
 
@@ -86,10 +91,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?
     .run()
     .await?;
-    service
-        .index()
-        .close()
-        .await
-        .map_err(|e| anyhow::anyhow!("closing the index: {e}"))?;
+    close(&service).await?;
     Ok(())
 }

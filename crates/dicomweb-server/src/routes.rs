@@ -57,57 +57,73 @@ pub fn configure(cfg: &mut web::ServiceConfig, version: ApiVersion) {
         .route("/changefeed", web::get().to(changefeed))
         .route("/changefeed/latest", web::get().to(changefeed_latest))
         .route("/studies", web::post().to(store))
-        .route("/studies", web::get().to(search_studies))
-        .route("/series", web::get().to(search_series))
-        .route("/instances", web::get().to(search_instances))
-        .route("/studies/{study}", web::post().to(store_in_study))
-        .route("/studies/{study}", web::get().to(retrieve_study))
-        .route("/studies/{study}", web::delete().to(delete_study))
-        .route("/studies/{study}/metadata", web::get().to(study_metadata))
-        .route(
-            "/studies/{study}/series",
-            web::get().to(search_study_series),
-        )
-        .route(
-            "/studies/{study}/instances",
-            web::get().to(search_study_instances),
-        )
-        .route(
-            "/studies/{study}/series/{series}",
-            web::get().to(retrieve_series),
-        )
-        .route(
-            "/studies/{study}/series/{series}",
-            web::delete().to(delete_series),
-        )
-        .route(
-            "/studies/{study}/series/{series}/metadata",
-            web::get().to(series_metadata),
-        )
+        .route("/studies/{study}", web::post().to(store))
+        .route("/studies", web::get().to(search))
+        .route("/series", web::get().to(search))
+        .route("/instances", web::get().to(search))
+        .route("/studies/{study}/series", web::get().to(search))
+        .route("/studies/{study}/instances", web::get().to(search))
         .route(
             "/studies/{study}/series/{series}/instances",
-            web::get().to(search_series_instances),
+            web::get().to(search),
         )
+        .route("/studies/{study}", web::get().to(retrieve))
+        .route("/studies/{study}/series/{series}", web::get().to(retrieve))
         .route(
             "/studies/{study}/series/{series}/instances/{instance}",
-            web::get().to(retrieve_instance),
+            web::get().to(retrieve),
         )
+        .route("/studies/{study}/metadata", web::get().to(metadata))
         .route(
-            "/studies/{study}/series/{series}/instances/{instance}",
-            web::delete().to(delete_instance),
+            "/studies/{study}/series/{series}/metadata",
+            web::get().to(metadata),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/metadata",
-            web::get().to(instance_metadata),
+            web::get().to(metadata),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
             web::get().to(retrieve_frames),
+        )
+        .route("/studies/{study}", web::delete().to(delete))
+        .route("/studies/{study}/series/{series}", web::delete().to(delete))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}",
+            web::delete().to(delete),
         );
 }
 
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "healthy"}))
+}
+
+/// The UIDs of the matched resource path (`{study}`, `{series}`, `{instance}`), as a scope.
+fn path_scope(req: &HttpRequest) -> Result<Scope, ApiError> {
+    let info = req.match_info();
+    let uid = |name: &str| info.get(name).map(str::to_owned);
+    match (uid("study"), uid("series"), uid("instance")) {
+        (Some(study), None, None) => Ok(Scope::Study(study)),
+        (Some(study), Some(series), None) => Ok(Scope::Series(study, series)),
+        (Some(study), Some(series), Some(instance)) => Ok(Scope::Instance(study, series, instance)),
+        _ => {
+            Err(ServiceError::Internal(format!("route {} has no resource path", req.path())).into())
+        }
+    }
+}
+
+/// The QIDO-RS resource of the matched route.
+fn search_resource(req: &HttpRequest) -> SearchResource {
+    let info = req.match_info();
+    let study = info.get("study").map(str::to_owned);
+    let series = info.get("series").map(str::to_owned);
+    if req.path().ends_with("/studies") {
+        SearchResource::Studies
+    } else if req.path().ends_with("/series") {
+        SearchResource::Series { study }
+    } else {
+        SearchResource::Instances { study, series }
+    }
 }
 
 /// The service root as the client addressed it, for RetrieveURL values.
@@ -161,19 +177,11 @@ async fn store(
     state: web::Data<AppState>,
     version: web::Data<ApiVersion>,
 ) -> ApiResult {
-    store_request(req, payload, state, **version, None).await
-}
-
-async fn store_in_study(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-    path: web::Path<String>,
-) -> ApiResult {
-    let study = path.into_inner();
-    check_uid("StudyInstanceUID", &study)?;
-    store_request(req, payload, state, **version, Some(study)).await
+    let study = req.match_info().get("study").map(str::to_owned);
+    if let Some(study) = &study {
+        check_uid("StudyInstanceUID", study)?;
+    }
+    store_request(req, payload, state, **version, study).await
 }
 
 async fn store_request(
@@ -340,7 +348,8 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-async fn retrieve(req: HttpRequest, state: web::Data<AppState>, scope: Scope) -> ApiResult {
+async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+    let scope = path_scope(&req)?;
     let single_allowed = matches!(scope, Scope::Instance(..));
     let format = negotiate_instances(&req, single_allowed)?;
     let service = state.service.clone();
@@ -391,34 +400,9 @@ async fn retrieve(req: HttpRequest, state: web::Data<AppState>, scope: Scope) ->
     }
 }
 
-async fn retrieve_study(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> ApiResult {
-    retrieve(req, state, Scope::Study(path.into_inner())).await
-}
-
-async fn retrieve_series(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> ApiResult {
-    let (study, series) = path.into_inner();
-    retrieve(req, state, Scope::Series(study, series)).await
-}
-
-async fn retrieve_instance(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String, String)>,
-) -> ApiResult {
-    let (study, series, instance) = path.into_inner();
-    retrieve(req, state, Scope::Instance(study, series, instance)).await
-}
-
-fn metadata(req: HttpRequest, state: web::Data<AppState>, scope: Scope) -> ApiResult {
+async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     require_json_accept(&req)?;
+    let scope = path_scope(&req)?;
     if let Some(tags) = header_str(&req, header::IF_NONE_MATCH) {
         let etag = state.service.metadata_etag(&scope)?;
         if tags.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
@@ -432,32 +416,6 @@ fn metadata(req: HttpRequest, state: web::Data<AppState>, scope: Scope) -> ApiRe
         .content_type(DICOM_JSON)
         .insert_header((header::ETAG, document.etag))
         .body(document.body))
-}
-
-async fn study_metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> ApiResult {
-    metadata(req, state, Scope::Study(path.into_inner()))
-}
-
-async fn series_metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> ApiResult {
-    let (study, series) = path.into_inner();
-    metadata(req, state, Scope::Series(study, series))
-}
-
-async fn instance_metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String, String)>,
-) -> ApiResult {
-    let (study, series, instance) = path.into_inner();
-    metadata(req, state, Scope::Instance(study, series, instance))
 }
 
 fn parse_frame_numbers(text: &str) -> Result<Vec<u32>, ApiError> {
@@ -530,21 +488,13 @@ fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat
     )))
 }
 
-async fn retrieve_frames(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String, String, String)>,
-) -> ApiResult {
-    let (study, series, instance, frames) = path.into_inner();
-    let numbers = parse_frame_numbers(&frames)?;
+async fn retrieve_frames(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+    let scope = path_scope(&req)?;
+    let numbers = parse_frame_numbers(req.match_info().get("frames").unwrap_or_default())?;
     let format = negotiate_frames(&req, numbers.len())?;
     let data = state
         .service
-        .frames(
-            &Scope::Instance(study, series, instance),
-            &numbers,
-            &format.transfer_syntax,
-        )
+        .frames(&scope, &numbers, &format.transfer_syntax)
         .await?;
     if let Some(wanted) = &format.media_type
         && wanted != data.media_type
@@ -579,17 +529,17 @@ async fn retrieve_frames(
 
 // ---------------------------------------------------------------------------------------------- QIDO-RS
 
-fn search(
+async fn search(
     req: HttpRequest,
     state: web::Data<AppState>,
-    version: ApiVersion,
-    resource: SearchResource,
+    version: web::Data<ApiVersion>,
 ) -> ApiResult {
     require_json_accept(&req)?;
     let params = query_pairs(&req)?;
+    let resource = search_resource(&req);
     let results = state
         .service
-        .search(&resource, &params, &base_url(&req, version))?;
+        .search(&resource, &params, &base_url(&req, **version))?;
     if results.is_empty() {
         return Ok(HttpResponse::NoContent().finish());
     }
@@ -597,116 +547,11 @@ fn search(
     Ok(dicom_json_response(StatusCode::OK, body))
 }
 
-async fn search_studies(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-) -> ApiResult {
-    search(req, state, **version, SearchResource::Studies)
-}
-
-async fn search_series(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-) -> ApiResult {
-    search(
-        req,
-        state,
-        **version,
-        SearchResource::Series { study: None },
-    )
-}
-
-async fn search_instances(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-) -> ApiResult {
-    search(
-        req,
-        state,
-        **version,
-        SearchResource::Instances {
-            study: None,
-            series: None,
-        },
-    )
-}
-
-async fn search_study_series(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-    path: web::Path<String>,
-) -> ApiResult {
-    search(
-        req,
-        state,
-        **version,
-        SearchResource::Series {
-            study: Some(path.into_inner()),
-        },
-    )
-}
-
-async fn search_study_instances(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-    path: web::Path<String>,
-) -> ApiResult {
-    search(
-        req,
-        state,
-        **version,
-        SearchResource::Instances {
-            study: Some(path.into_inner()),
-            series: None,
-        },
-    )
-}
-
-async fn search_series_instances(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: web::Data<ApiVersion>,
-    path: web::Path<(String, String)>,
-) -> ApiResult {
-    let (study, series) = path.into_inner();
-    search(
-        req,
-        state,
-        **version,
-        SearchResource::Instances {
-            study: Some(study),
-            series: Some(series),
-        },
-    )
-}
-
 // ---------------------------------------------------------------------------------------------- DELETE
 
-async fn delete(state: web::Data<AppState>, scope: Scope) -> ApiResult {
-    state.service.delete(scope).await?;
+async fn delete(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+    state.service.delete(path_scope(&req)?).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-async fn delete_study(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
-    delete(state, Scope::Study(path.into_inner())).await
-}
-
-async fn delete_series(state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult {
-    let (study, series) = path.into_inner();
-    delete(state, Scope::Series(study, series)).await
-}
-
-async fn delete_instance(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String, String)>,
-) -> ApiResult {
-    let (study, series, instance) = path.into_inner();
-    delete(state, Scope::Instance(study, series, instance)).await
 }
 
 // ---------------------------------------------------------------------------------------------- change feed
@@ -877,7 +722,10 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -886,7 +734,11 @@ mod tests {
         assert_eq!((v1.after_sequence, v1.skip, v1.limit), (5, 0, 10));
         let v2 = change_query(ApiVersion::V2, &params(&[("offset", "5")])).unwrap();
         assert_eq!((v2.after_sequence, v2.skip, v2.limit), (0, 5, 100));
-        let root = change_query(ApiVersion::Unversioned, &params(&[("startTime", "2024-01-01T00:00:00+02:00")])).unwrap();
+        let root = change_query(
+            ApiVersion::Unversioned,
+            &params(&[("startTime", "2024-01-01T00:00:00+02:00")]),
+        )
+        .unwrap();
         assert_eq!(root.start_time.unwrap().offset(), time::UtcOffset::UTC);
     }
 
@@ -903,7 +755,10 @@ mod tests {
     fn a_time_window_must_be_ordered() {
         let err = change_query(
             ApiVersion::V2,
-            &params(&[("startTime", "2024-01-02T00:00:00Z"), ("endTime", "2024-01-01T00:00:00Z")]),
+            &params(&[
+                ("startTime", "2024-01-02T00:00:00Z"),
+                ("endTime", "2024-01-01T00:00:00Z"),
+            ]),
         )
         .unwrap_err();
         assert!(err.to_string().contains("startTime"));
