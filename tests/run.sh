@@ -15,6 +15,14 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "dependency policy (cargo deny: licences, bans, sources)"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  cargo install cargo-deny --locked --version 0.20.2
+fi
+# Advisories are not checked here: their database is fetched from GitHub, which this project's machines cannot
+# reach (only package registries). Run `cargo deny check advisories` where GitHub is reachable.
+cargo deny --offline check licenses bans sources
+
 step "Rust tests"
 cargo test --workspace --locked
 
