@@ -21,7 +21,7 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
 fi
 # Advisories are not checked here: their database is fetched from GitHub, which this project's machines cannot
 # reach (only package registries). Run `cargo deny check advisories` where GitHub is reachable.
-cargo deny --offline check licenses bans sources
+cargo deny check licenses bans sources
 
 step "Rust tests"
 cargo test --workspace --locked
