@@ -5,7 +5,10 @@
 
 use std::time::Instant;
 
-use dicomweb_index::{ChangeQuery, Index, InstanceRecord, Level, Scope, SearchQuery};
+use dicomweb_index::{
+    ChangeQuery, Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery,
+    TAG_MODALITIES_IN_STUDY,
+};
 
 fn record(i: u64) -> InstanceRecord {
     InstanceRecord {
@@ -58,7 +61,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let studies = index.search(&SearchQuery {
         level: Level::Study,
-        filters: vec![(0x0008_0060, vec!["CT".into()])],
+        filters: vec![Filter {
+            level: Level::Study,
+            tag: TAG_MODALITIES_IN_STUDY,
+            matcher: Matcher::Exact(vec!["CT".into()]),
+            or_empty: false,
+        }],
         offset: 0,
         limit: 100,
     })?;

@@ -6,12 +6,40 @@
 //! commit). All writes go through a single writer thread doing group commit; reads use a shared
 //! `IndexReader` and never wait for the writer.
 //!
+//! # Search design
+//!
+//! QIDO-RS must answer study searches over a million instances in milliseconds, so searches
+//! never group instance documents. The writer maintains one *summary document* per study and
+//! per series, rebuilt (in the same commit) for every study a batch inserts into or deletes
+//! from: it carries the matching terms of the study's (series') most recently stored instance
+//! (max `stored_at`, then max sequence), the instance and series counts, and for studies the
+//! distinct modalities (also indexed as ModalitiesInStudy, 00080061). So:
+//!
+//! - a study search touches study documents only; a series search series documents only; an
+//!   instance search instance documents only;
+//! - a filter of an upper level (PatientName on `/instances`) is first evaluated on the upper
+//!   level's summaries, whose UIDs then restrict the hits (a join through a term set);
+//! - the most recently stored instance wins consistently: it alone supplies the values
+//!   matched and (through [`SearchHit`]) the values returned;
+//! - hits are ordered by StudyInstanceUID, then SeriesInstanceUID, then SOPInstanceUID (byte
+//!   order, through one string fast field), so paging with `offset`/`limit` neither skips nor
+//!   repeats while nothing is written.
+//!
+//! Rebuilding a study's summaries reads the fast fields of its instances and loads at most one
+//! stored document per series: a batch costs O(instances of the studies it touches).
+//!
+//! Each value is indexed for every [`Matcher`]: raw (exact, wildcard regex), folded for person
+//! names (whole, per component group, and per name part for fuzzy prefixes), and as a
+//! fixed-width comparable key when it parses as a DA or TM value (term-range queries).
+//!
 //! It must never depend on HTTP, DICOM parsing (attribute values arrive as strings, metadata as
 //! opaque bytes) or blob storage: `delete` returns the removed records so the caller deletes the
 //! blobs afterwards.
 //!
 //! ```
-//! use dicomweb_index::{ChangeQuery, Index, InstanceRecord, Level, Scope, SearchQuery};
+//! use dicomweb_index::{
+//!     ChangeQuery, Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery,
+//! };
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), dicomweb_index::IndexError> {
 //! let index = Index::open_in_ram()?;
@@ -26,7 +54,11 @@
 //!     stored_at: time::macros::datetime!(2024-05-01 12:00:00 UTC),
 //!     metadata: br#"{"00100020":{"vr":"LO","Value":["ID1"]}}"#.to_vec(),
 //!     pixel_layout: None,
-//!     attributes: vec![(0x0010_0020, vec!["ID1".into()]), (0x0008_0060, vec!["OT".into()])],
+//!     attributes: vec![
+//!         (0x0010_0020, vec!["ID1".into()]),
+//!         (0x0010_0010, vec!["Müller^Jürgen".into()]),
+//!         (0x0008_0060, vec!["OT".into()]),
+//!     ],
 //! };
 //! // Acknowledged = durable and visible to every reader.
 //! assert_eq!(index.insert(record.clone()).await?, 1);
@@ -34,7 +66,12 @@
 //!
 //! let studies = index.search(&SearchQuery {
 //!     level: Level::Study,
-//!     filters: vec![(0x0010_0020, vec!["ID1".into()])],
+//!     filters: vec![Filter {
+//!         level: Level::Study,
+//!         tag: 0x0010_0010,
+//!         matcher: Matcher::PersonName { values: vec!["mull*".into()], fuzzy: false },
+//!         or_empty: false,
+//!     }],
 //!     offset: 0,
 //!     limit: 10,
 //! })?;
@@ -51,6 +88,7 @@
 
 #![warn(missing_docs)]
 
+mod matching;
 mod read;
 mod schema;
 mod types;
@@ -65,10 +103,12 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 use tokio::sync::oneshot;
 
+pub use crate::matching::{Filter, Matcher, date_key, fold_person_name, time_key};
 pub use crate::types::{
     ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexError, IndexStats,
-    InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_INSTANCE_NUMBER, TAG_MODALITY,
-    TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID, TAG_STUDY_INSTANCE_UID,
+    InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_INSTANCE_NUMBER,
+    TAG_MODALITIES_IN_STUDY, TAG_MODALITY, TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID,
+    TAG_STUDY_INSTANCE_UID,
 };
 
 use crate::schema::{Fields, SCHEMA_VERSION, SCHEMA_VERSION_FILE, build_schema};
@@ -260,13 +300,14 @@ impl Index {
         read::contains_sop(&self.inner.reader.searcher(), &self.inner.fields, sop)
     }
 
-    /// Exact-match search at one level; see [`SearchQuery`] and [`SearchHit`].
+    /// Search at one level; see [`SearchQuery`], [`Filter`] and [`SearchHit`].
     ///
-    /// Instance level: matching instances ordered by (StudyInstanceUID, SeriesInstanceUID,
-    /// SOPInstanceUID). Series level: matching instances grouped by (study, series), ordered by
-    /// (StudyInstanceUID, SeriesInstanceUID). Study level: grouped by study, ordered by
-    /// StudyInstanceUID. `offset`/`limit` apply to hits (groups for Series/Study). Counts and
-    /// modalities cover all instances of the study/series, not only the matching ones.
+    /// Hits are ordered by StudyInstanceUID, then (series and instance levels)
+    /// SeriesInstanceUID, then (instance level) SOPInstanceUID, in byte order; `offset`/`limit`
+    /// page that order. Study and series attributes are those of the most recently stored
+    /// instance of the study/series. Counts and modalities cover all instances of the
+    /// study/series, not only the matching ones. Fails only on an internal error (a wildcard
+    /// whose regex cannot be built is reported as `Corrupt`).
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, IndexError> {
         read::search(&self.inner.reader.searcher(), &self.inner.fields, query)
     }

@@ -13,7 +13,8 @@ use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DateTime, DocAddress, DocId, Order, Searcher, TantivyDocument, Term};
 use time::OffsetDateTime;
 
-use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, attr_term_text};
+use crate::matching::{Matcher, filter_query};
+use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
 use crate::types::{
     ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexError, InstanceRecord, Level,
     Scope, SearchHit, SearchQuery, TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID,
@@ -165,17 +166,20 @@ pub(crate) fn max_sequence(searcher: &Searcher, f: &Fields) -> Result<u64, Index
     Ok(top.first().and_then(|(sequence, _)| *sequence).unwrap_or(0))
 }
 
-/// Fast-field values of one matching instance document.
-struct InstanceRow {
-    address: DocAddress,
-    study: String,
-    series: String,
+/// Fast-field values of one instance document of a study (for the writer's summaries).
+pub(crate) struct InstanceRow {
+    pub address: DocAddress,
+    pub sop: String,
+    pub series: String,
     /// (stored_at in ns, sequence): "most recently stored" order.
-    recency: (i64, u64),
-    modalities: Vec<String>,
+    pub recency: (i64, u64),
+    pub modalities: Vec<String>,
 }
 
-fn str_values(column: Option<&StrColumn>, doc: DocId) -> Result<Vec<String>, IndexError> {
+pub(crate) fn str_values(
+    column: Option<&StrColumn>,
+    doc: DocId,
+) -> Result<Vec<String>, IndexError> {
     let Some(column) = column else {
         return Ok(Vec::new());
     };
@@ -195,12 +199,11 @@ fn first_str(column: Option<&StrColumn>, doc: DocId, name: &str) -> Result<Strin
         .ok_or_else(|| missing(name))
 }
 
-/// Reads the grouping fast fields of every instance document matching `query`.
-fn instance_rows(
+/// Documents matching `query`, grouped by segment.
+fn matching_docs(
     searcher: &Searcher,
     query: &dyn Query,
-    with_modalities: bool,
-) -> Result<Vec<InstanceRow>, IndexError> {
+) -> Result<BTreeMap<u32, Vec<DocId>>, IndexError> {
     let mut by_segment: BTreeMap<u32, Vec<DocId>> = BTreeMap::new();
     for address in searcher.search(query, &DocSetCollector)? {
         by_segment
@@ -208,16 +211,25 @@ fn instance_rows(
             .or_default()
             .push(address.doc_id);
     }
+    Ok(by_segment)
+}
+
+/// The fast-field rows of every committed instance of `study`, read without loading documents.
+pub(crate) fn study_instance_rows(
+    searcher: &Searcher,
+    f: &Fields,
+    study: &str,
+) -> Result<Vec<InstanceRow>, IndexError> {
+    let query = all_of(vec![
+        term_query(f.kind, KIND_INSTANCE),
+        term_query(f.study_uid, study),
+    ]);
     let mut rows = Vec::new();
-    for (segment_ord, docs) in by_segment {
+    for (segment_ord, docs) in matching_docs(searcher, &*query)? {
         let fast = searcher.segment_reader(segment_ord).fast_fields();
-        let study = fast.str("study_uid")?;
+        let sop = fast.str("sop_uid")?;
         let series = fast.str("series_uid")?;
-        let modality = if with_modalities {
-            fast.str("modality")?
-        } else {
-            None
-        };
+        let modality = fast.str("modality")?;
         let stored_at: Option<Column<DateTime>> = fast.column_opt("stored_at")?;
         let sequence: Option<Column<u64>> = fast.column_opt("instance_sequence")?;
         for doc in docs {
@@ -228,7 +240,7 @@ fn instance_rows(
             let sequence = sequence.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
             rows.push(InstanceRow {
                 address: DocAddress::new(segment_ord, doc),
-                study: first_str(study.as_ref(), doc, "study_uid")?,
+                sop: first_str(sop.as_ref(), doc, "sop_uid")?,
                 series: first_str(series.as_ref(), doc, "series_uid")?,
                 recency: (stored_at_ns, sequence),
                 modalities: str_values(modality.as_ref(), doc)?,
@@ -238,52 +250,169 @@ fn instance_rows(
     Ok(rows)
 }
 
-/// Counts over all instances of one study.
-struct StudyStats {
+/// The values of the string fast field `field` over the documents matching `query`.
+fn fast_strings(
+    searcher: &Searcher,
+    query: &dyn Query,
+    field: &str,
+) -> Result<BTreeSet<String>, IndexError> {
+    let mut values = BTreeSet::new();
+    for (segment_ord, docs) in matching_docs(searcher, query)? {
+        let column = searcher
+            .segment_reader(segment_ord)
+            .fast_fields()
+            .str(field)?;
+        for doc in docs {
+            values.extend(str_values(column.as_ref(), doc)?);
+        }
+    }
+    Ok(values)
+}
+
+/// A study or series summary as a hit needs it.
+#[derive(Clone)]
+struct Summary {
+    latest_sop: String,
     instances: u64,
-    instances_per_series: HashMap<String, u64>,
+    series: u64,
     modalities: Vec<String>,
 }
 
-fn study_stats(searcher: &Searcher, f: &Fields, study: &str) -> Result<StudyStats, IndexError> {
-    let rows = instance_rows(searcher, &*term_query(f.study_uid, study), true)?;
-    let mut instances_per_series: HashMap<String, u64> = HashMap::new();
-    let mut modalities = BTreeSet::new();
-    for row in &rows {
-        *instances_per_series.entry(row.series.clone()).or_default() += 1;
-        modalities.extend(row.modalities.iter().cloned());
+/// What the hits of one search share: summaries and records are looked up once per search.
+#[derive(Default)]
+struct HitCache {
+    summaries: HashMap<(&'static str, String), Summary>,
+    records: HashMap<String, InstanceRecord>,
+}
+
+impl HitCache {
+    fn record(
+        &mut self,
+        searcher: &Searcher,
+        f: &Fields,
+        sop: &str,
+    ) -> Result<InstanceRecord, IndexError> {
+        if let Some(found) = self.records.get(sop) {
+            return Ok(found.clone());
+        }
+        let top = searcher.search(
+            &*term_query(f.sop_uid, sop),
+            &TopDocs::with_limit(1).order_by_score(),
+        )?;
+        let (_, address) = top
+            .first()
+            .ok_or_else(|| IndexError::Corrupt(format!("summary names missing instance {sop}")))?;
+        let found = load_record(searcher, f, *address)?;
+        self.records.insert(sop.to_owned(), found.clone());
+        Ok(found)
     }
-    Ok(StudyStats {
-        instances: rows.len() as u64,
-        instances_per_series,
-        modalities: modalities.into_iter().collect(),
+
+    /// The summary document of `kind` whose `key_field` is `key`.
+    fn summary(
+        &mut self,
+        searcher: &Searcher,
+        f: &Fields,
+        kind: &'static str,
+        key_field: Field,
+        key: &str,
+    ) -> Result<Summary, IndexError> {
+        let cache_key = (kind, key.to_owned());
+        if let Some(found) = self.summaries.get(&cache_key) {
+            return Ok(found.clone());
+        }
+        let query = all_of(vec![term_query(f.kind, kind), term_query(key_field, key)]);
+        let top = searcher.search(&*query, &TopDocs::with_limit(1).order_by_score())?;
+        let (_, address) = top
+            .first()
+            .ok_or_else(|| IndexError::Corrupt(format!("no {kind} summary for {key}")))?;
+        let found = load_summary(searcher, f, *address)?;
+        self.summaries.insert(cache_key, found.clone());
+        Ok(found)
+    }
+}
+
+fn load_summary(
+    searcher: &Searcher,
+    f: &Fields,
+    address: DocAddress,
+) -> Result<Summary, IndexError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    Ok(Summary {
+        latest_sop: stored_str(&doc, f.latest_sop, "latest_sop")?,
+        instances: stored_u64(&doc, f.instance_count, "instance_count")?,
+        series: doc
+            .get_first(f.series_count)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
+        modalities: doc
+            .get_all(f.modalities)
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
     })
 }
 
 fn hit(
     searcher: &Searcher,
     f: &Fields,
+    level: Level,
     address: DocAddress,
-    stats_cache: &mut HashMap<String, StudyStats>,
+    cache: &mut HitCache,
 ) -> Result<SearchHit, IndexError> {
-    let record = load_record(searcher, f, address)?;
-    if !stats_cache.contains_key(&record.study_instance_uid) {
-        let stats = study_stats(searcher, f, &record.study_instance_uid)?;
-        stats_cache.insert(record.study_instance_uid.clone(), stats);
-    }
-    let stats = stats_cache
-        .get(&record.study_instance_uid)
-        .ok_or_else(|| IndexError::Corrupt("study statistics vanished".into()))?;
+    let (record, series_record, series_instances, study) = match level {
+        Level::Instance => {
+            let record = load_record(searcher, f, address)?;
+            let series = cache.summary(
+                searcher,
+                f,
+                KIND_SERIES,
+                f.group_series,
+                &record.series_instance_uid,
+            )?;
+            let series_record = cache.record(searcher, f, &series.latest_sop)?;
+            (record, series_record, series.instances, None)
+        }
+        Level::Series => {
+            let own = load_summary(searcher, f, address)?;
+            let record = cache.record(searcher, f, &own.latest_sop)?;
+            (record.clone(), record, own.instances, None)
+        }
+        Level::Study => {
+            // The study's latest instance is also the latest of its series.
+            let own = load_summary(searcher, f, address)?;
+            let record = cache.record(searcher, f, &own.latest_sop)?;
+            let series = cache.summary(
+                searcher,
+                f,
+                KIND_SERIES,
+                f.group_series,
+                &record.series_instance_uid,
+            )?;
+            (record.clone(), record, series.instances, Some(own))
+        }
+    };
+    let study = match study {
+        Some(own) => own,
+        None => cache.summary(
+            searcher,
+            f,
+            KIND_STUDY,
+            f.group_study,
+            &record.study_instance_uid,
+        )?,
+    };
+    let study_record = if study.latest_sop == record.sop_instance_uid {
+        record.clone()
+    } else {
+        cache.record(searcher, f, &study.latest_sop)?
+    };
     Ok(SearchHit {
-        study_related_series: stats.instances_per_series.len() as u64,
-        study_related_instances: stats.instances,
-        series_related_instances: stats
-            .instances_per_series
-            .get(&record.series_instance_uid)
-            .copied()
-            .unwrap_or(0),
-        modalities_in_study: stats.modalities.clone(),
         record,
+        study_record,
+        series_record,
+        study_related_series: study.series,
+        study_related_instances: study.instances,
+        series_related_instances: series_instances,
+        modalities_in_study: study.modalities,
     })
 }
 
@@ -293,64 +422,98 @@ fn page(offset: usize, limit: usize, total: usize) -> Option<std::ops::Range<usi
     (offset < end).then_some(offset..end)
 }
 
+fn depth(level: Level) -> u8 {
+    match level {
+        Level::Study => 0,
+        Level::Series => 1,
+        Level::Instance => 2,
+    }
+}
+
+/// The field of the hit document of `level` that holds the hierarchy UID `tag`, if any.
+fn uid_field(f: &Fields, level: Level, tag: u32) -> Option<Field> {
+    match (level, tag) {
+        (Level::Study, TAG_STUDY_INSTANCE_UID) | (Level::Series, TAG_STUDY_INSTANCE_UID) => {
+            Some(f.group_study)
+        }
+        (Level::Series, TAG_SERIES_INSTANCE_UID) => Some(f.group_series),
+        (Level::Instance, TAG_STUDY_INSTANCE_UID) => Some(f.study_uid),
+        (Level::Instance, TAG_SERIES_INSTANCE_UID) => Some(f.series_uid),
+        (Level::Instance, TAG_SOP_INSTANCE_UID) => Some(f.sop_uid),
+        _ => None,
+    }
+}
+
+fn kind_of(level: Level) -> &'static str {
+    match level {
+        Level::Study => KIND_STUDY,
+        Level::Series => KIND_SERIES,
+        Level::Instance => KIND_INSTANCE,
+    }
+}
+
 pub(crate) fn search(
     searcher: &Searcher,
     f: &Fields,
     query: &SearchQuery,
 ) -> Result<Vec<SearchHit>, IndexError> {
-    let mut clauses = vec![term_query(f.kind, KIND_INSTANCE)];
-    for (tag, values) in &query.filters {
-        if values.is_empty() {
+    let level = query.level;
+    let mut clauses = vec![term_query(f.kind, kind_of(level))];
+    let mut upper: BTreeMap<u8, Vec<Box<dyn Query>>> = BTreeMap::new();
+    for filter in &query.filters {
+        if depth(filter.level) > depth(level) {
             return Ok(Vec::new());
         }
-        let terms = values.iter().map(|value| match *tag {
-            TAG_STUDY_INSTANCE_UID => Term::from_field_text(f.study_uid, value),
-            TAG_SERIES_INSTANCE_UID => Term::from_field_text(f.series_uid, value),
-            TAG_SOP_INSTANCE_UID => Term::from_field_text(f.sop_uid, value),
-            _ => Term::from_field_text(f.attr, &attr_term_text(*tag, value)),
-        });
+        if let (Some(field), Matcher::Exact(values), false) = (
+            uid_field(f, level, filter.tag),
+            &filter.matcher,
+            filter.or_empty,
+        ) {
+            // The hit knows its own and its parents' UIDs: no join needed.
+            let terms = values.iter().map(|v| Term::from_field_text(field, v));
+            clauses.push(Box::new(TermSetQuery::new(terms)));
+        } else if filter.level == level {
+            clauses.push(filter_query(f, filter)?);
+        } else {
+            upper
+                .entry(depth(filter.level))
+                .or_default()
+                .push(filter_query(f, filter)?);
+        }
+    }
+    // Filters of upper levels match the study/series summaries; the hit must belong to one.
+    for (filter_depth, filters) in upper {
+        let (filter_level, key, target) = if filter_depth == 0 {
+            let target = if level == Level::Instance {
+                f.study_uid
+            } else {
+                f.group_study
+            };
+            (Level::Study, "group_study", target)
+        } else {
+            (Level::Series, "group_series", f.series_uid)
+        };
+        let mut summary_clauses = vec![term_query(f.kind, kind_of(filter_level))];
+        summary_clauses.extend(filters);
+        let keys = fast_strings(searcher, &*all_of(summary_clauses), key)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let terms = keys.iter().map(|k| Term::from_field_text(target, k));
         clauses.push(Box::new(TermSetQuery::new(terms)));
     }
     let filter = all_of(clauses);
-    let mut stats_cache = HashMap::new();
-
-    if query.level == Level::Instance {
-        let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
-        let Some(range) = page(query.offset, query.limit, total) else {
-            return Ok(Vec::new());
-        };
-        let top = searcher.search(
-            &*filter,
-            &TopDocs::for_doc_range(range).order_by_string_fast_field("sort_key", Order::Asc),
-        )?;
-        return top
-            .into_iter()
-            .map(|(_, address)| hit(searcher, f, address, &mut stats_cache))
-            .collect();
-    }
-
-    // Study/Series: group the matching instances, keep the most recently stored of each group.
-    let mut groups: BTreeMap<(String, String), InstanceRow> = BTreeMap::new();
-    for row in instance_rows(searcher, &*filter, false)? {
-        let key = match query.level {
-            Level::Series => (row.study.clone(), row.series.clone()),
-            _ => (row.study.clone(), String::new()),
-        };
-        match groups.get(&key) {
-            Some(best) if best.recency >= row.recency => {}
-            _ => {
-                groups.insert(key, row);
-            }
-        }
-    }
-    let Some(range) = page(query.offset, query.limit, groups.len()) else {
+    let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+    let Some(range) = page(query.offset, query.limit, total) else {
         return Ok(Vec::new());
     };
-    groups
-        .into_values()
-        .skip(range.start)
-        .take(range.len())
-        .map(|row| hit(searcher, f, row.address, &mut stats_cache))
+    let top = searcher.search(
+        &*filter,
+        &TopDocs::for_doc_range(range).order_by_string_fast_field("sort_key", Order::Asc),
+    )?;
+    let mut cache = HitCache::default();
+    top.into_iter()
+        .map(|(_, address)| hit(searcher, f, level, address, &mut cache))
         .collect()
 }
 

@@ -4,11 +4,16 @@
 //! query on e.g. `study_uid` can never match a change entry and a `delete_term` on `sop_uid` can
 //! never remove one. Change entries are append-only.
 //!
-//! Room for QIDO's full matching (later): `attr` terms "GGGGEEEE=value" share their tag prefix,
-//! so wildcards become regex/prefix queries and DA/TM ranges become term-range queries on that
-//! field; PN normalisation can add a second, normalised term field; fast fields
-//! (`study_uid`, `series_uid`, `stored_at`, `instance_sequence`) already allow grouping without
-//! loading stored documents.
+//! Besides instance and change documents, the writer maintains one *summary* document per study
+//! and per series (kinds "study" and "series"; see the crate docs for why). Summary documents use
+//! the `group_*` UID fields, never `study_uid`/`series_uid`/`sop_uid`, so scope queries and
+//! deletes on those fields only ever touch instance documents.
+//!
+//! Matching fields all hold terms prefixed by the tag, "GGGGEEEE=...": `attr` (raw values:
+//! exact terms, wildcard = regex over the tag's terms), `pn` (case/accent-folded person names,
+//! whole and per component group), `pn_part` (folded name parts, for fuzzy prefix matching),
+//! `range` (DA/TM values in a fixed-width comparable form, for term-range queries) and `has`
+//! (just "GGGGEEEE": the attribute has a non-empty value, for empty value matching).
 
 use tantivy::schema::{
     BytesOptions, DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED,
@@ -17,13 +22,15 @@ use tantivy::schema::{
 
 /// Version of the schema below. Bump on any change to fields or their options or to the meaning
 /// of stored values; an index written with another version is refused (rebuild comes later).
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// Name of the file, next to tantivy's files, that records [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_FILE: &str = "dicomweb-index.schema-version";
 
 pub(crate) const KIND_INSTANCE: &str = "instance";
 pub(crate) const KIND_CHANGE: &str = "change";
+pub(crate) const KIND_STUDY: &str = "study";
+pub(crate) const KIND_SERIES: &str = "series";
 
 /// Separator of the UIDs in `sort_key`: lower than every character allowed in a UID (digits and
 /// '.'), so ordering the concatenation orders by (study, series, sop) lexicographically.
@@ -57,6 +64,28 @@ pub(crate) struct Fields {
     pub modality: Field,
     /// Sequence of the instance's `create` change entry: tells which create entry is current.
     pub instance_sequence: Field,
+    /// Folded person names "GGGGEEEE=name" (whole value and each component group).
+    pub pn: Field,
+    /// Folded person name parts "GGGGEEEE=part" (fuzzy matching).
+    pub pn_part: Field,
+    /// Comparable DA/TM values "GGGGEEEE=key" (range matching).
+    pub range: Field,
+    /// "GGGGEEEE" for every attribute with a non-empty value (empty value matching).
+    pub has: Field,
+
+    // ---- study and series summary documents ----
+    /// StudyInstanceUID of a summary document (fast: joins and hits).
+    pub group_study: Field,
+    /// SeriesInstanceUID of a series summary document.
+    pub group_series: Field,
+    /// SOPInstanceUID of the most recently stored instance of the study/series.
+    pub latest_sop: Field,
+    /// Instances in the study/series.
+    pub instance_count: Field,
+    /// Series in the study (study documents only).
+    pub series_count: Field,
+    /// Distinct modalities of the study, sorted (study documents only).
+    pub modalities: Field,
 
     // ---- change feed documents ----
     pub change_study: Field,
@@ -115,6 +144,16 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
         attr: builder.add_text_field("attr", raw_string(false, false)),
         modality: builder.add_text_field("modality", raw_string(true, false)),
         instance_sequence: builder.add_u64_field("instance_sequence", FAST | STORED),
+        pn: builder.add_text_field("pn", raw_string(false, false)),
+        pn_part: builder.add_text_field("pn_part", raw_string(false, false)),
+        range: builder.add_text_field("range", raw_string(false, false)),
+        has: builder.add_text_field("has", raw_string(false, false)),
+        group_study: builder.add_text_field("group_study", raw_string(true, true)),
+        group_series: builder.add_text_field("group_series", raw_string(true, true)),
+        latest_sop: builder.add_text_field("latest_sop", STORED),
+        instance_count: builder.add_u64_field("instance_count", STORED),
+        series_count: builder.add_u64_field("series_count", STORED),
+        modalities: builder.add_text_field("modalities", STORED),
         change_study: builder.add_text_field("change_study", raw_string(false, true)),
         change_series: builder.add_text_field("change_series", raw_string(false, true)),
         change_sop: builder.add_text_field("change_sop", raw_string(false, true)),
@@ -125,7 +164,17 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
-/// The term of one attribute value in the `attr` field: tag in upper-case hex, '=', value.
+/// The term of one attribute value in a matching field: tag in upper-case hex, '=', value.
 pub(crate) fn attr_term_text(tag: u32, value: &str) -> String {
     format!("{tag:08X}={value}")
+}
+
+/// The term of the `has` field for `tag`.
+pub(crate) fn has_term_text(tag: u32) -> String {
+    format!("{tag:08X}")
+}
+
+/// Greater than every term "GGGGEEEE=..." of `tag` ('>' follows '='), less than any other tag's.
+pub(crate) fn attr_term_end(tag: u32) -> String {
+    format!("{tag:08X}>")
 }

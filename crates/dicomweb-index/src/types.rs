@@ -12,6 +12,8 @@ pub const TAG_SOP_INSTANCE_UID: u32 = 0x0008_0018;
 pub const TAG_MODALITY: u32 = 0x0008_0060;
 /// Tag of InstanceNumber (0020,0013): orders instances within a series.
 pub const TAG_INSTANCE_NUMBER: u32 = 0x0020_0013;
+/// Tag of ModalitiesInStudy (0008,0061): indexed on study summaries (values of Modality).
+pub const TAG_MODALITIES_IN_STUDY: u32 = 0x0008_0061;
 
 /// One catalogued instance: everything the archive needs to serve it without reading its file.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,9 +40,10 @@ pub struct InstanceRecord {
     pub metadata: Vec<u8>,
     /// Opaque to the index (serialized frame layout), stored not indexed.
     pub pixel_layout: Option<String>,
-    /// Searchable attributes: (tag as u32, string values). Indexed for exact matching in this
-    /// first version (QIDO's full matching comes in a later issue that will extend the schema);
-    /// e.g. `(0x00100020, vec!["ID1".into()])`. Stored as given (order and duplicates kept).
+    /// Searchable attributes: (tag as u32, string values), e.g. `(0x00100020, vec!["ID1".into()])`.
+    /// Every value is indexed for every kind of [`crate::Matcher`]. Stored as given (order and
+    /// duplicates kept). Attributes of sequence items are given under a tag of the caller's
+    /// choosing (the index treats tags as opaque numbers).
     pub attributes: Vec<(u32, Vec<String>)>,
 }
 
@@ -189,17 +192,15 @@ pub enum Level {
     Instance,
 }
 
-/// A search: a conjunction of exact-match filters at one level, with paging.
+/// A search: a conjunction of filters at one level, with paging.
 #[derive(Debug, Clone)]
 pub struct SearchQuery {
     /// What a hit is.
     pub level: Level,
-    /// Conjunction of filters; each filter is (tag, accepted values): matches when the attribute
-    /// has any of them (a filter with no values matches nothing). The UIDs of the resource path
-    /// arrive here too (tags 0020000D, 0020000E, 00080018): those are matched against the
-    /// record's UID fields, not its `attributes`.
-    pub filters: Vec<(u32, Vec<String>)>,
-    /// Hits (instances, series or studies depending on `level`) skipped.
+    /// Conjunction of filters (see [`crate::Filter`] for where each is evaluated). The UIDs of
+    /// the resource path arrive here too, as exact filters on 0020000D / 0020000E.
+    pub filters: Vec<crate::Filter>,
+    /// Hits skipped (in the documented order of [`crate::Index::search`]).
     pub offset: usize,
     /// Maximum number of hits returned; 0 returns none.
     pub limit: usize,
@@ -208,11 +209,16 @@ pub struct SearchQuery {
 /// One search result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchHit {
-    /// The representative instance: for Study/Series levels, the most recently stored instance
-    /// of that study/series among those matching the filters (max `stored_at`, then max
-    /// sequence): its metadata supplies the study/series attributes ("the most recently stored
-    /// wins, consistently"). For the Instance level, the matching instance itself.
+    /// The hit's own record: for the Study/Series levels, the most recently stored instance of
+    /// the study/series (max `stored_at`, then max sequence), the one whose attributes were
+    /// matched ("the most recently stored wins, consistently"). For the Instance level, the
+    /// matching instance itself.
     pub record: InstanceRecord,
+    /// The most recently stored instance of the hit's study: supplies study-level attributes.
+    pub study_record: InstanceRecord,
+    /// The most recently stored instance of the hit's series (Series and Instance levels; at
+    /// the Study level, that of the study's most recent series): supplies series attributes.
+    pub series_record: InstanceRecord,
     /// Series in the record's study (all of them, not only matching ones).
     pub study_related_series: u64,
     /// Instances in the record's study.

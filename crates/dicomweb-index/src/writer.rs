@@ -5,7 +5,7 @@
 //! request of the batch: an acknowledged write is durable (tantivy fsyncs on commit) and visible
 //! to every reader. Sequence numbers are assigned here, so they are gap-free in commit order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -14,9 +14,15 @@ use tantivy::{IndexReader, IndexWriter, TantivyDocument, Term};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::matching::add_terms;
 use crate::read;
-use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, SORT_KEY_SEPARATOR, attr_term_text};
-use crate::types::{ChangeAction, IndexError, InstanceRecord, Scope, TAG_MODALITY};
+use crate::read::InstanceRow;
+use crate::schema::{
+    Fields, KIND_CHANGE, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, SORT_KEY_SEPARATOR,
+};
+use crate::types::{
+    ChangeAction, IndexError, InstanceRecord, Scope, TAG_MODALITIES_IN_STUDY, TAG_MODALITY,
+};
 
 /// Most requests applied in one commit.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -68,10 +74,12 @@ enum Applied {
 /// What the batch changed so far, on top of the committed state the searcher shows.
 #[derive(Default)]
 struct BatchState {
-    /// Inserted in this batch and not deleted since, by SOPInstanceUID.
-    inserted: HashMap<String, InstanceRecord>,
+    /// Inserted in this batch and not deleted since, by SOPInstanceUID, with their sequence.
+    inserted: HashMap<String, (InstanceRecord, u64)>,
     /// Committed instances deleted in this batch.
     deleted: HashSet<String>,
+    /// Studies whose summaries must be rebuilt before the commit.
+    touched: BTreeSet<String>,
 }
 
 impl Writer {
@@ -145,6 +153,9 @@ impl Writer {
                     let _ = reply.send(());
                 }
             }
+        }
+        if failure.is_none() && dirty {
+            failure = self.refresh_summaries(&state).err();
         }
         if failure.is_none() && dirty {
             failure = self.commit().err();
@@ -228,6 +239,67 @@ impl Writer {
         self.last_sequence
     }
 
+    /// Rebuilds the study and series summary documents of every study the batch touched, from
+    /// the committed instances (minus the batch's deletions) plus the batch's insertions.
+    fn refresh_summaries(&mut self, state: &BatchState) -> Result<(), IndexError> {
+        let searcher = self.reader.searcher();
+        for study in &state.touched {
+            let mut members: Vec<Member> =
+                read::study_instance_rows(&searcher, &self.fields, study)?
+                    .into_iter()
+                    .filter(|row| {
+                        !state.deleted.contains(&row.sop) && !state.inserted.contains_key(&row.sop)
+                    })
+                    .map(Member::Committed)
+                    .collect();
+            members.extend(
+                state
+                    .inserted
+                    .values()
+                    .filter(|(record, _)| &record.study_instance_uid == study)
+                    .map(|(record, sequence)| Member::Pending(record, *sequence)),
+            );
+            // Deletes apply to every document added before them: the old summaries go, the
+            // new ones (added after) stay.
+            self.writer
+                .delete_term(Term::from_field_text(self.fields.group_study, study));
+            let Some(study_latest) = members.iter().max_by_key(|m| m.recency()) else {
+                continue;
+            };
+            let mut by_series: BTreeMap<&str, (u64, &Member)> = BTreeMap::new();
+            let mut modalities = BTreeSet::new();
+            for member in &members {
+                modalities.extend(member.modalities());
+                let entry = by_series.entry(member.series()).or_insert((0, member));
+                entry.0 += 1;
+                if member.recency() > entry.1.recency() {
+                    entry.1 = member;
+                }
+            }
+            let record = study_latest.record(&searcher, &self.fields)?;
+            let mut doc = summary_document(&self.fields, KIND_STUDY, &record, members.len() as u64);
+            doc.add_text(self.fields.sort_key, study);
+            doc.add_u64(self.fields.series_count, by_series.len() as u64);
+            let modalities: Vec<String> = modalities.into_iter().collect();
+            for modality in &modalities {
+                doc.add_text(self.fields.modalities, modality);
+            }
+            add_terms(&mut doc, &self.fields, TAG_MODALITIES_IN_STUDY, &modalities);
+            self.writer.add_document(doc)?;
+            for (series, (count, latest)) in by_series {
+                let record = latest.record(&searcher, &self.fields)?;
+                let mut doc = summary_document(&self.fields, KIND_SERIES, &record, count);
+                doc.add_text(self.fields.group_series, series);
+                doc.add_text(
+                    self.fields.sort_key,
+                    format!("{study}{SORT_KEY_SEPARATOR}{series}"),
+                );
+                self.writer.add_document(doc)?;
+            }
+        }
+        Ok(())
+    }
+
     fn apply_insert(
         &mut self,
         record: InstanceRecord,
@@ -252,7 +324,8 @@ impl Writer {
             ChangeAction::Create,
             sequence,
         ))?;
-        state.inserted.insert(sop, record);
+        state.touched.insert(record.study_instance_uid.clone());
+        state.inserted.insert(sop, (record, sequence));
         Ok((sequence, true))
     }
 
@@ -273,6 +346,7 @@ impl Writer {
         let pending: Vec<String> = state
             .inserted
             .values()
+            .map(|(r, _)| r)
             .filter(|r| {
                 scope.contains(
                     &r.study_instance_uid,
@@ -283,9 +357,12 @@ impl Writer {
             .map(|r| r.sop_instance_uid.clone())
             .collect();
         for sop in pending {
-            if let Some(record) = state.inserted.remove(&sop) {
+            if let Some((record, _)) = state.inserted.remove(&sop) {
                 removed.push(record);
             }
+        }
+        for record in &removed {
+            state.touched.insert(record.study_instance_uid.clone());
         }
         read::sort_instances(&mut removed);
         for record in &removed {
@@ -338,9 +415,7 @@ fn instance_document(
         .map_err(|e| IndexError::Io(std::io::Error::other(e)))?;
     doc.add_bytes(f.attributes, &attributes);
     for (tag, values) in &record.attributes {
-        for value in values {
-            doc.add_text(f.attr, attr_term_text(*tag, value));
-        }
+        add_terms(&mut doc, f, *tag, values);
     }
     for modality in record.attribute_values(TAG_MODALITY) {
         doc.add_text(f.modality, modality);
@@ -366,5 +441,70 @@ fn change_document(
         read::to_tantivy_date(OffsetDateTime::now_utc()),
     );
     doc.add_u64(f.sequence, sequence);
+    doc
+}
+
+/// An instance of a study whose summaries are being rebuilt.
+enum Member<'a> {
+    Committed(InstanceRow),
+    Pending(&'a InstanceRecord, u64),
+}
+
+impl Member<'_> {
+    fn recency(&self) -> (i64, u64) {
+        match self {
+            Member::Committed(row) => row.recency,
+            Member::Pending(record, sequence) => {
+                let nanos = read::to_tantivy_date(record.stored_at).into_timestamp_nanos();
+                (nanos, *sequence)
+            }
+        }
+    }
+
+    fn series(&self) -> &str {
+        match self {
+            Member::Committed(row) => &row.series,
+            Member::Pending(record, _) => &record.series_instance_uid,
+        }
+    }
+
+    fn modalities(&self) -> Vec<String> {
+        match self {
+            Member::Committed(row) => row.modalities.clone(),
+            Member::Pending(record, _) => record
+                .attribute_values(TAG_MODALITY)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    fn record(
+        &self,
+        searcher: &tantivy::Searcher,
+        f: &Fields,
+    ) -> Result<InstanceRecord, IndexError> {
+        match self {
+            Member::Committed(row) => read::load_record(searcher, f, row.address),
+            Member::Pending(record, _) => Ok((*record).clone()),
+        }
+    }
+}
+
+/// A study or series summary: the latest instance's attributes (matched at that level) and
+/// counts. The caller adds the level-specific fields.
+fn summary_document(
+    f: &Fields,
+    kind: &str,
+    latest: &InstanceRecord,
+    instances: u64,
+) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(f.kind, kind);
+    doc.add_text(f.group_study, &latest.study_instance_uid);
+    doc.add_text(f.latest_sop, &latest.sop_instance_uid);
+    doc.add_u64(f.instance_count, instances);
+    for (tag, values) in &latest.attributes {
+        add_terms(&mut doc, f, *tag, values);
+    }
     doc
 }

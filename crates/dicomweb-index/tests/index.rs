@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use dicomweb_index::{
-    ChangeAction, ChangeQuery, ChangeState, Index, IndexError, InstanceRecord, Level, Scope,
-    SearchQuery,
+    ChangeAction, ChangeQuery, ChangeState, Filter, Index, IndexError, InstanceRecord, Level,
+    Matcher, Scope, SearchQuery,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -14,6 +14,7 @@ const MODALITY: u32 = 0x0008_0060;
 const INSTANCE_NUMBER: u32 = 0x0020_0013;
 const STUDY_UID: u32 = 0x0020_000D;
 const SERIES_UID: u32 = 0x0020_000E;
+const MODALITIES_IN_STUDY: u32 = 0x0008_0061;
 
 /// An instance stored `second` seconds after a fixed instant, with a patient ID and modality.
 fn record(study: &str, series: &str, sop: &str, second: i64) -> InstanceRecord {
@@ -57,6 +58,16 @@ fn sops(records: &[InstanceRecord]) -> Vec<&str> {
         .collect()
 }
 
+/// The level of the attributes these tests use.
+fn level_of(tag: u32) -> Level {
+    match tag {
+        PATIENT_ID | STUDY_UID | MODALITIES_IN_STUDY => Level::Study,
+        MODALITY | SERIES_UID => Level::Series,
+        _ => Level::Instance,
+    }
+}
+
+/// Exact-match search (values ORed, filters ANDed).
 fn search(
     index: &Index,
     level: Level,
@@ -67,7 +78,12 @@ fn search(
             level,
             filters: filters
                 .iter()
-                .map(|(tag, values)| (*tag, values.iter().map(|v| v.to_string()).collect()))
+                .map(|(tag, values)| Filter {
+                    level: level_of(*tag),
+                    tag: *tag,
+                    matcher: Matcher::Exact(values.iter().map(|v| v.to_string()).collect()),
+                    or_empty: false,
+                })
                 .collect(),
             offset: 0,
             limit: 100,
@@ -552,14 +568,19 @@ async fn instance_level_search_pages_instances_in_uid_order() {
     };
     assert!(index.search(&past_the_end).unwrap().is_empty());
 
-    // Values of one filter are ORed, filters are ANDed; path UIDs match the UID fields.
+    // Values of one filter are ORed, filters are ANDed; path UIDs match the UID fields. The
+    // study-level PatientID is the study's latest (P1, from 1.1.2), for all its instances.
     let hits = search(
         &index,
         Level::Instance,
-        &[(PATIENT_ID, &["P2", "P3"]), (STUDY_UID, &["1"])],
+        &[(PATIENT_ID, &["P1", "P3"]), (STUDY_UID, &["1"])],
     );
-    assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].record.sop_instance_uid, "1.2.1");
+    let found: Vec<_> = hits
+        .iter()
+        .map(|h| h.record.sop_instance_uid.as_str())
+        .collect();
+    assert_eq!(found, ["1.1.1", "1.1.2", "1.2.1"]);
+    assert!(search(&index, Level::Instance, &[(PATIENT_ID, &["P2"])]).is_empty());
     assert!(search(&index, Level::Instance, &[(PATIENT_ID, &[])]).is_empty());
     assert!(
         search(&index, Level::Instance, &[(PATIENT_ID, &["p1"])]).is_empty(),
@@ -589,11 +610,17 @@ async fn series_level_search_groups_by_series_with_the_latest_instance_as_repres
             .all(|h| h.study_related_series == 2 && h.study_related_instances == 3)
     );
 
-    // Counts cover the whole series even when the filter matches one instance of it.
-    let hits = search(&index, Level::Series, &[(0x0008_0018, &["1.1.1"])]);
+    // A series-level filter matches the series' latest instance; counts cover the series.
+    let hits = search(
+        &index,
+        Level::Series,
+        &[(MODALITY, &["CT"]), (STUDY_UID, &["1"])],
+    );
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].record.sop_instance_uid, "1.1.1");
+    assert_eq!(hits[0].record.sop_instance_uid, "1.1.2");
     assert_eq!(hits[0].series_related_instances, 2);
+    // An instance-level filter cannot select series.
+    assert!(search(&index, Level::Series, &[(0x0008_0018, &["1.1.1"])]).is_empty());
 
     let hits = search(&index, Level::Series, &[(SERIES_UID, &["2.1"])]);
     assert_eq!(hits[0].modalities_in_study, ["CT"]);
@@ -628,10 +655,10 @@ async fn study_level_search_counts_all_series_instances_and_modalities() {
         (1, 1)
     );
 
-    // Matching on one MR instance still reports every modality and instance of the study.
-    let hits = search(&index, Level::Study, &[(MODALITY, &["MR"])]);
+    // ModalitiesInStudy matches any modality of the study; the hit still is the latest.
+    let hits = search(&index, Level::Study, &[(MODALITIES_IN_STUDY, &["MR"])]);
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].record.sop_instance_uid, "1.2.1");
+    assert_eq!(hits[0].record.sop_instance_uid, "1.1.2");
     assert_eq!(hits[0].modalities_in_study, ["CT", "MR"]);
     assert_eq!(hits[0].study_related_instances, 3);
 
@@ -748,7 +775,7 @@ async fn an_index_of_another_schema_version_is_refused() {
     std::fs::write(&version_file, "999\n").unwrap();
     match Index::open(dir.path()) {
         Err(IndexError::Corrupt(message)) => {
-            assert_eq!(message, "schema version 999, expected 1");
+            assert_eq!(message, "schema version 999, expected 2");
         }
         other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
     }

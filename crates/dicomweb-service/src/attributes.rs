@@ -7,56 +7,126 @@ use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_object::InMemDicomObject;
 use dicomweb_index::Level;
 
+/// How the values of a searchable attribute are matched (from its VR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// UI: lists of exact values, no wildcards.
+    Uid,
+    /// PN: case- and accent-insensitive, wildcards, fuzzy.
+    PersonName,
+    /// DA: single values and ranges.
+    Date,
+    /// TM: single values (at the key's precision) and ranges.
+    Time,
+    /// Other string VRs (CS, LO, SH, IS, ...): exact, case-sensitive, wildcards.
+    Text,
+}
+
 /// A searchable attribute and the level it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchableAttribute {
+    /// The attribute, or for a sequence path the attribute inside the items.
     pub tag: Tag,
+    /// For a sequence path (`RequestAttributesSequence.ScheduledProcedureStepID`): the sequence.
+    pub sequence: Option<Tag>,
+    /// The level of the entity it describes.
     pub level: Level,
-    /// UIDs match as lists of exact values.
-    pub is_uid: bool,
+    /// How it is matched.
+    pub kind: ValueKind,
 }
 
-const fn attr(tag: Tag, level: Level) -> SearchableAttribute {
+const fn attr(tag: Tag, level: Level, kind: ValueKind) -> SearchableAttribute {
     SearchableAttribute {
         tag,
+        sequence: None,
         level,
-        is_uid: false,
+        kind,
     }
 }
-const fn uid(tag: Tag, level: Level) -> SearchableAttribute {
+const fn item(sequence: Tag, tag: Tag, level: Level, kind: ValueKind) -> SearchableAttribute {
     SearchableAttribute {
         tag,
+        sequence: Some(sequence),
         level,
-        is_uid: true,
+        kind,
     }
 }
 
-/// Every attribute the index knows, by level.
+use ValueKind::{Date, PersonName, Text, Time, Uid};
+
+/// Every attribute the index knows, by level (PS3.18 Table 10.6.1-5 and more).
 pub const SEARCHABLE: &[SearchableAttribute] = &[
-    uid(tags::STUDY_INSTANCE_UID, Level::Study),
-    attr(tags::STUDY_DATE, Level::Study),
-    attr(tags::STUDY_TIME, Level::Study),
-    attr(tags::ACCESSION_NUMBER, Level::Study),
-    attr(tags::REFERRING_PHYSICIAN_NAME, Level::Study),
-    attr(tags::PATIENT_NAME, Level::Study),
-    attr(tags::PATIENT_ID, Level::Study),
-    attr(tags::PATIENT_BIRTH_DATE, Level::Study),
-    attr(tags::PATIENT_SEX, Level::Study),
-    attr(tags::STUDY_ID, Level::Study),
-    attr(tags::STUDY_DESCRIPTION, Level::Study),
-    attr(tags::MODALITIES_IN_STUDY, Level::Study),
-    uid(tags::SERIES_INSTANCE_UID, Level::Series),
-    attr(tags::MODALITY, Level::Series),
-    attr(tags::SERIES_NUMBER, Level::Series),
-    attr(tags::SERIES_DESCRIPTION, Level::Series),
-    attr(tags::BODY_PART_EXAMINED, Level::Series),
-    attr(tags::MANUFACTURER_MODEL_NAME, Level::Series),
-    attr(tags::PERFORMED_PROCEDURE_STEP_START_DATE, Level::Series),
-    attr(tags::PERFORMED_PROCEDURE_STEP_START_TIME, Level::Series),
-    uid(tags::SOP_INSTANCE_UID, Level::Instance),
-    uid(tags::SOP_CLASS_UID, Level::Instance),
-    attr(tags::INSTANCE_NUMBER, Level::Instance),
+    attr(tags::STUDY_INSTANCE_UID, Level::Study, Uid),
+    attr(tags::STUDY_DATE, Level::Study, Date),
+    attr(tags::STUDY_TIME, Level::Study, Time),
+    attr(tags::ACCESSION_NUMBER, Level::Study, Text),
+    attr(tags::REFERRING_PHYSICIAN_NAME, Level::Study, PersonName),
+    attr(tags::PATIENT_NAME, Level::Study, PersonName),
+    attr(tags::PATIENT_ID, Level::Study, Text),
+    attr(tags::PATIENT_BIRTH_DATE, Level::Study, Date),
+    attr(tags::PATIENT_SEX, Level::Study, Text),
+    attr(tags::STUDY_ID, Level::Study, Text),
+    attr(tags::STUDY_DESCRIPTION, Level::Study, Text),
+    attr(tags::MODALITIES_IN_STUDY, Level::Study, Text),
+    attr(tags::SERIES_INSTANCE_UID, Level::Series, Uid),
+    attr(tags::MODALITY, Level::Series, Text),
+    attr(tags::SERIES_NUMBER, Level::Series, Text),
+    attr(tags::SERIES_DESCRIPTION, Level::Series, Text),
+    attr(tags::BODY_PART_EXAMINED, Level::Series, Text),
+    attr(tags::MANUFACTURER_MODEL_NAME, Level::Series, Text),
+    attr(
+        tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+        Level::Series,
+        Date,
+    ),
+    attr(
+        tags::PERFORMED_PROCEDURE_STEP_START_TIME,
+        Level::Series,
+        Time,
+    ),
+    item(
+        tags::REQUEST_ATTRIBUTES_SEQUENCE,
+        tags::SCHEDULED_PROCEDURE_STEP_ID,
+        Level::Series,
+        Text,
+    ),
+    item(
+        tags::REQUEST_ATTRIBUTES_SEQUENCE,
+        tags::REQUESTED_PROCEDURE_ID,
+        Level::Series,
+        Text,
+    ),
+    item(
+        tags::REQUEST_ATTRIBUTES_SEQUENCE,
+        tags::ACCESSION_NUMBER,
+        Level::Series,
+        Text,
+    ),
+    item(
+        tags::REQUEST_ATTRIBUTES_SEQUENCE,
+        tags::STUDY_INSTANCE_UID,
+        Level::Series,
+        Uid,
+    ),
+    attr(tags::SOP_INSTANCE_UID, Level::Instance, Uid),
+    attr(tags::SOP_CLASS_UID, Level::Instance, Uid),
+    attr(tags::INSTANCE_NUMBER, Level::Instance, Text),
 ];
+
+impl SearchableAttribute {
+    /// The tag under which the index knows it: the attribute's own tag, or for a sequence path
+    /// a synthetic one in group FFFF (never a real attribute) numbered by its place in
+    /// [`SEARCHABLE`], so values inside items never mix with the same attribute at top level.
+    pub fn index_tag(&self) -> u32 {
+        match self.sequence {
+            None => tag_u32(self.tag),
+            Some(_) => {
+                let position = SEARCHABLE.iter().position(|a| a == self).unwrap_or(0);
+                0xFFFF_0000 | (position as u32 & 0xFFFF)
+            }
+        }
+    }
+}
 
 /// Attributes returned by default at each level (besides computed ones and the resource path's UIDs).
 pub fn default_return_tags(level: Level) -> &'static [Tag] {
@@ -104,8 +174,8 @@ pub fn default_return_tags(level: Level) -> &'static [Tag] {
 /// Resolves a query attribute ID: a keyword (`PatientName`) or a tag (`00100010`).
 pub fn resolve_attribute(id: &str) -> Option<Tag> {
     if id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let group = u16::from_str_radix(&id[..4], 16).ok()?;
-        let element = u16::from_str_radix(&id[4..], 16).ok()?;
+        let group = u16::from_str_radix(id.get(..4)?, 16).ok()?;
+        let element = u16::from_str_radix(id.get(4..)?, 16).ok()?;
         return Some(Tag(group, element));
     }
     StandardDataDictionary
@@ -113,24 +183,57 @@ pub fn resolve_attribute(id: &str) -> Option<Tag> {
         .map(|entry| entry.tag_range().inner())
 }
 
-/// The searchable attribute for `tag`, if the index knows it.
-pub fn searchable(tag: Tag) -> Option<&'static SearchableAttribute> {
-    SEARCHABLE.iter().find(|a| a.tag == tag)
+/// Resolves an attribute path of PS3.18 8.3.4.1: one ID, or `Sequence.Attribute` (IDs as for
+/// [`resolve_attribute`]). Returns (sequence, attribute); `None` if a part is unknown or the
+/// path is deeper than one sequence.
+pub fn resolve_path(path: &str) -> Option<(Option<Tag>, Tag)> {
+    let mut parts = path.split('.');
+    let first = resolve_attribute(parts.next()?)?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some((None, first)),
+        (Some(second), None) => Some((Some(first), resolve_attribute(second)?)),
+        _ => None,
+    }
 }
 
-/// The searchable attribute values of a dataset, as the index stores them: trimmed strings, one per value.
+/// The searchable attribute for this path, if the index knows it.
+pub fn searchable(sequence: Option<Tag>, tag: Tag) -> Option<&'static SearchableAttribute> {
+    SEARCHABLE
+        .iter()
+        .find(|a| a.tag == tag && a.sequence == sequence)
+}
+
+fn string_values(element_text: &str) -> Vec<String> {
+    element_text
+        .split('\\')
+        .map(|v| v.trim_matches(|c: char| c == ' ' || c == '\0').to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The searchable attribute values of a dataset, as the index stores them: trimmed strings, one
+/// per value; values inside sequence items under [`SearchableAttribute::index_tag`].
 pub fn searchable_attributes(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
     SEARCHABLE
         .iter()
         .filter_map(|a| {
-            let element = dataset.element_opt(a.tag).ok().flatten()?;
-            let text = element.to_str().ok()?;
-            let values: Vec<String> = text
-                .split('\\')
-                .map(|v| v.trim_matches(|c: char| c == ' ' || c == '\0').to_owned())
-                .filter(|v| !v.is_empty())
-                .collect();
-            (!values.is_empty()).then(|| (tag_u32(a.tag), values))
+            let values: Vec<String> = match a.sequence {
+                None => {
+                    let element = dataset.element_opt(a.tag).ok().flatten()?;
+                    string_values(&element.to_str().ok()?)
+                }
+                Some(sequence) => {
+                    let element = dataset.element_opt(sequence).ok().flatten()?;
+                    element
+                        .items()?
+                        .iter()
+                        .filter_map(|item| item.element_opt(a.tag).ok().flatten())
+                        .filter_map(|e| e.to_str().ok().map(|t| string_values(&t)))
+                        .flatten()
+                        .collect()
+                }
+            };
+            (!values.is_empty()).then(|| (a.index_tag(), values))
         })
         .collect()
 }
@@ -155,5 +258,29 @@ mod tests {
         assert_eq!(resolve_attribute("00100010"), Some(tags::PATIENT_NAME));
         assert_eq!(resolve_attribute("0010001g"), None);
         assert_eq!(resolve_attribute("NoSuchKeyword"), None);
+        assert_eq!(
+            resolve_path("RequestAttributesSequence.00400009"),
+            Some((
+                Some(tags::REQUEST_ATTRIBUTES_SEQUENCE),
+                tags::SCHEDULED_PROCEDURE_STEP_ID
+            ))
+        );
+        assert_eq!(
+            resolve_path("PatientName"),
+            Some((None, tags::PATIENT_NAME))
+        );
+        assert_eq!(resolve_path("A.B.C"), None);
+    }
+
+    #[test]
+    fn sequence_paths_get_distinct_synthetic_tags() {
+        let top = searchable(None, tags::ACCESSION_NUMBER).unwrap();
+        let nested = searchable(
+            Some(tags::REQUEST_ATTRIBUTES_SEQUENCE),
+            tags::ACCESSION_NUMBER,
+        )
+        .unwrap();
+        assert_eq!(top.index_tag(), 0x0008_0050);
+        assert_eq!(nested.index_tag() >> 16, 0xFFFF);
     }
 }

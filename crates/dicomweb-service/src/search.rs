@@ -1,16 +1,26 @@
 //! QIDO-RS: query parameter parsing and result shaping. Matching itself is the index's.
 //!
-//! This first version matches UIDs (lists of exact values) and exact values of the other searchable attributes;
-//! wildcard, range and fuzzy matching are refused with a clear 400 until the index supports them.
+//! Query parameters arrive decoded as `application/x-www-form-urlencoded` (so `%2A` is `*`,
+//! `%5E` is `^`, and a literal `+` means a space, as in every URL query; a `+` in a value must be
+//! sent as `%2B`). Matching follows PS3.4 C.2.2.2 per VR (see [`ValueKind`]): UIDs as lists
+//! (`,` or `\\`), no wildcards; PN case- and accent-insensitive with `*`/`?` and fuzzymatching;
+//! DA ranges `a-b`, `a-`, `-b`; TM single values (at their precision) and ranges; other strings
+//! exact or wildcard, case-sensitive. Several values separated by `\\` need
+//! multiplevaluematching=true (any value matches); emptyvaluematching=true also matches entities
+//! without a value. Results come in the index's order: StudyInstanceUID, then
+//! SeriesInstanceUID, then SOPInstanceUID.
 
 use std::collections::BTreeSet;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicomweb_index::{Level, SearchHit, SearchQuery};
+use dicomweb_index::{Filter, Level, Matcher, SearchHit, SearchQuery, date_key, time_key};
 use serde_json::{Map, Value, json};
 
-use crate::attributes::{default_return_tags, resolve_attribute, searchable, tag_key, tag_u32};
+use crate::attributes::{
+    SEARCHABLE, SearchableAttribute, ValueKind, default_return_tags, resolve_attribute,
+    resolve_path, searchable, tag_key,
+};
 use crate::uid::truncate_for_message;
 use crate::{Result, ServiceError, StudiesService, check_uid};
 
@@ -62,7 +72,8 @@ fn level_name(level: Level) -> &'static str {
 /// A parsed QIDO-RS request.
 #[derive(Debug, Clone)]
 struct ParsedQuery {
-    filters: Vec<(Tag, Vec<String>)>,
+    /// The filters, with the attribute each one matches (for the returned attributes).
+    filters: Vec<(Tag, Filter)>,
     include_all: bool,
     include: BTreeSet<Tag>,
     offset: usize,
@@ -89,6 +100,111 @@ fn parse_count(name: &str, value: &str) -> Result<usize> {
     })
 }
 
+fn invalid(name: &str, what: &str, value: &str) -> ServiceError {
+    ServiceError::InvalidInput(format!(
+        "query parameter {name}: {what}, not \"{}\"",
+        truncate_for_message(value)
+    ))
+}
+
+/// Matching switches that apply to every attribute.
+#[derive(Debug, Clone, Copy, Default)]
+struct Switches {
+    fuzzy: bool,
+    empty: bool,
+    multiple: bool,
+}
+
+/// The matcher of one attribute's (non-empty) query value.
+fn matcher(
+    name: &str,
+    attribute: &SearchableAttribute,
+    value: &str,
+    switches: Switches,
+) -> Result<Matcher> {
+    if attribute.kind == ValueKind::Uid {
+        if value.contains(['*', '?']) {
+            return Err(invalid(name, "wildcards are not allowed on a UID", value));
+        }
+        let uids: Vec<String> = value.split(['\\', ',']).map(str::to_owned).collect();
+        for uid in &uids {
+            check_uid(name, uid)?;
+        }
+        return Ok(Matcher::Exact(uids));
+    }
+    let values: Vec<String> = if value.contains('\\') {
+        if !switches.multiple {
+            return Err(invalid(
+                name,
+                "several values separated by \\ need multiplevaluematching=true",
+                value,
+            ));
+        }
+        value.split('\\').map(|v| v.trim().to_owned()).collect()
+    } else {
+        vec![value.trim().to_owned()]
+    };
+    match attribute.kind {
+        ValueKind::Uid => Ok(Matcher::Exact(values)),
+        ValueKind::PersonName => Ok(Matcher::PersonName {
+            values,
+            fuzzy: switches.fuzzy,
+        }),
+        ValueKind::Text => Ok(Matcher::Wildcard(values)),
+        ValueKind::Date | ValueKind::Time => {
+            let is_date = attribute.kind == ValueKind::Date;
+            let expected = if is_date {
+                "a date is YYYYMMDD, a range YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD"
+            } else {
+                "a time is HH[MM[SS[.FFFFFF]]], a range TIME-TIME, TIME- or -TIME"
+            };
+            let key = |text: &str, upper: bool| {
+                if is_date {
+                    date_key(text)
+                } else {
+                    time_key(text, upper)
+                }
+            };
+            let [only] = values.as_slice() else {
+                return Err(invalid(
+                    name,
+                    "several date or time values are not supported",
+                    value,
+                ));
+            };
+            match only.split_once('-') {
+                Some((lower, upper)) => {
+                    let (lower, upper) = (lower.trim(), upper.trim());
+                    if lower.is_empty() && upper.is_empty() {
+                        return Err(invalid(name, expected, value));
+                    }
+                    let bound = |text: &str, upper: bool| -> Result<Option<String>> {
+                        if text.is_empty() {
+                            Ok(None)
+                        } else {
+                            key(text, upper)
+                                .map(Some)
+                                .ok_or_else(|| invalid(name, expected, value))
+                        }
+                    };
+                    Ok(Matcher::Range {
+                        lower: bound(lower, false)?,
+                        upper: bound(upper, true)?,
+                    })
+                }
+                None => {
+                    let lower = key(only, false).ok_or_else(|| invalid(name, expected, value))?;
+                    let upper = key(only, true).ok_or_else(|| invalid(name, expected, value))?;
+                    Ok(Matcher::Range {
+                        lower: Some(lower),
+                        upper: Some(upper),
+                    })
+                }
+            }
+        }
+    }
+}
+
 fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery> {
     let mut parsed = ParsedQuery {
         filters: Vec::new(),
@@ -97,6 +213,18 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
         offset: 0,
         limit: DEFAULT_LIMIT,
     };
+    // Switches first: they apply to attributes given before them too.
+    let mut switches = Switches::default();
+    for (name, value) in params {
+        match name.to_ascii_lowercase().as_str() {
+            "fuzzymatching" => switches.fuzzy = parse_bool("fuzzymatching", value)?,
+            "emptyvaluematching" => switches.empty = parse_bool("emptyvaluematching", value)?,
+            "multiplevaluematching" => {
+                switches.multiple = parse_bool("multiplevaluematching", value)?
+            }
+            _ => {}
+        }
+    }
     for (name, value) in params {
         match name.to_ascii_lowercase().as_str() {
             "limit" => {
@@ -109,16 +237,7 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
                 parsed.limit = limit;
             }
             "offset" => parsed.offset = parse_count("offset", value)?,
-            "fuzzymatching" => {
-                if parse_bool("fuzzymatching", value)? {
-                    return Err(ServiceError::InvalidInput(
-                        "fuzzymatching=true is not supported yet by this server".into(),
-                    ));
-                }
-            }
-            "emptyvaluematching" | "multiplevaluematching" => {
-                parse_bool(name, value)?;
-            }
+            "fuzzymatching" | "emptyvaluematching" | "multiplevaluematching" => {}
             "includefield" => {
                 for id in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if id.eq_ignore_ascii_case("all") {
@@ -135,13 +254,13 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
                 }
             }
             _ => {
-                let tag = resolve_attribute(name).ok_or_else(|| {
+                let (sequence, tag) = resolve_path(name).ok_or_else(|| {
                     ServiceError::InvalidInput(format!(
                         "unknown query parameter or attribute \"{}\"",
                         truncate_for_message(name)
                     ))
                 })?;
-                let attribute = searchable(tag).ok_or_else(|| {
+                let attribute = searchable(sequence, tag).ok_or_else(|| {
                     ServiceError::InvalidInput(format!(
                         "attribute {name} is not searchable on this server"
                     ))
@@ -157,30 +276,44 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
                     // Universal matching: every value matches, so no filter.
                     continue;
                 }
-                let values = if attribute.is_uid {
-                    let uids: Vec<String> = value.split(['\\', ',']).map(str::to_owned).collect();
-                    for uid in &uids {
-                        check_uid(name, uid)?;
-                    }
-                    uids
-                } else {
-                    if value.contains(['*', '?']) {
-                        return Err(ServiceError::InvalidInput(format!(
-                            "wildcard matching on {name} is not supported yet by this server"
-                        )));
-                    }
-                    vec![value.trim().to_owned()]
-                };
-                let tag = if tag == tags::MODALITIES_IN_STUDY {
-                    tags::MODALITY
-                } else {
-                    tag
-                };
-                parsed.filters.push((tag, values));
+                let matcher = matcher(name, attribute, value, switches)?;
+                let returned = sequence.unwrap_or(tag);
+                parsed.filters.push((
+                    returned,
+                    Filter {
+                        level: attribute.level,
+                        tag: attribute.index_tag(),
+                        matcher,
+                        or_empty: switches.empty && attribute.kind != ValueKind::Uid,
+                    },
+                ));
             }
         }
     }
     Ok(parsed)
+}
+
+/// Tags whose values, in a hit of a lower level, come from the latest instance of `level`.
+fn level_tags(level: Level) -> BTreeSet<Tag> {
+    let mut tags: BTreeSet<Tag> = default_return_tags(level).iter().copied().collect();
+    tags.extend(
+        SEARCHABLE
+            .iter()
+            .filter(|a| a.level == level)
+            .map(|a| a.sequence.unwrap_or(a.tag)),
+    );
+    tags.remove(&tags::SPECIFIC_CHARACTER_SET);
+    tags.remove(&tags::TIMEZONE_OFFSET_FROM_UTC);
+    tags
+}
+
+fn uid_filter(level: Level, tag: Tag, uid: &str) -> Filter {
+    Filter {
+        level,
+        tag: crate::attributes::tag_u32(tag),
+        matcher: Matcher::Exact(vec![uid.to_owned()]),
+        or_empty: false,
+    }
 }
 
 impl StudiesService {
@@ -201,23 +334,21 @@ impl StudiesService {
         };
         if let Some(study) = &path_study {
             check_uid("StudyInstanceUID", study)?;
-            query
-                .filters
-                .push((tags::STUDY_INSTANCE_UID, vec![study.clone()]));
+            query.filters.push((
+                tags::STUDY_INSTANCE_UID,
+                uid_filter(Level::Study, tags::STUDY_INSTANCE_UID, study),
+            ));
         }
         if let Some(series) = &path_series {
             check_uid("SeriesInstanceUID", series)?;
-            query
-                .filters
-                .push((tags::SERIES_INSTANCE_UID, vec![series.clone()]));
+            query.filters.push((
+                tags::SERIES_INSTANCE_UID,
+                uid_filter(Level::Series, tags::SERIES_INSTANCE_UID, series),
+            ));
         }
         let hits = self.index.search(&SearchQuery {
             level,
-            filters: query
-                .filters
-                .iter()
-                .map(|(t, v)| (tag_u32(*t), v.clone()))
-                .collect(),
+            filters: query.filters.iter().map(|(_, f)| f.clone()).collect(),
             offset: query.offset,
             limit: query.limit,
         })?;
@@ -243,6 +374,16 @@ impl StudiesService {
     }
 }
 
+fn metadata_object(record: &dicomweb_index::InstanceRecord) -> Result<Map<String, Value>> {
+    match serde_json::from_slice(&record.metadata) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ServiceError::Internal(format!(
+            "stored metadata of instance {} is not a JSON object",
+            record.sop_instance_uid
+        ))),
+    }
+}
+
 fn shape_result(
     hit: SearchHit,
     level: Level,
@@ -250,20 +391,35 @@ fn shape_result(
     keep: &BTreeSet<String>,
     base_url: &str,
 ) -> Result<Value> {
-    let mut object: Map<String, Value> = match serde_json::from_slice(&hit.record.metadata) {
-        Ok(Value::Object(map)) => map,
-        _ => {
-            return Err(ServiceError::Internal(format!(
-                "stored metadata of instance {} is not a JSON object",
-                hit.record.sop_instance_uid
-            )));
+    let mut object = metadata_object(&hit.record)?;
+    // Upper-level attributes come from the latest instance of their study/series, the same
+    // instance whose values were matched.
+    let mut upper = Vec::new();
+    if level == Level::Instance {
+        upper.push((Level::Series, &hit.series_record));
+    }
+    if level != Level::Study {
+        upper.push((Level::Study, &hit.study_record));
+    }
+    for (upper_level, record) in upper {
+        let source = metadata_object(record)?;
+        for tag in level_tags(upper_level) {
+            let key = tag_key(tag);
+            match source.get(&key) {
+                Some(value) => object.insert(key, value.clone()),
+                None => object.remove(&key),
+            };
         }
-    };
+    }
     if !query.include_all {
         object.retain(|key, _| keep.contains(key));
     }
     let record = &hit.record;
-    let wants = |tag: Tag| query.include_all || query.include.contains(&tag);
+    let wants = |tag: Tag| {
+        query.include_all
+            || query.include.contains(&tag)
+            || query.filters.iter().any(|(t, _)| *t == tag)
+    };
     let study_url = format!("{base_url}/studies/{}", record.study_instance_uid);
     let retrieve_url = match level {
         Level::Study => study_url,
@@ -324,21 +480,74 @@ mod tests {
             .collect()
     }
 
+    fn matchers(level: Level, pairs: &[(&str, &str)]) -> Vec<Matcher> {
+        parse_query(level, &params(pairs))
+            .unwrap()
+            .filters
+            .into_iter()
+            .map(|(_, f)| f.matcher)
+            .collect()
+    }
+
     #[test]
-    fn uid_lists_and_exact_values_become_filters() {
+    fn each_vr_gets_its_matcher() {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            matchers(Level::Instance, &[("StudyInstanceUID", "1.2,1.3\\1.4")]),
+            [Matcher::Exact(strings(&["1.2", "1.3", "1.4"]))]
+        );
+        assert_eq!(
+            matchers(Level::Study, &[("00100020", "ID*")]),
+            [Matcher::Wildcard(strings(&["ID*"]))]
+        );
+        assert_eq!(
+            matchers(
+                Level::Study,
+                &[("PatientName", "jo do"), ("fuzzymatching", "true")]
+            ),
+            [Matcher::PersonName {
+                values: strings(&["jo do"]),
+                fuzzy: true
+            }]
+        );
+        assert_eq!(
+            matchers(Level::Study, &[("StudyDate", "20240101-")]),
+            [Matcher::Range {
+                lower: Some("20240101".into()),
+                upper: None
+            }]
+        );
+        assert_eq!(
+            matchers(Level::Study, &[("StudyTime", "-12")]),
+            [Matcher::Range {
+                lower: None,
+                upper: Some("125959.999999".into())
+            }]
+        );
+        assert_eq!(
+            matchers(Level::Study, &[("StudyDate", "20240101")]),
+            [Matcher::Range {
+                lower: Some("20240101".into()),
+                upper: Some("20240101".into())
+            }]
+        );
+        assert_eq!(
+            matchers(
+                Level::Study,
+                &[("PatientID", "A\\B"), ("multiplevaluematching", "true")]
+            ),
+            [Matcher::Wildcard(strings(&["A", "B"]))]
+        );
         let q = parse_query(
-            Level::Instance,
-            &params(&[("StudyInstanceUID", "1.2,1.3"), ("00100020", "ID1")]),
+            Level::Series,
+            &params(&[
+                ("RequestAttributesSequence.ScheduledProcedureStepID", "S1"),
+                ("emptyvaluematching", "true"),
+            ]),
         )
         .unwrap();
-        assert_eq!(
-            q.filters[0],
-            (
-                tags::STUDY_INSTANCE_UID,
-                vec!["1.2".to_string(), "1.3".to_string()]
-            )
-        );
-        assert_eq!(q.filters[1], (tags::PATIENT_ID, vec!["ID1".to_string()]));
+        assert_eq!(q.filters[0].1.tag >> 16, 0xFFFF);
+        assert!(q.filters[0].1.or_empty);
     }
 
     #[test]
@@ -356,6 +565,15 @@ mod tests {
             ),
             (Level::Study, ("fuzzymatching", "maybe"), "fuzzymatching"),
             (Level::Study, ("includefield", "Nope"), "Nope"),
+            (Level::Study, ("SOPClassUID", "1.2"), "SOPClassUID"),
+            (Level::Series, ("SOPInstanceUID", "1.2*"), "SOPInstanceUID"),
+            (Level::Study, ("StudyDate", "-"), "StudyDate"),
+            (Level::Study, ("StudyDate", "2024"), "StudyDate"),
+            (Level::Study, ("StudyDate", "20241301"), "StudyDate"),
+            (Level::Study, ("StudyDate", "20240101-2024"), "StudyDate"),
+            (Level::Study, ("StudyTime", "25"), "StudyTime"),
+            (Level::Study, ("PatientID", "A\\B"), "multiplevaluematching"),
+            (Level::Study, ("Rows", "1"), "not searchable"),
         ];
         for (level, (k, v), needle) in cases {
             let err = parse_query(level, &params(&[(k, v)])).unwrap_err();
@@ -394,8 +612,10 @@ mod tests {
             match parse_query(level, &pairs) {
                 Ok(q) => {
                     proptest::prop_assert!(q.limit >= 1 && q.limit <= MAX_LIMIT);
-                    for (_, values) in &q.filters {
-                        proptest::prop_assert!(!values.is_empty());
+                    for (_, filter) in &q.filters {
+                        if let Matcher::Exact(values) | Matcher::Wildcard(values) = &filter.matcher {
+                            proptest::prop_assert!(!values.is_empty());
+                        }
                     }
                 }
                 Err(e) => proptest::prop_assert!(matches!(e, ServiceError::InvalidInput(_))),

@@ -1,0 +1,363 @@
+//! Matching: the public filter types, the normalisations shared by indexing and querying, the
+//! terms indexed for every attribute value and the tantivy query of every filter.
+//!
+//! Every value is indexed the same way whatever its VR (the index knows no DICOM dictionary):
+//! raw in `attr`, folded in `pn`/`pn_part`, and in `range` when it parses as a DA or TM value.
+//! The caller picks the [`Matcher`] that fits the attribute's VR, so a time-looking ID is never
+//! range-matched unless the caller asks for it.
+
+use std::ops::Bound;
+
+use tantivy::TantivyDocument;
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur, Query, RangeQuery, RegexQuery, TermQuery,
+    TermSetQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{TantivyError, Term};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::schema::{Fields, attr_term_end, attr_term_text, has_term_text};
+use crate::types::{IndexError, Level};
+
+/// How one attribute is matched (PS3.4 C.2.2.2). Values of one matcher are alternatives (ORed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Single value / UID list matching: the attribute has one of these values, byte for byte.
+    Exact(Vec<String>),
+    /// Case-sensitive matching where `*` stands for any sequence of characters and `?` for
+    /// any one character; values without them match exactly.
+    Wildcard(Vec<String>),
+    /// Person name matching, case- and accent-insensitive (see [`fold_person_name`]) against the
+    /// whole name and each component group (alphabetic, ideographic, phonetic). `*`/`?` are
+    /// wildcards. With `fuzzy`, a value without wildcards matches when each of its words is a
+    /// prefix of some part of the name ("jo do" matches "Doe^John", "ohn" does not).
+    PersonName {
+        /// Alternatives.
+        values: Vec<String>,
+        /// PS3.18 fuzzymatching.
+        fuzzy: bool,
+    },
+    /// Inclusive range of comparable keys built with [`date_key`] or [`time_key`]; `None` is an
+    /// open end. Matches attributes with a value whose key lies within.
+    Range {
+        /// Lowest key matched.
+        lower: Option<String>,
+        /// Highest key matched.
+        upper: Option<String>,
+    },
+}
+
+/// One condition of a search: the attribute `tag`, evaluated on the entity of `level`.
+///
+/// A study-level filter is evaluated on the study's summary (its most recently stored
+/// instance), whatever the level of the search: a series or instance matches when its study
+/// does. The UID tags of the hierarchy (0020000D, 0020000E, 00080018) are the exception: they
+/// are evaluated directly on the hit, which always knows its own and its parents' UIDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The level the attribute belongs to; must not be below the search's level (a filter
+    /// deeper than the search level matches nothing).
+    pub level: Level,
+    /// The attribute (group in the high 16 bits).
+    pub tag: u32,
+    /// How to match it.
+    pub matcher: Matcher,
+    /// PS3.4 Empty Value Matching: an entity without a non-empty value of `tag` matches too.
+    pub or_empty: bool,
+}
+
+/// Folds a person name for case- and accent-insensitive comparison: Unicode NFD, combining
+/// marks removed, lower case, spaces around and trailing empty components trimmed
+/// ("  Müller^Jürgen^^ " and "MULLER^JURGEN" fold alike).
+pub fn fold_person_name(name: &str) -> String {
+    let folded: String = name
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded
+        .split('=')
+        .map(|group| {
+            group
+                .split('^')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("^")
+                .trim_end_matches('^')
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("=")
+        .trim_end_matches('=')
+        .to_owned()
+}
+
+/// The words of a folded name: separated by '^', '=', ',' or white space.
+fn name_parts(folded: &str) -> impl Iterator<Item = &str> {
+    folded
+        .split(|c: char| c == '^' || c == '=' || c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+}
+
+fn digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn number(text: &str) -> Option<u32> {
+    if digits(text) {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The comparable key of a DA value "YYYYMMDD" (month 01-12, day 01-31), `None` if malformed.
+pub fn date_key(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.len() != 8 || !digits(value) {
+        return None;
+    }
+    let month = number(value.get(4..6)?)?;
+    let day = number(value.get(6..8)?)?;
+    ((1..=12).contains(&month) && (1..=31).contains(&day)).then(|| value.to_owned())
+}
+
+/// The comparable key "HHMMSS.FFFFFF" of a TM value "HH[MM[SS[.F{1,6}]]]", `None` if malformed.
+/// Components the value omits are filled with their lowest value, or with their highest when
+/// `upper` (so "12" as an upper bound covers everything up to 12:59:59.999999).
+pub fn time_key(value: &str, upper: bool) -> Option<String> {
+    let value = value.trim();
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    if !digits(whole) || !matches!(whole.len(), 2 | 4 | 6) {
+        return None;
+    }
+    if fraction.is_some() && whole.len() != 6 {
+        return None;
+    }
+    let hours = number(whole.get(0..2)?)?;
+    let minutes = whole
+        .get(2..4)
+        .map(number)
+        .unwrap_or(Some(if upper { 59 } else { 0 }))?;
+    let seconds = whole
+        .get(4..6)
+        .map(number)
+        .unwrap_or(Some(if upper { 59 } else { 0 }))?;
+    if hours > 23 || minutes > 59 || seconds > 60 {
+        return None;
+    }
+    let fraction = match fraction {
+        Some(f) if digits(f) && f.len() <= 6 => {
+            let pad = if upper { '9' } else { '0' };
+            let mut padded = f.to_owned();
+            padded.extend(std::iter::repeat_n(pad, 6 - f.len()));
+            padded
+        }
+        Some(_) => return None,
+        None if upper => "999999".to_owned(),
+        None => "000000".to_owned(),
+    };
+    Some(format!("{hours:02}{minutes:02}{seconds:02}.{fraction}"))
+}
+
+/// Adds the matching terms of one attribute's values to a document.
+pub(crate) fn add_terms(doc: &mut TantivyDocument, f: &Fields, tag: u32, values: &[String]) {
+    let mut any = false;
+    for value in values {
+        if value.is_empty() {
+            continue;
+        }
+        any = true;
+        doc.add_text(f.attr, attr_term_text(tag, value));
+        let folded = fold_person_name(value);
+        doc.add_text(f.pn, attr_term_text(tag, &folded));
+        for group in folded.split('=').filter(|g| !g.is_empty()) {
+            if group != folded {
+                doc.add_text(f.pn, attr_term_text(tag, group));
+            }
+        }
+        for part in name_parts(&folded) {
+            doc.add_text(f.pn_part, attr_term_text(tag, part));
+        }
+        if let Some(key) = date_key(value).or_else(|| time_key(value, false)) {
+            doc.add_text(f.range, attr_term_text(tag, &key));
+        }
+    }
+    if any {
+        doc.add_text(f.has, has_term_text(tag));
+    }
+}
+
+fn term(field: Field, text: &str) -> Term {
+    Term::from_field_text(field, text)
+}
+
+fn term_query(field: Field, text: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(term(field, text), IndexRecordOption::Basic))
+}
+
+fn any_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    if queries.is_empty() {
+        return Box::new(EmptyQuery);
+    }
+    Box::new(BooleanQuery::new(
+        queries.into_iter().map(|q| (Occur::Should, q)).collect(),
+    ))
+}
+
+/// A regex matching the terms of `tag` whose value matches the wildcard `pattern`.
+fn wildcard_regex(tag: u32, pattern: &str) -> String {
+    let mut regex = format!("{tag:08X}=");
+    for c in pattern.chars() {
+        match c {
+            '*' => regex.push_str(".*"),
+            '?' => regex.push('.'),
+            c if "\\.+()|[]{}^$#&-~\"<>@".contains(c) => {
+                regex.push('\\');
+                regex.push(c);
+            }
+            c => regex.push(c),
+        }
+    }
+    regex
+}
+
+fn regex_query(field: Field, regex: &str) -> Result<Box<dyn Query>, IndexError> {
+    let query = RegexQuery::from_pattern(regex, field).map_err(|e| match e {
+        TantivyError::InvalidArgument(message) => IndexError::Corrupt(format!(
+            "cannot build the query of pattern {regex}: {message}"
+        )),
+        other => IndexError::Tantivy(other),
+    })?;
+    Ok(Box::new(query))
+}
+
+fn has_wildcard(value: &str) -> bool {
+    value.contains(['*', '?'])
+}
+
+/// The query of one matcher (without the UID special cases) on documents carrying `tag`.
+fn matcher_query(f: &Fields, tag: u32, matcher: &Matcher) -> Result<Box<dyn Query>, IndexError> {
+    match matcher {
+        Matcher::Exact(values) => Ok(Box::new(TermSetQuery::new(
+            values.iter().map(|v| term(f.attr, &attr_term_text(tag, v))),
+        ))),
+        Matcher::Wildcard(values) => {
+            let mut queries = Vec::new();
+            for value in values {
+                queries.push(if has_wildcard(value) {
+                    regex_query(f.attr, &wildcard_regex(tag, value))?
+                } else {
+                    term_query(f.attr, &attr_term_text(tag, value))
+                });
+            }
+            Ok(any_of(queries))
+        }
+        Matcher::PersonName { values, fuzzy } => {
+            let mut queries = Vec::new();
+            for value in values {
+                let folded = fold_person_name(value);
+                if has_wildcard(&folded) {
+                    queries.push(regex_query(f.pn, &wildcard_regex(tag, &folded))?);
+                } else if *fuzzy {
+                    let mut words = Vec::new();
+                    for word in name_parts(&folded) {
+                        let prefix = wildcard_regex(tag, word) + ".*";
+                        words.push((Occur::Must, regex_query(f.pn_part, &prefix)?));
+                    }
+                    if words.is_empty() {
+                        continue;
+                    }
+                    queries.push(Box::new(BooleanQuery::new(words)));
+                } else {
+                    queries.push(term_query(f.pn, &attr_term_text(tag, &folded)));
+                }
+            }
+            Ok(any_of(queries))
+        }
+        Matcher::Range { lower, upper } => {
+            let lower = match lower {
+                Some(key) => Bound::Included(term(f.range, &attr_term_text(tag, key))),
+                None => Bound::Included(term(f.range, &attr_term_text(tag, ""))),
+            };
+            let upper = match upper {
+                Some(key) => Bound::Included(term(f.range, &attr_term_text(tag, key))),
+                None => Bound::Excluded(term(f.range, &attr_term_end(tag))),
+            };
+            Ok(Box::new(RangeQuery::new(lower, upper)))
+        }
+    }
+}
+
+/// The query of a filter on the documents it applies to, with empty value matching.
+pub(crate) fn filter_query(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, IndexError> {
+    let query = matcher_query(f, filter.tag, &filter.matcher)?;
+    if !filter.or_empty {
+        return Ok(query);
+    }
+    let lacks: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+        (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+        (
+            Occur::MustNot,
+            term_query(f.has, &has_term_text(filter.tag)),
+        ),
+    ]));
+    Ok(any_of(vec![query, lacks]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fold_case_accents_and_trailing_components() {
+        assert_eq!(fold_person_name("Müller^Jürgen^^"), "muller^jurgen");
+        assert_eq!(fold_person_name(" DOE ^ John "), "doe^john");
+        assert_eq!(
+            fold_person_name("Yamada^Tarou=山田^太郎="),
+            "yamada^tarou=山田^太郎"
+        );
+    }
+
+    #[test]
+    fn time_keys_pad_by_bound() {
+        assert_eq!(time_key("12", false).as_deref(), Some("120000.000000"));
+        assert_eq!(time_key("12", true).as_deref(), Some("125959.999999"));
+        assert_eq!(time_key("1230", true).as_deref(), Some("123059.999999"));
+        assert_eq!(
+            time_key("123045.5", false).as_deref(),
+            Some("123045.500000")
+        );
+        assert_eq!(time_key("123045.5", true).as_deref(), Some("123045.599999"));
+        for bad in [
+            "",
+            "1",
+            "123",
+            "2400",
+            "1260",
+            "12.5",
+            "12304a",
+            "123045.1234567",
+        ] {
+            assert_eq!(time_key(bad, false), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn date_keys_need_eight_valid_digits() {
+        assert_eq!(date_key("20240131").as_deref(), Some("20240131"));
+        for bad in ["2024013", "20241301", "20240100", "2024-01-01", "abcdefgh"] {
+            assert_eq!(date_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards_escape_regex_syntax() {
+        assert_eq!(wildcard_regex(0x0010_0020, "a.b*c?"), "00100020=a\\.b.*c.");
+    }
+}
