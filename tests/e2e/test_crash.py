@@ -120,3 +120,18 @@ def test_a_server_with_a_lost_index_rebuilds_it_from_storage(make_server):
     r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
     assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
     assert len(requests.get(f"{server.root}/changefeed").json()) == 3
+
+
+def test_an_index_of_an_older_schema_is_set_aside_and_rebuilt(make_server):
+    server = make_server()
+    body, content_type = related_body([sample("red-triangle.dcm"), sample("green-square.dcm")])
+    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
+    server.stop()
+    [version_file] = (server.data_dir / "index").glob("*schema-version")
+    version_file.write_text("1\n")  # as written by an older build
+
+    server.start()
+    study = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
+    r = requests.get(f"{server.root}/studies/{study}/metadata")
+    assert r.status_code == 200 and len(r.json()) == 2
+    assert list(server.data_dir.glob("index-schema-1-*")), "the old index is kept aside, not deleted"

@@ -158,16 +158,18 @@ fn check_schema_version(dir: &Path, directory: &MmapDirectory) -> Result<(), Ind
             if found == SCHEMA_VERSION.to_string() {
                 Ok(())
             } else {
-                Err(IndexError::Corrupt(format!(
-                    "schema version {found}, expected {SCHEMA_VERSION}"
-                )))
+                Err(IndexError::SchemaMismatch {
+                    found: found.to_owned(),
+                    expected: SCHEMA_VERSION,
+                })
             }
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             if tantivy::Index::exists(directory).map_err(other_io)? {
-                return Err(IndexError::Corrupt(format!(
-                    "schema version unknown (no {SCHEMA_VERSION_FILE}), expected {SCHEMA_VERSION}"
-                )));
+                return Err(IndexError::SchemaMismatch {
+                    found: "unknown".to_owned(),
+                    expected: SCHEMA_VERSION,
+                });
             }
             // Written (durably) before the index exists, so an index never lacks it.
             let temporary = dir.join(format!("{SCHEMA_VERSION_FILE}.tmp"));
@@ -186,8 +188,7 @@ impl Index {
     /// Opens (creating if missing) the index in `dir`.
     ///
     /// A schema version file is kept next to tantivy's files; an index of another schema version
-    /// is refused with `IndexError::Corrupt("schema version X, expected Y")` (rebuild comes
-    /// later). The change feed continues after the highest committed sequence.
+    /// is refused with `IndexError::SchemaMismatch` (the caller rebuilds it from storage). The change feed continues after the highest committed sequence.
     /// Starts a dedicated writer thread, so it needs no tokio runtime (calling it within one is
     /// fine); it blocks on file I/O. Fails with a tantivy lock error if the directory is already
     /// open (in this or another process).

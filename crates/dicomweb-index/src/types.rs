@@ -255,8 +255,18 @@ pub enum IndexError {
     /// File system failure.
     #[error("index I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// The index on disk is not what this version expects (wrong schema version, unreadable
-    /// stored values).
+    /// The index on disk was written with another schema version (or none recorded): it must be
+    /// rebuilt from storage, which the caller decides to do.
+    #[error(
+        "the index has schema version {found}, this build needs {expected}: rebuild it from storage"
+    )]
+    SchemaMismatch {
+        /// The version recorded on disk ("unknown" when no version file exists).
+        found: String,
+        /// The version this build writes.
+        expected: u32,
+    },
+    /// The index on disk is unreadable (stored values that do not decode, schema errors).
     #[error("index is corrupt or incompatible: {0}")]
     Corrupt(String),
     /// The writer is gone: the index was closed (or its writer thread died).
@@ -273,6 +283,10 @@ impl IndexError {
             },
             IndexError::Tantivy(e) => IndexError::Tantivy(e.clone()),
             IndexError::Io(e) => IndexError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            IndexError::SchemaMismatch { found, expected } => IndexError::SchemaMismatch {
+                found: found.clone(),
+                expected: *expected,
+            },
             IndexError::Corrupt(message) => IndexError::Corrupt(message.clone()),
             IndexError::Closed => IndexError::Closed,
         }

@@ -774,10 +774,10 @@ async fn an_index_of_another_schema_version_is_refused() {
         .expect("a schema version file is written");
     std::fs::write(&version_file, "999\n").unwrap();
     match Index::open(dir.path()) {
-        Err(IndexError::Corrupt(message)) => {
-            assert_eq!(message, "schema version 999, expected 2");
+        Err(IndexError::SchemaMismatch { found, expected }) => {
+            assert_eq!((found.as_str(), expected), ("999", 2));
         }
-        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+        other => panic!("expected SchemaMismatch, got {:?}", other.map(|_| ())),
     }
 }
 

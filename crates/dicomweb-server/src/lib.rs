@@ -13,7 +13,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use actix_web::web;
-use dicomweb_index::Index;
+use dicomweb_index::{Index, IndexError};
 use dicomweb_service::{ServiceConfig, StudiesService};
 
 pub use routes::{ApiVersion, AppState};
@@ -37,8 +37,47 @@ pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesSe
             index_dir.display()
         )
     })?;
-    let index = Index::open(&index_dir)
-        .map_err(|e| anyhow::anyhow!("cannot open the index in {}: {e}", index_dir.display()))?;
+    let index = match Index::open(&index_dir) {
+        Ok(index) => index,
+        Err(IndexError::SchemaMismatch { found, expected }) => {
+            // An index written by another version: set it aside (not deleted: it holds the change feed history)
+            // and start a new one, which the server fills from storage before serving.
+            let aside = settings.data_dir.join(format!(
+                "index-schema-{found}-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default()
+            ));
+            tracing::warn!(
+                found = %found,
+                expected,
+                moved_to = %aside.display(),
+                "the index was written with another schema version; it is moved aside and rebuilt from storage"
+            );
+            std::fs::rename(&index_dir, &aside).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot move the old index {} aside: {e}",
+                    index_dir.display()
+                )
+            })?;
+            std::fs::create_dir_all(&index_dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the index directory {}: {e}",
+                    index_dir.display()
+                )
+            })?;
+            Index::open(&index_dir).map_err(|e| {
+                anyhow::anyhow!("cannot open the index in {}: {e}", index_dir.display())
+            })?
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "cannot open the index in {}: {e}",
+                index_dir.display()
+            ));
+        }
+    };
     let service = StudiesService::new(
         blobs,
         index,
