@@ -135,3 +135,26 @@ def test_an_index_of_an_older_schema_is_set_aside_and_rebuilt(make_server):
     r = requests.get(f"{server.root}/studies/{study}/metadata")
     assert r.status_code == 200 and len(r.json()) == 2
     assert list(server.data_dir.glob("index-schema-1-*")), "the old index is kept aside, not deleted"
+
+
+def test_reindex_command_catalogues_what_storage_holds(make_server):
+    import os
+    import shutil
+    import subprocess
+
+    server = make_server()
+    body, content_type = related_body([sample("red-triangle.dcm"), sample("blue-circle.dcm")])
+    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
+    server.stop()
+    shutil.rmtree(server.data_dir / "index")
+
+    done = subprocess.run(
+        [os.environ["DICOMWEB_BIN"], "reindex", "--data-dir", str(server.data_dir)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "reindex finished" in done.stderr and "added=2" in done.stderr, done.stderr
+
+    server.start()
+    r = requests.get(f"{server.root}/instances")
+    assert r.status_code == 200 and len(r.json()) == 2

@@ -5,12 +5,15 @@ use clap::Parser;
 use dicomweb_server::config::{Cli, Command, Settings};
 use dicomweb_server::{AppState, configure_app, open_service, routes};
 use dicomweb_service::StudiesService;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_env("DICOMWEB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -55,9 +58,38 @@ async fn close(service: &StudiesService) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("closing the index: {e}"))
 }
 
+/// `dicomweb reindex`: the same rebuild, with a progress bar on a terminal.
 async fn reindex(settings: Settings) -> anyhow::Result<()> {
     let service = open_service(&settings)?;
-    rebuild(&service).await?;
+    let total = service
+        .stored_instance_count()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing {} failed: {e}", settings.storage))?;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} instances ({per_sec}, {eta} left) {msg}",
+        )
+        .map_err(|e| anyhow::anyhow!("progress bar template: {e}"))?
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let totals = service
+        .rebuild_catalogue(Duration::from_millis(200), |p| {
+            bar.set_position(p.seen);
+            bar.set_message(format!("{} added, {} unreadable", p.added, p.unreadable));
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("rebuilding the catalogue from storage failed: {e}"))?;
+    bar.finish();
+    tracing::info!(
+        seen = totals.seen,
+        added = totals.added,
+        already_catalogued = totals.already_catalogued,
+        unreadable = totals.unreadable,
+        seconds = started.elapsed().as_secs_f64(),
+        "reindex finished"
+    );
     close(&service).await?;
     Ok(())
 }

@@ -42,6 +42,17 @@ impl StudiesService {
         Ok(listing.try_next().await?.is_some())
     }
 
+    /// How many instance files storage holds (a listing, no reads): the total of a rebuild's progress.
+    pub async fn stored_instance_count(&self) -> Result<u64> {
+        let listing = self.blobs.list(INSTANCES_PREFIX);
+        listing
+            .map_err(crate::ServiceError::from)
+            .try_fold(0u64, |count, meta| {
+                futures::future::ready(Ok(count + u64::from(meta.key.ends_with(".dcm"))))
+            })
+            .await
+    }
+
     /// Catalogues every instance file in storage that the catalogue lacks. `progress` is called at most every
     /// `report_every` and once at the end.
     pub async fn rebuild_catalogue(
