@@ -34,8 +34,8 @@ async fn stored(service: &StudiesService, name: &str) -> Scope {
     }
 }
 
-#[tokio::test]
-async fn the_last_frame_is_read_without_reading_the_file() {
+/// A service whose storage counts the bytes read through it.
+fn counted_service() -> (tempfile::TempDir, Arc<CountingStore>, StudiesService) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CountingStore::new(open_store("memory://").unwrap()));
     let service = StudiesService::new(
@@ -43,6 +43,12 @@ async fn the_last_frame_is_read_without_reading_the_file() {
         Index::open_in_ram().unwrap(),
         ServiceConfig::new(dir.path().into()),
     );
+    (dir, store, service)
+}
+
+#[tokio::test]
+async fn the_last_frame_is_read_without_reading_the_file() {
+    let (_dir, store, service) = counted_service();
     // rtdose: 15 native frames of 10x10 32-bit values (400 bytes each).
     let scope = stored(&service, "pydicom/rtdose.dcm").await;
     store.take_bytes_read();
@@ -69,13 +75,7 @@ async fn the_last_frame_is_read_without_reading_the_file() {
 
 #[tokio::test]
 async fn encapsulated_frames_are_their_fragments() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(CountingStore::new(open_store("memory://").unwrap()));
-    let service = StudiesService::new(
-        store.clone(),
-        Index::open_in_ram().unwrap(),
-        ServiceConfig::new(dir.path().into()),
-    );
+    let (_dir, store, service) = counted_service();
     let scope = stored(&service, "pydicom/SC_rgb_rle_2frame.dcm").await;
     store.take_bytes_read();
     let frames = service
