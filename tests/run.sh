@@ -45,3 +45,6 @@ fi
 
 step "end-to-end tests (real server on 127.0.0.1)"
 "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "$@"
+
+step "S3 and Azure Blob (moto, Azurite on 127.0.0.1)"
+bash tests/emulators/run-cloud-tests.sh

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,14 +32,22 @@ class Server:
         self.root = f"http://127.0.0.1:{self.port}"
         self.process = None
         self.log = open(data_dir.parent / "server.log", "ab")
+        # DICOMWEB_E2E_STORAGE (e.g. s3://bucket/e2e, set by tests/emulators/run-cloud-tests.sh) puts the blobs
+        # in that store, under a fresh prefix per server so that servers never see each other's data; a
+        # restarted server keeps its prefix. Unset: the server's default, blobs under the data directory.
+        base = os.environ.get("DICOMWEB_E2E_STORAGE", "").rstrip("/")
+        self.storage = f"{base}/{uuid.uuid4().hex}" if base else None
 
     def start(self):
         binary = os.environ.get("DICOMWEB_BIN") or shutil.which("dicomweb")
         if not binary:
             raise RuntimeError("set DICOMWEB_BIN to the dicomweb binary (tests/run.sh does)")
         env = dict(os.environ, DICOMWEB_LOG=os.environ.get("DICOMWEB_LOG", "info"))
+        args = [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--workers", "2"]
+        if self.storage:
+            args += ["--storage", self.storage]
         self.process = subprocess.Popen(
-            [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--workers", "2"],
+            args,
             stdout=self.log,
             stderr=self.log,
             env=env,

@@ -148,8 +148,11 @@ def test_reindex_command_catalogues_what_storage_holds(make_server):
     server.stop()
     shutil.rmtree(server.data_dir / "index")
 
+    command = [os.environ["DICOMWEB_BIN"], "reindex", "--data-dir", str(server.data_dir)]
+    if server.storage:
+        command += ["--storage", server.storage]
     done = subprocess.run(
-        [os.environ["DICOMWEB_BIN"], "reindex", "--data-dir", str(server.data_dir)],
+        command,
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr

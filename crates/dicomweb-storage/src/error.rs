@@ -107,15 +107,37 @@ pub(crate) fn from_object_store(
     }
 }
 
-/// Whether an error is worth retrying, judged from the I/O errors in its source chain.
+/// Whether an `object_store` error is transient, as [`from_object_store`] judges it.
+pub(crate) fn is_transient_error(error: &object_store::Error) -> bool {
+    is_transient(error)
+}
+
+/// Whether an error is worth retrying later, judged from its source chain.
 ///
-/// Remote backends (S3, Azure) report their HTTP failures through `object_store::client::HttpError` /
-/// `RetryError`, which only exist with object_store's cloud features: the issue adding those backends
-/// extends this function with a downcast to them (timeouts, connection errors, 5xx -> transient).
+/// object_store has already retried transient failures of remote stores (see
+/// [`crate::default_retry_config`]) when an error reaches this function, so a transient error here means the
+/// retries or their deadline ran out: the backend is unavailable.
+///
+/// * Local I/O errors: timeouts, connection failures, full disks, busy resources.
+/// * Remote stores: `object_store::client::HttpError` of kind connect, request, timeout or interrupted (the
+///   connection failed or dropped).
+/// * Remote stores: an HTTP status 5xx, 429 or 408 that outlived the retries. object_store 0.14 does not
+///   export its `RetryError` (only its `Display`, "... Server returned non-2xx status code: 503 Service
+///   Unavailable ..."), so the status is read from that text.
 fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
     use std::io::ErrorKind;
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = current {
+        if let Some(http) = error.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Connect
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Interrupted
+            );
+        }
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
             return matches!(
                 io.kind(),
@@ -132,9 +154,24 @@ fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
                     | ErrorKind::QuotaExceeded
             );
         }
+        if http_status_in(&error.to_string()).is_some_and(is_transient_status) {
+            return true;
+        }
         current = error.source();
     }
     false
+}
+
+/// The HTTP status in the message object_store gives a failed request, if any.
+fn http_status_in(message: &str) -> Option<u16> {
+    const MARKER: &str = "status code: ";
+    let start = message.find(MARKER)? + MARKER.len();
+    let digits = message.get(start..start + 3)?;
+    digits.parse().ok()
+}
+
+fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 429 || status == 408
 }
 
 #[cfg(test)]
@@ -191,6 +228,57 @@ mod tests {
             assert!(
                 mapped.is_transient(),
                 "{kind:?} should be transient: {mapped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_connections_to_remote_stores_are_transient() {
+        use object_store::client::{HttpError, HttpErrorKind};
+        for kind in [
+            HttpErrorKind::Connect,
+            HttpErrorKind::Timeout,
+            HttpErrorKind::Request,
+        ] {
+            let error = generic(Box::new(HttpError::new(
+                kind,
+                std::io::Error::other("boom"),
+            )));
+            assert!(
+                from_object_store(error, "get", "k").is_transient(),
+                "{kind:?}"
+            );
+        }
+        let decode = generic(Box::new(HttpError::new(
+            HttpErrorKind::Decode,
+            std::io::Error::other("bad xml"),
+        )));
+        assert!(!from_object_store(decode, "get", "k").is_transient());
+    }
+
+    #[test]
+    fn server_errors_and_throttling_that_outlive_retries_are_transient() {
+        let message = |status: &str| {
+            format!(
+                "Error performing PUT http://h/b/k in 2s, after 10 retries - Server returned non-2xx status code: {status}: <Error/>"
+            )
+        };
+        for status in [
+            "503 Service Unavailable",
+            "500 Internal Server Error",
+            "429 Too Many Requests",
+        ] {
+            let error = generic(message(status).into());
+            assert!(
+                from_object_store(error, "put", "k").is_transient(),
+                "{status}"
+            );
+        }
+        for status in ["400 Bad Request", "404 Not Found"] {
+            let error = generic(message(status).into());
+            assert!(
+                !from_object_store(error, "put", "k").is_transient(),
+                "{status}"
             );
         }
     }

@@ -3,8 +3,9 @@
 //! This crate owns one thing: putting opaque byte blobs under '/'-separated keys and getting them back. It
 //! defines the narrow [`BlobStore`] trait the archive is written against, its contracts (atomic exclusive
 //! creation, atomic replacement, whole and ranged reads, idempotent deletes, prefix listing), one
-//! implementation on [`object_store`] ([`ObjectStoreBlobStore`]: local disk, in-memory, and later S3/Azure
-//! without any change to the trait), a URL-based opener ([`open_store`]) and a reusable [`conformance`]
+//! implementation on [`object_store`] ([`ObjectStoreBlobStore`]: local disk, in-memory, Amazon S3 and Azure
+//! Blob Storage), a URL-based opener ([`open_store`], `s3://`, `az://`, `file://`, paths, `memory://`), a
+//! reachability check ([`ObjectStoreBlobStore::check`]) and a reusable [`conformance`]
 //! suite every backend must pass.
 //!
 //! It must never depend on DICOM (no `dicom-*` crates: it does not know what a study is; key layout is the
@@ -41,7 +42,10 @@ pub mod conformance;
 pub use error::StorageError;
 pub use key::{MAX_KEY_LEN, STAGING_PREFIX, validate_key};
 pub use object_store_backend::{MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, ObjectStoreBlobStore};
-pub use open::{SUPPORTED_LOCATIONS, open_store};
+pub use open::{
+    SUPPORTED_LOCATIONS, default_retry_config, open_object_store, open_object_store_with_retry,
+    open_store,
+};
 
 use bytes::Bytes;
 use futures::StreamExt;

@@ -1,6 +1,6 @@
 //! [`BlobStore`] on any `object_store` backend.
 
-use crate::error::from_object_store;
+use crate::error::{from_object_store, is_transient_error};
 use crate::key::{STAGING_PREFIX, parse_list_prefix};
 use crate::{BlobMeta, BlobStore, ByteStream, StorageError, validate_key};
 use bytes::Bytes;
@@ -25,6 +25,9 @@ pub const MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploaded concurrently; with the part being filled this bounds an upload's memory to about
 /// `(MAX_PARTS_IN_FLIGHT + 1) * MULTIPART_PART_SIZE` plus the caller's current chunk.
 const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// How many times an exclusive write reported as conflicting, with no blob to show for it, is retried.
+const CONFLICT_RETRIES: u32 = 8;
 
 /// [`BlobStore`] on an [`object_store::ObjectStore`].
 ///
@@ -76,6 +79,56 @@ impl ObjectStoreBlobStore {
     /// What this store is, as given to [`ObjectStoreBlobStore::new`].
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Verifies that the backend is reachable and writable: writes a probe blob under the reserved
+    /// [`STAGING_PREFIX`] (never listed; reclaimed by [`ObjectStoreBlobStore::remove_stale_staging`] if
+    /// the probe is interrupted), reads it back, and deletes it. Cheap: three small requests.
+    ///
+    /// The error names the store (its description, e.g. the URL) and the step that failed; it is
+    /// [`StorageError::Unavailable`] when the backend could not be reached and [`StorageError::Other`]
+    /// otherwise (wrong credentials, missing bucket, read-only store, ...).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), dicomweb_storage::StorageError> {
+    /// dicomweb_storage::open_object_store("memory://")?.check().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn check(&self) -> Result<(), StorageError> {
+        let probe = Path::from(format!(
+            "{STAGING_PREFIX}check-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let content = Bytes::from_static(b"dicomweb storage check");
+        let failed = |step: &str, error: object_store::Error| {
+            // object_store's message carries the cause (NoSuchBucket, AuthorizationFailure, connection
+            // refused, ...); the mapping only decides whether it is transient.
+            let message = format!(
+                "storage {} failed its check: {step}: {error}",
+                self.description
+            );
+            let transient = is_transient_error(&error);
+            let source = Some(Box::new(error) as Box<dyn std::error::Error + Send + Sync>);
+            match transient {
+                true => StorageError::Unavailable { message, source },
+                false => StorageError::Other { message, source },
+            }
+        };
+        self.store
+            .put(&probe, PutPayload::from(content.clone()))
+            .await
+            .map_err(|e| failed("write probe", e))?;
+        let read = async { self.store.get(&probe).await?.bytes().await }.await;
+        let deleted = self.store.delete(&probe).await;
+        let read = read.map_err(|e| failed("read probe", e))?;
+        deleted.map_err(|e| failed("delete probe", e))?;
+        if read != content {
+            return Err(StorageError::other(format!(
+                "storage {} failed its check: the probe blob read back differs from what was written",
+                self.description
+            )));
+        }
+        Ok(())
     }
 
     /// Deletes staging blobs last modified more than `older_than` ago: the leftovers of creates interrupted
@@ -132,11 +185,26 @@ impl ObjectStoreBlobStore {
             mode: put_mode,
             ..Default::default()
         };
-        self.store
-            .put_opts(&key_path(key), payload, options)
-            .await
-            .map_err(|e| from_object_store(e, "put", key))?;
-        Ok(buffered_len as u64)
+        let path = key_path(key);
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .store
+                .put_opts(&path, payload.clone(), options.clone())
+                .await;
+            match outcome {
+                Ok(_) => return Ok(buffered_len as u64),
+                Err(error) => {
+                    let error = from_object_store(error, "put", key);
+                    if !self
+                        .is_unconfirmed_conflict(&error, key, &mut attempt)
+                        .await?
+                    {
+                        return Err(error);
+                    }
+                }
+            }
+        }
     }
 
     async fn write_in_parts(
@@ -166,12 +234,64 @@ impl ObjectStoreBlobStore {
                     Path::from(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple()));
                 let cleanup = StagingCleanup::new(Arc::clone(&self.store), staging.clone());
                 let size = self.upload_in_parts(&staging, key, buffered, rest).await?;
-                let copy = CopyOptions::new().with_mode(CopyMode::Create);
-                let published = self.store.copy_opts(&staging, &key_path(key), copy).await;
+                // The exclusive publish, per backend: local disk hard-links; S3 completes a one-part multipart
+                // copy with If-None-Match: * (S3CopyIfNotExists::Multipart, set by open_store; UploadPartCopy
+                // limits it to 5 GiB); Azure copies with If-None-Match: *. Azure's Copy Blob may in principle
+                // answer "pending" (asynchronous copy), which object_store does not surface; within one storage
+                // account a block blob copy completes before the response in practice, and Azurite always does.
+                let mut attempt = 0;
+                let published = loop {
+                    let copy = CopyOptions::new().with_mode(CopyMode::Create);
+                    match self.store.copy_opts(&staging, &key_path(key), copy).await {
+                        Ok(()) => break Ok(size),
+                        Err(error) => {
+                            let error = from_object_store(error, "create", key);
+                            match self
+                                .is_unconfirmed_conflict(&error, key, &mut attempt)
+                                .await
+                            {
+                                Ok(true) => continue,
+                                Ok(false) => break Err(error),
+                                Err(other) => break Err(other),
+                            }
+                        }
+                    }
+                };
                 cleanup.run().await;
-                published.map_err(|e| from_object_store(e, "create", key))?;
-                Ok(size)
+                published
             }
+        }
+    }
+
+    /// Whether an exclusive write that failed with `error` should be tried again.
+    ///
+    /// S3 answers a conditional write racing another one on the same key with 409 Conflict ("a
+    /// conflicting conditional operation is in progress, retry"), which object_store reports as
+    /// AlreadyExists although the other write may still fail. An AlreadyExists is therefore confirmed by
+    /// looking at the key: if nothing is there yet, the write is retried after a short, growing pause (up
+    /// to [`CONFLICT_RETRIES`] times, then [`StorageError::Unavailable`]).
+    async fn is_unconfirmed_conflict(
+        &self,
+        error: &StorageError,
+        key: &str,
+        attempt: &mut u32,
+    ) -> Result<bool, StorageError> {
+        if !matches!(error, StorageError::AlreadyExists { .. }) {
+            return Ok(false);
+        }
+        match self.store.head(&key_path(key)).await {
+            Ok(_) => Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {
+                *attempt += 1;
+                if *attempt > CONFLICT_RETRIES {
+                    return Err(StorageError::unavailable(format!(
+                        "create {key:?}: the store kept reporting a conflicting write, but no blob appeared"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(*attempt))).await;
+                Ok(true)
+            }
+            Err(e) => Err(from_object_store(e, "head", key)),
         }
     }
 
