@@ -161,3 +161,31 @@ def test_reindex_command_catalogues_what_storage_holds(make_server):
     server.start()
     r = requests.get(f"{server.root}/instances")
     assert r.status_code == 200 and len(r.json()) == 2
+
+
+def test_check_command_reports_reachable_and_unreachable_storage(tmp_path):
+    import os
+    import subprocess
+
+    from conftest import free_port
+
+    binary = os.environ["DICOMWEB_BIN"]
+    ok = subprocess.run([binary, "check", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "reachable and writable" in ok.stdout
+
+    closed = free_port()  # nothing listens there
+    env = dict(
+        {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_"))},
+        AWS_ENDPOINT=f"http://127.0.0.1:{closed}",
+        AWS_ALLOW_HTTP="true",
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_REGION="us-east-1",
+    )
+    failed = subprocess.run(
+        [binary, "check", "--data-dir", str(tmp_path), "--storage", "s3://no-such-bucket/prefix"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert failed.returncode != 0
+    assert "s3://no-such-bucket" in failed.stderr, failed.stderr

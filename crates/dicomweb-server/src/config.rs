@@ -26,6 +26,9 @@ pub enum Command {
     /// then exit. The server does this by itself on start when its index is empty and storage is not. Stop the
     /// server first: the index admits one process at a time.
     Reindex(ServeArgs),
+    /// Verify that the storage backend is reachable and writable (writes, reads back and deletes a probe), then
+    /// exit: 0 when it is, 1 with the URL and the cause when it is not.
+    Check(ServeArgs),
 }
 
 /// Flags of `dicomweb serve`; each also reads an environment variable.

@@ -26,6 +26,19 @@ pub fn configure_app(cfg: &mut web::ServiceConfig, state: AppState) {
         .service(web::scope("").configure(|c| routes::configure(c, ApiVersion::Unversioned)));
 }
 
+/// Verifies that the configured storage is reachable and writable, with a short retry budget so that a wrong
+/// bucket, key or endpoint is reported within seconds. The error names the URL and the cause.
+pub async fn check_storage(settings: &config::Settings) -> anyhow::Result<()> {
+    let retry = object_store::RetryConfig {
+        max_retries: 2,
+        retry_timeout: std::time::Duration::from_secs(10),
+        ..dicomweb_storage::default_retry_config()
+    };
+    let store = dicomweb_storage::open_object_store_with_retry(&settings.storage, retry)
+        .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))?;
+    store.check().await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Opens storage and index as configured and assembles the service.
 pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesService>> {
     let blobs = dicomweb_storage::open_store(&settings.storage)

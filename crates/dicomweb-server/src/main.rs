@@ -3,14 +3,26 @@
 use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
 use dicomweb_server::config::{Cli, Command, Settings};
-use dicomweb_server::{AppState, configure_app, open_service, routes};
+use dicomweb_server::{AppState, check_storage, configure_app, open_service, routes};
 use dicomweb_service::StudiesService;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The cause chain on one line, for people; no backtrace (it says nothing to an operator).
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -22,6 +34,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(Settings::resolve(&args)?).await,
         Command::Reindex(args) => reindex(Settings::resolve(&args)?).await,
+        Command::Check(args) => {
+            let settings = Settings::resolve(&args)?;
+            check_storage(&settings).await?;
+            println!("storage {}: reachable and writable", settings.storage);
+            Ok(())
+        }
     }
 }
 
@@ -95,6 +113,8 @@ async fn reindex(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Fail at start, with the cause, rather than at the first store.
+    check_storage(&settings).await?;
     let service = open_service(&settings)?;
     // A new or lost index in front of existing storage: rebuild before serving, so that no client ever sees a
     // partial catalogue.
