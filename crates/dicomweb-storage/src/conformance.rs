@@ -32,6 +32,68 @@ const LARGE: usize = MULTIPART_THRESHOLD + 1024 * 1024 + 17;
 /// A body spanning several parts.
 const HUGE: usize = 20 * 1024 * 1024 + 3;
 
+/// Generates one test per conformance check, in a module named `$backend`, for a backend made by `$make` (an
+/// expression evaluated inside each async test, giving `(store, guard)`: the guard keeps temporary resources
+/// alive). Attributes after it apply to every test, e.g. `#[ignore = "needs an emulator"]`. The tests use
+/// `tokio::test`, so the calling crate needs `tokio` (with `macros` and `rt-multi-thread`).
+///
+/// ```ignore
+/// dicomweb_storage::conformance_tests!(my_backend, my_store().await);
+/// ```
+///
+/// Keep the list in step with [`run_all`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:ident, $make:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::__conformance_tests_for!(
+            $backend,
+            $make,
+            [$(#[$attr])*],
+            [
+                create_then_read_back,
+                create_is_exclusive,
+                concurrent_creates_have_one_winner,
+                concurrent_large_and_small_creates_have_one_winner,
+                put_replaces,
+                empty_blob_round_trips,
+                missing_blob_is_not_found,
+                get_range_reads_exact_bytes,
+                get_ranges_reads_each_range,
+                delete_is_idempotent,
+                list_filters_by_prefix,
+                in_progress_create_is_invisible,
+                invalid_keys_are_rejected,
+                failing_body_leaves_nothing,
+                large_body_round_trips,
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests_for {
+    ($backend:ident, $make:expr, $attrs:tt, [$($check:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $( $crate::__conformance_test!($attrs, $make, $check); )*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test {
+    ([$(#[$attr:meta])*], $make:expr, $check:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $check() {
+            let (store, _guard) = $make;
+            $crate::conformance::$check(&*store).await;
+        }
+    };
+}
+
 /// Runs every check, one after the other.
 pub async fn run_all(store: &dyn BlobStore) {
     create_then_read_back(store).await;

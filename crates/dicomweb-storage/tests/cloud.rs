@@ -13,8 +13,8 @@
 //! A missing variable fails the test: an emulator test that passes without an emulator proves nothing.
 
 use dicomweb_storage::{
-    BlobStore, ObjectStoreBlobStore, StorageError, body_from_bytes, conformance, open_object_store,
-    open_store, read_to_bytes,
+    BlobStore, ObjectStoreBlobStore, StorageError, body_from_bytes, open_object_store, open_store,
+    read_to_bytes,
 };
 use object_store::aws::AmazonS3Builder;
 use object_store::{BackoffConfig, RetryConfig};
@@ -52,51 +52,8 @@ fn azure() -> (Arc<dyn BlobStore>, ()) {
     (fresh_store("DICOMWEB_TEST_AZURE_URL"), ())
 }
 
-/// One ignored test per conformance check for a backend.
-macro_rules! conformance_tests {
-    ($backend:ident, $make:expr, [$($check:ident),* $(,)?]) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs the emulators of tests/emulators/run-cloud-tests.sh"]
-                async fn $check() {
-                    let (store, _guard) = $make;
-                    conformance::$check(&*store).await;
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! all_checks {
-    ($backend:ident, $make:expr) => {
-        conformance_tests!(
-            $backend,
-            $make,
-            [
-                create_then_read_back,
-                create_is_exclusive,
-                concurrent_creates_have_one_winner,
-                concurrent_large_and_small_creates_have_one_winner,
-                put_replaces,
-                empty_blob_round_trips,
-                missing_blob_is_not_found,
-                get_range_reads_exact_bytes,
-                get_ranges_reads_each_range,
-                delete_is_idempotent,
-                list_filters_by_prefix,
-                in_progress_create_is_invisible,
-                invalid_keys_are_rejected,
-                failing_body_leaves_nothing,
-                large_body_round_trips,
-            ]
-        );
-    };
-}
-
-all_checks!(s3_store, s3());
-all_checks!(azure_store, azure());
+dicomweb_storage::conformance_tests!(s3_store, s3(), #[ignore = "needs the emulators of tests/emulators/run-cloud-tests.sh"]);
+dicomweb_storage::conformance_tests!(azure_store, azure(), #[ignore = "needs the emulators of tests/emulators/run-cloud-tests.sh"]);
 
 /// The URL's key prefix isolates stores: what one writes, a store on a sibling prefix does not see, and
 /// the bucket-level store sees it under the prefix.

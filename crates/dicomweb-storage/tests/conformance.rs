@@ -22,50 +22,8 @@ fn local_disk() -> (Arc<dyn BlobStore>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
-/// One test per conformance check for a backend; `$make` returns the store and a guard kept alive.
-macro_rules! conformance_tests {
-    ($backend:ident, $make:expr, [$($check:ident),* $(,)?]) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let (store, _guard) = $make;
-                    conformance::$check(&*store).await;
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! all_checks {
-    ($backend:ident, $make:expr) => {
-        conformance_tests!(
-            $backend,
-            $make,
-            [
-                create_then_read_back,
-                create_is_exclusive,
-                concurrent_creates_have_one_winner,
-                concurrent_large_and_small_creates_have_one_winner,
-                put_replaces,
-                empty_blob_round_trips,
-                missing_blob_is_not_found,
-                get_range_reads_exact_bytes,
-                get_ranges_reads_each_range,
-                delete_is_idempotent,
-                list_filters_by_prefix,
-                in_progress_create_is_invisible,
-                invalid_keys_are_rejected,
-                failing_body_leaves_nothing,
-                large_body_round_trips,
-            ]
-        );
-    };
-}
-
-all_checks!(in_memory_store, in_memory());
-all_checks!(local_disk_store, local_disk());
+dicomweb_storage::conformance_tests!(in_memory_store, in_memory());
+dicomweb_storage::conformance_tests!(local_disk_store, local_disk());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_store_memory_url_conforms() {
