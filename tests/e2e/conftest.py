@@ -26,8 +26,10 @@ def free_port() -> int:
 class Server:
     """A running dicomweb process; `restart` and `kill` keep its data directory."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, extra_args=(), extra_env=None):
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -42,10 +44,11 @@ class Server:
         binary = os.environ.get("DICOMWEB_BIN") or shutil.which("dicomweb")
         if not binary:
             raise RuntimeError("set DICOMWEB_BIN to the dicomweb binary (tests/run.sh does)")
-        env = dict(os.environ, DICOMWEB_LOG=os.environ.get("DICOMWEB_LOG", "info"))
+        env = dict(os.environ, DICOMWEB_LOG=os.environ.get("DICOMWEB_LOG", "info"), **self.extra_env)
         args = [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--workers", "2"]
         if self.storage:
             args += ["--storage", self.storage]
+        args += self.extra_args
         self.process = subprocess.Popen(
             args,
             stdout=self.log,
@@ -85,10 +88,10 @@ def make_server():
     servers = []
     temp = tempfile.mkdtemp(prefix="dicomweb-e2e-")
 
-    def factory() -> Server:
+    def factory(extra_args=(), extra_env=None) -> Server:
         data_dir = Path(temp) / f"server{len(servers)}" / "data"
         data_dir.mkdir(parents=True)
-        server = Server(data_dir)
+        server = Server(data_dir, extra_args, extra_env)
         servers.append(server)
         return server.start()
 

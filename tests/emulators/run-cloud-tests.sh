@@ -114,7 +114,8 @@ for backend in s3 azure; do
     tests/e2e/test_acceptance.py \
     tests/e2e/test_crash.py::test_kill_9_during_a_store_storm_loses_nothing_acknowledged \
     tests/e2e/test_crash.py::test_a_server_with_a_lost_index_rebuilds_it_from_storage \
-    tests/e2e/test_crash.py::test_reindex_command_catalogues_what_storage_holds
+    tests/e2e/test_crash.py::test_reindex_command_catalogues_what_storage_holds \
+    tests/e2e/test_storage_faults.py
   # The servers must really have written there, not elsewhere (the story deletes what it stored, so count the
   # writes in the emulator's access log rather than what is left).
   log=$WORK/moto.log; [ "$backend" = azure ] && log=$WORK/azurite.log

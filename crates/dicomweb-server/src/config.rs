@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// HTTP worker threads [default: number of cores].
     #[arg(long, env = "DICOMWEB_WORKERS")]
     pub workers: Option<usize>,
+    /// How long a storage operation is retried (with backoff) after transient failures before the request
+    /// fails with 503, in seconds [default: 120].
+    #[arg(long, env = "DICOMWEB_STORAGE_RETRY_TIMEOUT")]
+    pub storage_retry_timeout: Option<u64>,
 }
 
 /// The TOML file's shape.
@@ -59,6 +63,7 @@ pub struct FileSettings {
     pub data_dir: Option<PathBuf>,
     pub storage: Option<String>,
     pub workers: Option<usize>,
+    pub storage_retry_timeout: Option<u64>,
 }
 
 /// Settings after merging every source.
@@ -68,6 +73,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub storage: String,
     pub workers: usize,
+    /// Retry deadline of storage operations.
+    pub storage_retry_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -94,6 +101,11 @@ impl Settings {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             storage,
+            storage_retry_timeout: std::time::Duration::from_secs(
+                args.storage_retry_timeout
+                    .or(file.storage_retry_timeout)
+                    .unwrap_or(120),
+            ),
             workers: args.workers.or(file.workers).unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())

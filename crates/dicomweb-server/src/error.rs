@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use dicomweb_service::ServiceError;
+use dicomweb_service::{ServiceError, StoreRequestError};
 
 /// An error answered to the client: a status and a message saying what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,22 @@ pub enum ApiError {
     /// `Content-Type` is not supported (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A backend the request needs is unavailable; retrying later may succeed (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
+
+impl From<StoreRequestError> for ApiError {
+    fn from(error: StoreRequestError) -> Self {
+        match error {
+            StoreRequestError::MalformedBody(_) => ApiError::BadRequest(error.to_string()),
+            StoreRequestError::StorageUnavailable(_) => ApiError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+/// Seconds a client is asked to wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -26,6 +41,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Service(e) => match e {
                 ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                 ServiceError::InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -45,7 +61,11 @@ impl ResponseError for ApiError {
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
         }
-        HttpResponse::build(status).json(serde_json::json!({
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        response.json(serde_json::json!({
             "status": status.as_u16(),
             "message": self.to_string(),
         }))

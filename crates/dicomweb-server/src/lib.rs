@@ -41,8 +41,14 @@ pub async fn check_storage(settings: &config::Settings) -> anyhow::Result<()> {
 
 /// Opens storage and index as configured and assembles the service.
 pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesService>> {
-    let blobs = dicomweb_storage::open_store(&settings.storage)
-        .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))?;
+    let retry = object_store::RetryConfig {
+        retry_timeout: settings.storage_retry_timeout,
+        ..dicomweb_storage::default_retry_config()
+    };
+    let blobs: Arc<dyn dicomweb_storage::BlobStore> = Arc::new(
+        dicomweb_storage::open_object_store_with_retry(&settings.storage, retry)
+            .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))?,
+    );
     let index_dir = settings.data_dir.join("index");
     std::fs::create_dir_all(&index_dir).map_err(|e| {
         anyhow::anyhow!(

@@ -235,6 +235,7 @@ async fn store_request(
                             message: format!(
                                 "part {part_number} has Content-Type \"{part_type}\"; only application/dicom parts are stored"
                             ),
+                            transient: false,
                         });
                         continue;
                     }
@@ -246,18 +247,12 @@ async fn store_request(
                         Err(e) => Some((Err(e), reader)),
                     }
                 }));
-                let outcome = service
-                    .store_instance(study.as_deref(), body)
-                    .await
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                let outcome = service.store_instance(study.as_deref(), body).await?;
                 outcomes.push(outcome);
             }
         }
         DICOM => {
-            let outcome = service
-                .store_instance(study.as_deref(), payload)
-                .await
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let outcome = service.store_instance(study.as_deref(), payload).await?;
             outcomes.push(outcome);
         }
         other => {

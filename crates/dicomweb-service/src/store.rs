@@ -61,6 +61,8 @@ pub enum InstanceOutcome {
         reason: FailureReason,
         /// Why, for the log and for the client (ErrorComment).
         message: String,
+        /// The storage backend was unavailable: retrying later may succeed.
+        transient: bool,
     },
 }
 
@@ -70,6 +72,10 @@ pub enum StoreRequestError {
     /// The request body itself is broken (malformed multipart, client disconnect): 400.
     #[error("malformed request body: {0}")]
     MalformedBody(String),
+    /// The storage backend is unavailable (after retries): nothing of the failed instance is visible, and the
+    /// client should retry the request later (503).
+    #[error("storage is unavailable, retry later: {0}")]
+    StorageUnavailable(String),
 }
 
 /// HTTP-agnostic status of a whole store transaction.
@@ -131,7 +137,14 @@ impl StudiesService {
                     ));
                 }
             };
-        Ok(self.store_spooled(expected_study, spooled).await)
+        match self.store_spooled(expected_study, spooled).await {
+            InstanceOutcome::Failed {
+                transient: true,
+                message,
+                ..
+            } => Err(StoreRequestError::StorageUnavailable(message)),
+            outcome => Ok(outcome),
+        }
     }
 
     async fn store_spooled(&self, expected_study: Option<&str>, spooled: Spool) -> InstanceOutcome {
@@ -278,11 +291,15 @@ impl StudiesService {
 
 fn storage_failure(ids: Option<(String, String)>, key: &str, e: StorageError) -> InstanceOutcome {
     tracing::error!(key = %key, error = %e, "uploading an instance failed");
-    failed(
+    let mut outcome = failed(
         ids,
         FailureReason::ProcessingFailure,
         format!("storing the file failed: {e}"),
-    )
+    );
+    if let InstanceOutcome::Failed { transient, .. } = &mut outcome {
+        *transient = e.is_transient();
+    }
+    outcome
 }
 
 fn failed(
@@ -299,6 +316,7 @@ fn failed(
         sop_instance_uid,
         reason,
         message,
+        transient: false,
     }
 }
 
@@ -419,6 +437,7 @@ pub fn store_response(
                 sop_instance_uid,
                 reason,
                 message,
+                ..
             } => {
                 let mut item = InMemDicomObject::new_empty();
                 if let Some(class) = sop_class_uid {
