@@ -4,6 +4,7 @@
 //! unit tests. `bench` (criterion and a comparison with Orthanc) and `conformance` come with their issues; each is
 //! a new variant of [`Command`] and a module of its own.
 
+mod bench_qido;
 mod bench_stow_large;
 mod machine;
 mod report;
@@ -29,11 +30,16 @@ enum Command {
     /// Store a huge synthetic instance in a release build of the server and report the server's peak memory
     /// (VmHWM) during the store and the retrieve; writes its section of docs/benchmarks.md.
     BenchStowLarge(bench_stow_large::Args),
+    /// Catalogue a synthetic million instances and report single-client QIDO-RS study search latency (p50, p99),
+    /// the index size on disk and the ingest rate; runs from a release build of xtask (it builds and re-executes
+    /// itself); writes its section of docs/benchmarks.md.
+    BenchQido(bench_qido::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::BenchStowLarge(args) => bench_stow_large::run(&args),
+        Command::BenchQido(args) => bench_qido::run(&args),
     }
 }
