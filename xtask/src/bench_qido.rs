@@ -161,12 +161,7 @@ pub fn run(args: &Args) -> Result<()> {
 
     let machine = Machine::describe();
     let rows = rows(args, &catalogue, &outcome, &machine);
-    println!();
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    for (key, value) in &rows {
-        println!("{key:<width$}  {value}");
-    }
-    println!();
+    crate::report::print_rows(&rows);
     if !outcome.failures.is_empty() {
         let shown: Vec<&String> = outcome.failures.iter().take(20).collect();
         bail!(

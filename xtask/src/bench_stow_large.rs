@@ -85,12 +85,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let machine = Machine::describe();
     let rows = rows(&outcome, &machine);
-    println!();
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    for (key, value) in &rows {
-        println!("{key:<width$}  {value}");
-    }
-    println!();
+    crate::report::print_rows(&rows);
     if !outcome.failures.is_empty() {
         bail!(
             "correctness checks failed (docs/benchmarks.md left as it was):\n- {}",

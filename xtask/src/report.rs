@@ -46,6 +46,20 @@ fn replace_section(text: &str, title: &str, body: &str) -> String {
     out
 }
 
+/// Prints a benchmark's rows as an aligned two-column table on stdout.
+pub fn print_rows<K: AsRef<str>, V: std::fmt::Display>(rows: &[(K, V)]) {
+    println!();
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.as_ref().len())
+        .max()
+        .unwrap_or(0);
+    for (key, value) in rows {
+        println!("{:<width$}  {value}", key.as_ref());
+    }
+    println!();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
