@@ -15,6 +15,7 @@ use std::sync::Arc;
 use actix_web::web;
 use dicomweb_index::{Index, IndexError};
 use dicomweb_service::{ServiceConfig, StudiesService};
+use dicomweb_storage::{ObjectStoreBlobStore, RetryPolicy};
 
 pub use routes::{ApiVersion, AppState};
 
@@ -29,26 +30,29 @@ pub fn configure_app(cfg: &mut web::ServiceConfig, state: AppState) {
 /// Verifies that the configured storage is reachable and writable, with a short retry budget so that a wrong
 /// bucket, key or endpoint is reported within seconds. The error names the URL and the cause.
 pub async fn check_storage(settings: &config::Settings) -> anyhow::Result<()> {
-    let retry = object_store::RetryConfig {
+    let quick = RetryPolicy {
         max_retries: 2,
-        retry_timeout: std::time::Duration::from_secs(10),
-        ..dicomweb_storage::default_retry_config()
+        deadline: std::time::Duration::from_secs(10),
     };
-    let store = dicomweb_storage::open_object_store_with_retry(&settings.storage, retry)
-        .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))?;
+    let store = open_storage(settings, quick)?;
     store.check().await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn open_storage(
+    settings: &config::Settings,
+    policy: RetryPolicy,
+) -> anyhow::Result<ObjectStoreBlobStore> {
+    dicomweb_storage::open_object_store_with_policy(&settings.storage, policy)
+        .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))
 }
 
 /// Opens storage and index as configured and assembles the service.
 pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesService>> {
-    let retry = object_store::RetryConfig {
-        retry_timeout: settings.storage_retry_timeout,
-        ..dicomweb_storage::default_retry_config()
+    let policy = RetryPolicy {
+        deadline: settings.storage_retry_timeout,
+        ..RetryPolicy::default()
     };
-    let blobs: Arc<dyn dicomweb_storage::BlobStore> = Arc::new(
-        dicomweb_storage::open_object_store_with_retry(&settings.storage, retry)
-            .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))?,
-    );
+    let blobs: Arc<dyn dicomweb_storage::BlobStore> = Arc::new(open_storage(settings, policy)?);
     let index_dir = settings.data_dir.join("index");
     std::fs::create_dir_all(&index_dir).map_err(|e| {
         anyhow::anyhow!(

@@ -43,8 +43,8 @@ pub use error::StorageError;
 pub use key::{MAX_KEY_LEN, STAGING_PREFIX, validate_key};
 pub use object_store_backend::{MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, ObjectStoreBlobStore};
 pub use open::{
-    SUPPORTED_LOCATIONS, default_retry_config, open_object_store, open_object_store_with_retry,
-    open_store,
+    RetryPolicy, SUPPORTED_LOCATIONS, default_retry_config, open_object_store,
+    open_object_store_with_policy, open_object_store_with_retry, open_store,
 };
 
 use bytes::Bytes;

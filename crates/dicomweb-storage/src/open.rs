@@ -57,6 +57,37 @@ pub fn open_object_store(url: &str) -> Result<ObjectStoreBlobStore, StorageError
     open_object_store_with_retry(url, default_retry_config())
 }
 
+/// How persistently transient failures are retried, in terms that need no object_store types: at most
+/// `max_retries` retries, none started after `deadline` (backoff as in [`default_retry_config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        let config = default_retry_config();
+        RetryPolicy {
+            max_retries: config.max_retries,
+            deadline: config.retry_timeout,
+        }
+    }
+}
+
+/// [`open_object_store`] with a retry policy of the caller's (a quick health check, an operator's deadline).
+pub fn open_object_store_with_policy(
+    url: &str,
+    policy: RetryPolicy,
+) -> Result<ObjectStoreBlobStore, StorageError> {
+    let retry = RetryConfig {
+        max_retries: policy.max_retries,
+        retry_timeout: policy.deadline,
+        ..default_retry_config()
+    };
+    open_object_store_with_retry(url, retry)
+}
+
 /// The retry policy of remote stores: up to 10 retries of transient failures (connection errors,
 /// timeouts of idempotent requests, 5xx, throttling) with exponential backoff from 100 ms to 15 s, and
 /// none started more than 2 minutes after the first attempt. Past that the error is
