@@ -22,8 +22,11 @@
 //! - the most recently stored instance wins consistently: it alone supplies the values
 //!   matched and (through [`SearchHit`]) the values returned;
 //! - hits are ordered by StudyInstanceUID, then SeriesInstanceUID, then SOPInstanceUID (byte
-//!   order, through one string fast field), so paging with `offset`/`limit` neither skips nor
-//!   repeats while nothing is written.
+//!   order, through a string fast field per level, so that the keys of one level are adjacent
+//!   in its dictionary), so paging with `offset`/`limit` neither skips nor repeats while nothing
+//!   is written;
+//! - a summary document also carries a copy of its latest instance's metadata: a study hit is
+//!   built from its own document alone, a series or instance hit adds its (cached) parents.
 //!
 //! Rebuilding a study's summaries reads the fast fields of its instances and loads at most one
 //! stored document per series: a batch costs O(instances of the studies it touches).
@@ -103,9 +106,9 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 use tokio::sync::oneshot;
 
-pub use crate::matching::{Filter, Matcher, date_key, fold_person_name, time_key};
+pub use crate::matching::{Filter, Matcher, date_key, datetime_key, fold_person_name, time_key};
 pub use crate::types::{
-    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexError, IndexStats,
+    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, HitInstance, IndexError, IndexStats,
     InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_INSTANCE_NUMBER,
     TAG_MODALITIES_IN_STUDY, TAG_MODALITY, TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID,
     TAG_STUDY_INSTANCE_UID,

@@ -2,7 +2,8 @@
 //! terms indexed for every attribute value and the tantivy query of every filter.
 //!
 //! Every value is indexed the same way whatever its VR (the index knows no DICOM dictionary):
-//! raw in `attr`, folded in `pn`/`pn_part`, and in `range` when it parses as a DA or TM value.
+//! raw in `attr`, folded in `pn`/`pn_part`, and in `range` when it parses as a DA, TM or DT
+//! value (under each reading that parses; a range query only reads keys of its own kind).
 //! The caller picks the [`Matcher`] that fits the attribute's VR, so a time-looking ID is never
 //! range-matched unless the caller asks for it.
 
@@ -18,7 +19,7 @@ use tantivy::{TantivyError, Term};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use crate::schema::{Fields, attr_term_end, attr_term_text, has_term_text};
+use crate::schema::{Fields, attr_term_text, has_term_text};
 use crate::types::{IndexError, Level};
 
 /// How one attribute is matched (PS3.4 C.2.2.2). Values of one matcher are alternatives (ORed).
@@ -39,14 +40,18 @@ pub enum Matcher {
         /// PS3.18 fuzzymatching.
         fuzzy: bool,
     },
-    /// Inclusive range of comparable keys built with [`date_key`] or [`time_key`]; `None` is an
-    /// open end. Matches attributes with a value whose key lies within.
+    /// Inclusive range of comparable keys built with [`date_key`], [`time_key`] or
+    /// [`datetime_key`] (both bounds of one kind); `None` is an open end. Matches attributes
+    /// with a value whose key of that kind lies within. A single date or time is the range from
+    /// its lower to its upper key.
     Range {
         /// Lowest key matched.
         lower: Option<String>,
         /// Highest key matched.
         upper: Option<String>,
     },
+    /// Any of these matchers (several range values of `multiplevaluematching`, say).
+    AnyOf(Vec<Matcher>),
 }
 
 /// One condition of a search: the attribute `tag`, evaluated on the entity of `level`.
@@ -165,6 +170,79 @@ pub fn time_key(value: &str, upper: bool) -> Option<String> {
     Some(format!("{hours:02}{minutes:02}{seconds:02}.{fraction}"))
 }
 
+/// The comparable key "YYYYMMDDHHMMSS.FFFFFF" of a DT value
+/// "YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&ZZXX]", `None` if malformed. Omitted components are
+/// filled as in [`time_key`] (lowest, or highest when `upper`; the highest day is 31 whatever
+/// the month, which orders the same). A UTC offset suffix is accepted and ignored: values are
+/// compared as written.
+pub fn datetime_key(value: &str, upper: bool) -> Option<String> {
+    let value = value.trim();
+    let value = match value.len().checked_sub(5).and_then(|at| value.get(at..)) {
+        Some(suffix)
+            if value.len() > 5 && suffix.starts_with(['+', '-']) && digits(suffix.get(1..)?) =>
+        {
+            value.get(..value.len() - 5)?
+        }
+        _ => value,
+    };
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    if !digits(whole) || !matches!(whole.len(), 4 | 6 | 8 | 10 | 12 | 14) {
+        return None;
+    }
+    if fraction.is_some() && whole.len() != 14 {
+        return None;
+    }
+    // (position, lowest, highest, filled lower, filled upper)
+    let components: [(usize, u32, u32, u32, u32); 5] = [
+        (4, 1, 12, 1, 12),
+        (6, 1, 31, 1, 31),
+        (8, 0, 23, 0, 23),
+        (10, 0, 59, 0, 59),
+        (12, 0, 60, 0, 59),
+    ];
+    let mut key = whole.get(0..4)?.to_owned();
+    for (at, lowest, highest, fill_lower, fill_upper) in components {
+        let component = match whole.get(at..at + 2) {
+            Some(text) => number(text)?,
+            None if upper => fill_upper,
+            None => fill_lower,
+        };
+        if component < lowest || component > highest {
+            return None;
+        }
+        key.push_str(&format!("{component:02}"));
+    }
+    key.push('.');
+    match fraction {
+        Some(f) if digits(f) && f.len() <= 6 => {
+            key.push_str(f);
+            let pad = if upper { '9' } else { '0' };
+            key.extend(std::iter::repeat_n(pad, 6 - f.len()));
+        }
+        Some(_) => return None,
+        None if upper => key.push_str("999999"),
+        None => key.push_str("000000"),
+    }
+    Some(key)
+}
+
+/// The kind of a range key, told by its shape: each kind's keys get their own term prefix in
+/// the `range` field, so a range of one kind never reads another kind's keys of the same tag.
+fn range_kind(key: &str) -> char {
+    match key.len() {
+        8 => 'D',
+        13 => 'T',
+        _ => 'X',
+    }
+}
+
+fn range_term_text(tag: u32, key: &str) -> String {
+    attr_term_text(tag, &format!("{}{key}", range_kind(key)))
+}
+
 /// Adds the matching terms of one attribute's values to a document.
 pub(crate) fn add_terms(doc: &mut TantivyDocument, f: &Fields, tag: u32, values: &[String]) {
     let mut any = false;
@@ -184,8 +262,13 @@ pub(crate) fn add_terms(doc: &mut TantivyDocument, f: &Fields, tag: u32, values:
         for part in name_parts(&folded) {
             doc.add_text(f.pn_part, attr_term_text(tag, part));
         }
-        if let Some(key) = date_key(value).or_else(|| time_key(value, false)) {
-            doc.add_text(f.range, attr_term_text(tag, &key));
+        let keys = [
+            date_key(value),
+            time_key(value, false),
+            datetime_key(value, false),
+        ];
+        for key in keys.into_iter().flatten() {
+            doc.add_text(f.range, range_term_text(tag, &key));
         }
     }
     if any {
@@ -281,15 +364,32 @@ fn matcher_query(f: &Fields, tag: u32, matcher: &Matcher) -> Result<Box<dyn Quer
             Ok(any_of(queries))
         }
         Matcher::Range { lower, upper } => {
+            let Some(kind) = lower.as_deref().or(upper.as_deref()).map(range_kind) else {
+                return Ok(Box::new(EmptyQuery));
+            };
+            if upper.as_deref().is_some_and(|u| range_kind(u) != kind) {
+                return Ok(Box::new(EmptyQuery));
+            }
             let lower = match lower {
-                Some(key) => Bound::Included(term(f.range, &attr_term_text(tag, key))),
-                None => Bound::Included(term(f.range, &attr_term_text(tag, ""))),
+                Some(key) => Bound::Included(term(f.range, &range_term_text(tag, key))),
+                None => Bound::Included(term(f.range, &attr_term_text(tag, &kind.to_string()))),
             };
             let upper = match upper {
-                Some(key) => Bound::Included(term(f.range, &attr_term_text(tag, key))),
-                None => Bound::Excluded(term(f.range, &attr_term_end(tag))),
+                Some(key) => Bound::Included(term(f.range, &range_term_text(tag, key))),
+                // The next kind letter: just past every key of this kind.
+                None => {
+                    let next = char::from_u32(u32::from(kind) + 1).unwrap_or(kind);
+                    Bound::Excluded(term(f.range, &attr_term_text(tag, &next.to_string())))
+                }
             };
             Ok(Box::new(RangeQuery::new(lower, upper)))
+        }
+        Matcher::AnyOf(matchers) => {
+            let mut queries = Vec::new();
+            for matcher in matchers {
+                queries.push(matcher_query(f, tag, matcher)?);
+            }
+            Ok(any_of(queries))
         }
     }
 }
@@ -346,6 +446,48 @@ mod tests {
         ] {
             assert_eq!(time_key(bad, false), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn datetime_keys_pad_by_bound_and_ignore_offsets() {
+        assert_eq!(
+            datetime_key("2024", false).as_deref(),
+            Some("20240101000000.000000")
+        );
+        assert_eq!(
+            datetime_key("2024", true).as_deref(),
+            Some("20241231235959.999999")
+        );
+        assert_eq!(
+            datetime_key("202402151230", true).as_deref(),
+            Some("20240215123059.999999")
+        );
+        assert_eq!(
+            datetime_key("20240215123045.25+0100", false).as_deref(),
+            Some("20240215123045.250000")
+        );
+        assert_eq!(
+            datetime_key("20240215-0500", false).as_deref(),
+            Some("20240215000000.000000")
+        );
+        for bad in [
+            "",
+            "202",
+            "20241",
+            "20241301",
+            "2024013200",
+            "2024.5",
+            "2024021512304a",
+        ] {
+            assert_eq!(datetime_key(bad, false), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn range_keys_of_each_kind_get_their_own_prefix() {
+        assert_eq!(range_kind("20240131"), 'D');
+        assert_eq!(range_kind("120000.000000"), 'T');
+        assert_eq!(range_kind("20240131120000.000000"), 'X');
     }
 
     #[test]

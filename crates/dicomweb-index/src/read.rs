@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
@@ -16,9 +17,9 @@ use time::OffsetDateTime;
 use crate::matching::{Matcher, filter_query};
 use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
 use crate::types::{
-    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexError, InstanceRecord, Level,
-    Scope, SearchHit, SearchQuery, TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID,
-    TAG_STUDY_INSTANCE_UID,
+    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, HitInstance, IndexError,
+    InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_SERIES_INSTANCE_UID,
+    TAG_SOP_INSTANCE_UID, TAG_STUDY_INSTANCE_UID,
 };
 
 pub(crate) fn term_query(field: Field, text: &str) -> Box<dyn Query> {
@@ -269,46 +270,28 @@ fn fast_strings(
     Ok(values)
 }
 
-/// A study or series summary as a hit needs it.
+/// A study or series summary document, as a hit needs it.
 #[derive(Clone)]
 struct Summary {
-    latest_sop: String,
+    /// The most recently stored instance of the study/series.
+    latest: HitInstance,
     instances: u64,
+    /// Series in the study (study summaries).
     series: u64,
+    /// Instances in the series of `latest` (study summaries).
+    latest_series_instances: u64,
     modalities: Vec<String>,
 }
 
-/// What the hits of one search share: summaries and records are looked up once per search.
+/// Summaries looked up by key, once per search: the hits of a page often share them.
 #[derive(Default)]
-struct HitCache {
+struct SummaryCache {
     summaries: HashMap<(&'static str, String), Summary>,
-    records: HashMap<String, InstanceRecord>,
 }
 
-impl HitCache {
-    fn record(
-        &mut self,
-        searcher: &Searcher,
-        f: &Fields,
-        sop: &str,
-    ) -> Result<InstanceRecord, IndexError> {
-        if let Some(found) = self.records.get(sop) {
-            return Ok(found.clone());
-        }
-        let top = searcher.search(
-            &*term_query(f.sop_uid, sop),
-            &TopDocs::with_limit(1).order_by_score(),
-        )?;
-        let (_, address) = top
-            .first()
-            .ok_or_else(|| IndexError::Corrupt(format!("summary names missing instance {sop}")))?;
-        let found = load_record(searcher, f, *address)?;
-        self.records.insert(sop.to_owned(), found.clone());
-        Ok(found)
-    }
-
+impl SummaryCache {
     /// The summary document of `kind` whose `key_field` is `key`.
-    fn summary(
+    fn get(
         &mut self,
         searcher: &Searcher,
         f: &Fields,
@@ -338,10 +321,19 @@ fn load_summary(
 ) -> Result<Summary, IndexError> {
     let doc: TantivyDocument = searcher.doc(address)?;
     Ok(Summary {
-        latest_sop: stored_str(&doc, f.latest_sop, "latest_sop")?,
+        latest: HitInstance {
+            study_instance_uid: stored_str(&doc, f.group_study, "group_study")?,
+            series_instance_uid: stored_str(&doc, f.latest_series, "latest_series")?,
+            sop_instance_uid: stored_str(&doc, f.latest_sop, "latest_sop")?,
+            metadata: Arc::from(stored_bytes(&doc, f.latest_metadata, "latest_metadata")?),
+        },
         instances: stored_u64(&doc, f.instance_count, "instance_count")?,
         series: doc
             .get_first(f.series_count)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
+        latest_series_instances: doc
+            .get_first(f.latest_series_instances)
             .and_then(|v| v.as_u64())
             .unwrap_or(0),
         modalities: doc
@@ -351,63 +343,66 @@ fn load_summary(
     })
 }
 
+/// An instance document as a hit.
+fn load_hit_instance(
+    searcher: &Searcher,
+    f: &Fields,
+    address: DocAddress,
+) -> Result<HitInstance, IndexError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    Ok(HitInstance {
+        study_instance_uid: stored_str(&doc, f.study_uid, "study_uid")?,
+        series_instance_uid: stored_str(&doc, f.series_uid, "series_uid")?,
+        sop_instance_uid: stored_str(&doc, f.sop_uid, "sop_uid")?,
+        metadata: Arc::from(stored_bytes(&doc, f.metadata, "metadata")?),
+    })
+}
+
+/// Builds a hit from its own document plus, for the Series and Instance levels, the summaries
+/// above it. A study hit needs its summary document alone.
 fn hit(
     searcher: &Searcher,
     f: &Fields,
     level: Level,
     address: DocAddress,
-    cache: &mut HitCache,
+    cache: &mut SummaryCache,
 ) -> Result<SearchHit, IndexError> {
+    let study_summary = |cache: &mut SummaryCache, study: &str| {
+        cache.get(searcher, f, KIND_STUDY, f.group_study, study)
+    };
     let (record, series_record, series_instances, study) = match level {
         Level::Instance => {
-            let record = load_record(searcher, f, address)?;
-            let series = cache.summary(
+            let record = load_hit_instance(searcher, f, address)?;
+            let series = cache.get(
                 searcher,
                 f,
                 KIND_SERIES,
                 f.group_series,
                 &record.series_instance_uid,
             )?;
-            let series_record = cache.record(searcher, f, &series.latest_sop)?;
-            (record, series_record, series.instances, None)
+            let study = study_summary(cache, &record.study_instance_uid)?;
+            (record, series.latest, series.instances, study)
         }
         Level::Series => {
             let own = load_summary(searcher, f, address)?;
-            let record = cache.record(searcher, f, &own.latest_sop)?;
-            (record.clone(), record, own.instances, None)
+            let study = study_summary(cache, &own.latest.study_instance_uid)?;
+            (own.latest.clone(), own.latest, own.instances, study)
         }
         Level::Study => {
             // The study's latest instance is also the latest of its series.
             let own = load_summary(searcher, f, address)?;
-            let record = cache.record(searcher, f, &own.latest_sop)?;
-            let series = cache.summary(
-                searcher,
-                f,
-                KIND_SERIES,
-                f.group_series,
-                &record.series_instance_uid,
-            )?;
-            (record.clone(), record, series.instances, Some(own))
+            let series_instances = own.latest_series_instances;
+            (
+                own.latest.clone(),
+                own.latest.clone(),
+                series_instances,
+                own,
+            )
         }
-    };
-    let study = match study {
-        Some(own) => own,
-        None => cache.summary(
-            searcher,
-            f,
-            KIND_STUDY,
-            f.group_study,
-            &record.study_instance_uid,
-        )?,
-    };
-    let study_record = if study.latest_sop == record.sop_instance_uid {
-        record.clone()
-    } else {
-        cache.record(searcher, f, &study.latest_sop)?
     };
     Ok(SearchHit {
         record,
-        study_record,
+        study_record: study.latest,
         series_record,
         study_related_series: study.series,
         study_related_instances: study.instances,
@@ -441,6 +436,15 @@ fn uid_field(f: &Fields, level: Level, tag: u32) -> Option<Field> {
         (Level::Instance, TAG_SERIES_INSTANCE_UID) => Some(f.series_uid),
         (Level::Instance, TAG_SOP_INSTANCE_UID) => Some(f.sop_uid),
         _ => None,
+    }
+}
+
+/// The string fast field that orders the hits of `level`.
+fn order_field(level: Level) -> &'static str {
+    match level {
+        Level::Study => "study_order",
+        Level::Series => "series_order",
+        Level::Instance => "instance_order",
     }
 }
 
@@ -509,9 +513,9 @@ pub(crate) fn search(
     };
     let top = searcher.search(
         &*filter,
-        &TopDocs::for_doc_range(range).order_by_string_fast_field("sort_key", Order::Asc),
+        &TopDocs::for_doc_range(range).order_by_string_fast_field(order_field(level), Order::Asc),
     )?;
-    let mut cache = HitCache::default();
+    let mut cache = SummaryCache::default();
     top.into_iter()
         .map(|(_, address)| hit(searcher, f, level, address, &mut cache))
         .collect()

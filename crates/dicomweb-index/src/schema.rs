@@ -22,7 +22,7 @@ use tantivy::schema::{
 
 /// Version of the schema below. Bump on any change to fields or their options or to the meaning
 /// of stored values; an index written with another version is refused (rebuild comes later).
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// Name of the file, next to tantivy's files, that records [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_FILE: &str = "dicomweb-index.schema-version";
@@ -32,8 +32,9 @@ pub(crate) const KIND_CHANGE: &str = "change";
 pub(crate) const KIND_STUDY: &str = "study";
 pub(crate) const KIND_SERIES: &str = "series";
 
-/// Separator of the UIDs in `sort_key`: lower than every character allowed in a UID (digits and
-/// '.'), so ordering the concatenation orders by (study, series, sop) lexicographically.
+/// Separator of the UIDs in the `*_order` fields: lower than every character allowed in a UID
+/// (digits and '.'), so ordering the concatenation orders by (study, series, sop)
+/// lexicographically.
 pub(crate) const SORT_KEY_SEPARATOR: char = '\u{1}';
 
 /// Handles of every field of the schema.
@@ -46,9 +47,11 @@ pub(crate) struct Fields {
     pub study_uid: Field,
     pub series_uid: Field,
     pub sop_uid: Field,
-    /// study, series and sop UIDs joined by [`SORT_KEY_SEPARATOR`]: a single string fast field
-    /// lets tantivy page instance-level results in UID order without loading every match.
-    pub sort_key: Field,
+    /// study, series and sop UIDs joined by [`SORT_KEY_SEPARATOR`]: a string fast field lets
+    /// tantivy page instance-level results in UID order without loading every match. Each
+    /// level has its own order field so that a level's keys are contiguous in the field's
+    /// dictionary: turning the ordinals of a page back into keys then reads few blocks.
+    pub instance_order: Field,
     pub sop_class_uid: Field,
     pub transfer_syntax_uid: Field,
     pub blob_key: Field,
@@ -86,6 +89,17 @@ pub(crate) struct Fields {
     pub series_count: Field,
     /// Distinct modalities of the study, sorted (study documents only).
     pub modalities: Field,
+    /// Sort key of study documents: the StudyInstanceUID.
+    pub study_order: Field,
+    /// Sort key of series documents: study and series UIDs joined by [`SORT_KEY_SEPARATOR`].
+    pub series_order: Field,
+    /// SeriesInstanceUID of the most recently stored instance (`latest_sop`).
+    pub latest_series: Field,
+    /// Instances in the series of `latest_sop` (study documents only).
+    pub latest_series_instances: Field,
+    /// The DICOM JSON of `latest_sop`, copied so that a hit is built from its summary document
+    /// alone (one stored-document load instead of a lookup and load of the instance).
+    pub latest_metadata: Field,
 
     // ---- change feed documents ----
     pub change_study: Field,
@@ -113,6 +127,11 @@ fn raw_string(fast: bool, stored: bool) -> TextOptions {
     options
 }
 
+/// A string fast field used only to order hits (neither indexed nor stored).
+fn sort_order() -> TextOptions {
+    TextOptions::default().set_fast("raw")
+}
+
 fn date(indexed: bool) -> DateOptions {
     let options = DateOptions::default()
         .set_stored()
@@ -132,7 +151,7 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
         study_uid: builder.add_text_field("study_uid", raw_string(true, true)),
         series_uid: builder.add_text_field("series_uid", raw_string(true, true)),
         sop_uid: builder.add_text_field("sop_uid", raw_string(true, true)),
-        sort_key: builder.add_text_field("sort_key", TextOptions::default().set_fast("raw")),
+        instance_order: builder.add_text_field("instance_order", sort_order()),
         sop_class_uid: builder.add_text_field("sop_class_uid", raw_string(false, true)),
         transfer_syntax_uid: builder.add_text_field("transfer_syntax_uid", raw_string(false, true)),
         blob_key: builder.add_text_field("blob_key", STORED),
@@ -154,6 +173,12 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
         instance_count: builder.add_u64_field("instance_count", STORED),
         series_count: builder.add_u64_field("series_count", STORED),
         modalities: builder.add_text_field("modalities", STORED),
+        study_order: builder.add_text_field("study_order", sort_order()),
+        series_order: builder.add_text_field("series_order", sort_order()),
+        latest_series: builder.add_text_field("latest_series", STORED),
+        latest_series_instances: builder.add_u64_field("latest_series_instances", STORED),
+        latest_metadata: builder
+            .add_bytes_field("latest_metadata", BytesOptions::default().set_stored()),
         change_study: builder.add_text_field("change_study", raw_string(false, true)),
         change_series: builder.add_text_field("change_series", raw_string(false, true)),
         change_sop: builder.add_text_field("change_sop", raw_string(false, true)),
@@ -172,9 +197,4 @@ pub(crate) fn attr_term_text(tag: u32, value: &str) -> String {
 /// The term of the `has` field for `tag`.
 pub(crate) fn has_term_text(tag: u32) -> String {
     format!("{tag:08X}")
-}
-
-/// Greater than every term "GGGGEEEE=..." of `tag` ('>' follows '='), less than any other tag's.
-pub(crate) fn attr_term_end(tag: u32) -> String {
-    format!("{tag:08X}>")
 }

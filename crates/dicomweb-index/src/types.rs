@@ -206,19 +206,32 @@ pub struct SearchQuery {
     pub limit: usize,
 }
 
+/// An instance as a search hit carries it: its UIDs and its DICOM JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HitInstance {
+    /// StudyInstanceUID (0020,000D).
+    pub study_instance_uid: String,
+    /// SeriesInstanceUID (0020,000E).
+    pub series_instance_uid: String,
+    /// SOPInstanceUID (0008,0018).
+    pub sop_instance_uid: String,
+    /// [`InstanceRecord::metadata`] of the instance, shared by the hits that name it.
+    pub metadata: std::sync::Arc<[u8]>,
+}
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchHit {
-    /// The hit's own record: for the Study/Series levels, the most recently stored instance of
-    /// the study/series (max `stored_at`, then max sequence), the one whose attributes were
+    /// The hit's own instance: for the Study/Series levels, the most recently stored instance
+    /// of the study/series (max `stored_at`, then max sequence), the one whose attributes were
     /// matched ("the most recently stored wins, consistently"). For the Instance level, the
     /// matching instance itself.
-    pub record: InstanceRecord,
+    pub record: HitInstance,
     /// The most recently stored instance of the hit's study: supplies study-level attributes.
-    pub study_record: InstanceRecord,
+    pub study_record: HitInstance,
     /// The most recently stored instance of the hit's series (Series and Instance levels; at
     /// the Study level, that of the study's most recent series): supplies series attributes.
-    pub series_record: InstanceRecord,
+    pub series_record: HitInstance,
     /// Series in the record's study (all of them, not only matching ones).
     pub study_related_series: u64,
     /// Instances in the record's study.

@@ -277,9 +277,13 @@ impl Writer {
                 }
             }
             let record = study_latest.record(&searcher, &self.fields)?;
+            let latest_series_instances = by_series
+                .get(record.series_instance_uid.as_str())
+                .map_or(0, |(count, _)| *count);
             let mut doc = summary_document(&self.fields, KIND_STUDY, &record, members.len() as u64);
-            doc.add_text(self.fields.sort_key, study);
+            doc.add_text(self.fields.study_order, study);
             doc.add_u64(self.fields.series_count, by_series.len() as u64);
+            doc.add_u64(self.fields.latest_series_instances, latest_series_instances);
             let modalities: Vec<String> = modalities.into_iter().collect();
             for modality in &modalities {
                 doc.add_text(self.fields.modalities, modality);
@@ -287,11 +291,17 @@ impl Writer {
             add_terms(&mut doc, &self.fields, TAG_MODALITIES_IN_STUDY, &modalities);
             self.writer.add_document(doc)?;
             for (series, (count, latest)) in by_series {
-                let record = latest.record(&searcher, &self.fields)?;
-                let mut doc = summary_document(&self.fields, KIND_SERIES, &record, count);
+                // The study's latest instance is its series' latest: no second load.
+                let loaded = if latest.sop() == record.sop_instance_uid {
+                    None
+                } else {
+                    Some(latest.record(&searcher, &self.fields)?)
+                };
+                let series_record = loaded.as_ref().unwrap_or(&record);
+                let mut doc = summary_document(&self.fields, KIND_SERIES, series_record, count);
                 doc.add_text(self.fields.group_series, series);
                 doc.add_text(
-                    self.fields.sort_key,
+                    self.fields.series_order,
                     format!("{study}{SORT_KEY_SEPARATOR}{series}"),
                 );
                 self.writer.add_document(doc)?;
@@ -396,7 +406,7 @@ fn instance_document(
     doc.add_text(f.series_uid, &record.series_instance_uid);
     doc.add_text(f.sop_uid, &record.sop_instance_uid);
     doc.add_text(
-        f.sort_key,
+        f.instance_order,
         format!(
             "{}{SORT_KEY_SEPARATOR}{}{SORT_KEY_SEPARATOR}{}",
             record.study_instance_uid, record.series_instance_uid, record.sop_instance_uid
@@ -461,6 +471,13 @@ impl Member<'_> {
         }
     }
 
+    fn sop(&self) -> &str {
+        match self {
+            Member::Committed(row) => &row.sop,
+            Member::Pending(record, _) => &record.sop_instance_uid,
+        }
+    }
+
     fn series(&self) -> &str {
         match self {
             Member::Committed(row) => &row.series,
@@ -502,6 +519,8 @@ fn summary_document(
     doc.add_text(f.kind, kind);
     doc.add_text(f.group_study, &latest.study_instance_uid);
     doc.add_text(f.latest_sop, &latest.sop_instance_uid);
+    doc.add_text(f.latest_series, &latest.series_instance_uid);
+    doc.add_bytes(f.latest_metadata, &latest.metadata);
     doc.add_u64(f.instance_count, instances);
     for (tag, values) in &latest.attributes {
         add_terms(&mut doc, f, *tag, values);

@@ -775,7 +775,7 @@ async fn an_index_of_another_schema_version_is_refused() {
     std::fs::write(&version_file, "999\n").unwrap();
     match Index::open(dir.path()) {
         Err(IndexError::SchemaMismatch { found, expected }) => {
-            assert_eq!((found.as_str(), expected), ("999", 2));
+            assert_eq!((found.as_str(), expected), ("999", 3));
         }
         other => panic!("expected SchemaMismatch, got {:?}", other.map(|_| ())),
     }

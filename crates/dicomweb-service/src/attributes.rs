@@ -18,6 +18,8 @@ pub enum ValueKind {
     Date,
     /// TM: single values (at the key's precision) and ranges.
     Time,
+    /// DT: single values (at the key's precision) and ranges; UTC offsets are ignored.
+    DateTime,
     /// Other string VRs (CS, LO, SH, IS, ...): exact, case-sensitive, wildcards.
     Text,
 }
@@ -52,7 +54,7 @@ const fn item(sequence: Tag, tag: Tag, level: Level, kind: ValueKind) -> Searcha
     }
 }
 
-use ValueKind::{Date, PersonName, Text, Time, Uid};
+use ValueKind::{Date, DateTime, PersonName, Text, Time, Uid};
 
 /// Every attribute the index knows, by level (PS3.18 Table 10.6.1-5 and more).
 pub const SEARCHABLE: &[SearchableAttribute] = &[
@@ -111,6 +113,7 @@ pub const SEARCHABLE: &[SearchableAttribute] = &[
     attr(tags::SOP_INSTANCE_UID, Level::Instance, Uid),
     attr(tags::SOP_CLASS_UID, Level::Instance, Uid),
     attr(tags::INSTANCE_NUMBER, Level::Instance, Text),
+    attr(tags::ACQUISITION_DATE_TIME, Level::Instance, DateTime),
 ];
 
 impl SearchableAttribute {

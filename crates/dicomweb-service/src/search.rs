@@ -10,11 +10,14 @@
 //! without a value. Results come in the index's order: StudyInstanceUID, then
 //! SeriesInstanceUID, then SOPInstanceUID.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicomweb_index::{Filter, Level, Matcher, SearchHit, SearchQuery, date_key, time_key};
+use dicomweb_index::{
+    Filter, HitInstance, Level, Matcher, SearchHit, SearchQuery, date_key, datetime_key, time_key,
+};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::attributes::{
@@ -151,57 +154,72 @@ fn matcher(
             fuzzy: switches.fuzzy,
         }),
         ValueKind::Text => Ok(Matcher::Wildcard(values)),
-        ValueKind::Date | ValueKind::Time => {
-            let is_date = attribute.kind == ValueKind::Date;
-            let expected = if is_date {
-                "a date is YYYYMMDD, a range YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD"
-            } else {
-                "a time is HH[MM[SS[.FFFFFF]]], a range TIME-TIME, TIME- or -TIME"
+        ValueKind::Date | ValueKind::Time | ValueKind::DateTime => {
+            let (expected, key): (&str, RangeKey) = match attribute.kind {
+                ValueKind::Date => (
+                    "a date is YYYYMMDD, a range YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD",
+                    |text, _| date_key(text),
+                ),
+                ValueKind::Time => (
+                    "a time is HH[MM[SS[.FFFFFF]]], a range TIME-TIME, TIME- or -TIME",
+                    time_key,
+                ),
+                _ => (
+                    "a date-time is YYYY[MM[DD[HH[MM[SS[.FFFFFF]]]]]][+ZZXX], a range DT-DT, DT- or -DT",
+                    datetime_key,
+                ),
             };
-            let key = |text: &str, upper: bool| {
-                if is_date {
-                    date_key(text)
-                } else {
-                    time_key(text, upper)
-                }
-            };
-            let [only] = values.as_slice() else {
-                return Err(invalid(
-                    name,
-                    "several date or time values are not supported",
-                    value,
-                ));
-            };
-            match only.split_once('-') {
-                Some((lower, upper)) => {
-                    let (lower, upper) = (lower.trim(), upper.trim());
-                    if lower.is_empty() && upper.is_empty() {
-                        return Err(invalid(name, expected, value));
-                    }
-                    let bound = |text: &str, upper: bool| -> Result<Option<String>> {
-                        if text.is_empty() {
-                            Ok(None)
-                        } else {
-                            key(text, upper)
-                                .map(Some)
-                                .ok_or_else(|| invalid(name, expected, value))
-                        }
-                    };
-                    Ok(Matcher::Range {
-                        lower: bound(lower, false)?,
-                        upper: bound(upper, true)?,
-                    })
-                }
-                None => {
-                    let lower = key(only, false).ok_or_else(|| invalid(name, expected, value))?;
-                    let upper = key(only, true).ok_or_else(|| invalid(name, expected, value))?;
-                    Ok(Matcher::Range {
-                        lower: Some(lower),
-                        upper: Some(upper),
-                    })
-                }
+            let mut ranges = Vec::new();
+            for one in &values {
+                ranges.push(range_matcher(name, value, one, expected, key)?);
             }
+            Ok(match ranges.len() {
+                1 => ranges.remove(0),
+                _ => Matcher::AnyOf(ranges),
+            })
         }
+    }
+}
+
+/// Builds the comparable key of a DA/TM/DT value, as a lower (false) or upper (true) bound.
+type RangeKey = fn(&str, bool) -> Option<String>;
+
+/// The range of one DA/TM/DT query value: `a-b`, `a-`, `-b`, or a single value (the range of
+/// its precision: `2024` as a DT covers the whole year).
+fn range_matcher(
+    name: &str,
+    whole_value: &str,
+    one: &str,
+    expected: &str,
+    key: RangeKey,
+) -> Result<Matcher> {
+    // The first '-' separates the bounds, so a query DT cannot carry a negative UTC offset
+    // ("2020-2021" is a range of years, not 2020 at UTC-20:21); offsets are ignored anyway.
+    let split = one.split_once('-');
+    let bound = |text: &str, upper: bool| -> Result<Option<String>> {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            key(text, upper)
+                .map(Some)
+                .ok_or_else(|| invalid(name, expected, whole_value))
+        }
+    };
+    match split {
+        Some((lower, upper)) => {
+            let (lower, upper) = (lower.trim(), upper.trim());
+            if lower.is_empty() && upper.is_empty() {
+                return Err(invalid(name, expected, whole_value));
+            }
+            Ok(Matcher::Range {
+                lower: bound(lower, false)?,
+                upper: bound(upper, true)?,
+            })
+        }
+        None => Ok(Matcher::Range {
+            lower: bound(one, false)?,
+            upper: bound(one, true)?,
+        }),
     }
 }
 
@@ -374,14 +392,14 @@ impl StudiesService {
     }
 }
 
-fn metadata_object(record: &dicomweb_index::InstanceRecord) -> Result<Map<String, Value>> {
-    match serde_json::from_slice(&record.metadata) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ServiceError::Internal(format!(
+/// A stored DICOM JSON object, its values left unparsed: a search result uses a few of them.
+fn raw_object(record: &HitInstance) -> Result<BTreeMap<String, &RawValue>> {
+    serde_json::from_slice(&record.metadata).map_err(|_| {
+        ServiceError::Internal(format!(
             "stored metadata of instance {} is not a JSON object",
             record.sop_instance_uid
-        ))),
-    }
+        ))
+    })
 }
 
 fn shape_result(
@@ -391,7 +409,7 @@ fn shape_result(
     keep: &BTreeSet<String>,
     base_url: &str,
 ) -> Result<Value> {
-    let mut object = metadata_object(&hit.record)?;
+    let mut raw = raw_object(&hit.record)?;
     // Upper-level attributes come from the latest instance of their study/series, the same
     // instance whose values were matched.
     let mut upper = Vec::new();
@@ -402,17 +420,27 @@ fn shape_result(
         upper.push((Level::Study, &hit.study_record));
     }
     for (upper_level, record) in upper {
-        let source = metadata_object(record)?;
+        let source = raw_object(record)?;
         for tag in level_tags(upper_level) {
             let key = tag_key(tag);
             match source.get(&key) {
-                Some(value) => object.insert(key, value.clone()),
-                None => object.remove(&key),
+                Some(value) => raw.insert(key, *value),
+                None => raw.remove(&key),
             };
         }
     }
     if !query.include_all {
-        object.retain(|key, _| keep.contains(key));
+        raw.retain(|key, _| keep.contains(key));
+    }
+    let mut object = Map::new();
+    for (key, value) in raw {
+        let value = serde_json::from_str(value.get()).map_err(|e| {
+            ServiceError::Internal(format!(
+                "stored metadata of instance {}, attribute {key}: {e}",
+                hit.record.sop_instance_uid
+            ))
+        })?;
+        object.insert(key, value);
     }
     let record = &hit.record;
     let wants = |tag: Tag| {
