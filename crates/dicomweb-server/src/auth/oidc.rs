@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::{AuthError, InvalidToken, Permissions, Principal, RoleMap, claim_at, role_names};
 
-/// The shortest time between two fetches of the key set. A token with an unknown `kid` waits for the next
-/// allowed fetch rather than failing, so a rotation is picked up within this delay, while tokens with made-up
-/// `kid`s cannot make the server hammer the issuer.
+/// The shortest time between two fetches of the key set caused by unknown `kid`s, so that tokens with made-up
+/// `kid`s cannot make the server hammer the issuer. A token whose key is missing from a key set fetched less
+/// than this long ago is refused without fetching again: the issuer signs only with keys it already publishes.
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a call to the issuer may take.
 const ISSUER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -210,9 +210,8 @@ impl OidcVerifier {
             };
             // Someone else fetched while this request waited: look again without fetching.
             if generation == seen_generation {
-                let since = fetched_at.elapsed();
-                if since < MIN_REFETCH_INTERVAL {
-                    tokio::time::sleep(MIN_REFETCH_INTERVAL - since).await;
+                if fetched_at.elapsed() < MIN_REFETCH_INTERVAL {
+                    return Err(AuthError::InvalidToken(InvalidToken::UnknownKey));
                 }
                 tracing::info!(
                     "a token names an unknown signing key; refetching the issuer's key set"
