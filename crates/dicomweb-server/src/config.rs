@@ -53,7 +53,9 @@ pub struct ServeArgs {
     /// Where DICOM files are stored: a path, file:///dir or memory:// [default: <data-dir>/blobs].
     #[arg(long, env = "DICOMWEB_STORAGE")]
     pub storage: Option<String>,
-    /// A TOML file with the same settings (bind, data_dir, storage, workers).
+    /// A TOML file with the same settings (bind, data_dir, storage, workers, cors_origins, tls_cert, tls_key,
+    /// allow_anonymous, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
+    /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
     pub config: Option<PathBuf>,
     /// HTTP worker threads [default: number of cores].
