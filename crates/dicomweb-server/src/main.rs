@@ -43,10 +43,10 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Routes => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&dicomweb_server::route_list())?
-            );
+            // An error, not a panic, when the reader goes away (`dicomweb routes | head`).
+            use std::io::Write;
+            let text = serde_json::to_string_pretty(&dicomweb_server::route_list())?;
+            writeln!(std::io::stdout().lock(), "{text}")?;
             Ok(())
         }
     }
