@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from oidc_issuer import Issuer
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 
@@ -26,12 +28,14 @@ def free_port() -> int:
 class Server:
     """A running dicomweb process; `restart` and `kill` keep its data directory."""
 
-    def __init__(self, data_dir: Path, extra_args=(), extra_env=None):
+    def __init__(self, data_dir: Path, extra_args=(), extra_env=None, scheme="http", verify=True):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.extra_env = dict(extra_env or {})
         self.port = free_port()
-        self.root = f"http://127.0.0.1:{self.port}"
+        self.root = f"{scheme}://127.0.0.1:{self.port}"
+        # For https: the CA bundle (here the server's self-signed certificate) that requests verifies against.
+        self.verify = verify
         self.process = None
         self.log = open(data_dir.parent / "server.log", "ab")
         # DICOMWEB_E2E_STORAGE (e.g. s3://bucket/e2e, set by tests/emulators/run-cloud-tests.sh) puts the blobs
@@ -60,7 +64,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dicomweb exited with {self.process.returncode}; see {self.log.name}")
             try:
-                if requests.get(self.root + "/health", timeout=1).status_code == 200:
+                if requests.get(self.root + "/health", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass
@@ -88,10 +92,10 @@ def make_server():
     servers = []
     temp = tempfile.mkdtemp(prefix="dicomweb-e2e-")
 
-    def factory(extra_args=(), extra_env=None) -> Server:
+    def factory(extra_args=(), extra_env=None, **options) -> Server:
         data_dir = Path(temp) / f"server{len(servers)}" / "data"
         data_dir.mkdir(parents=True)
-        server = Server(data_dir, extra_args, extra_env)
+        server = Server(data_dir, extra_args, extra_env, **options)
         servers.append(server)
         return server.start()
 
@@ -105,6 +109,25 @@ def make_server():
 @pytest.fixture
 def server(make_server):
     return make_server()
+
+
+@pytest.fixture
+def issuer():
+    """A real OpenID Connect issuer on 127.0.0.1 (tests/e2e/oidc_issuer.py)."""
+    issuer = Issuer().start()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture
+def make_auth_server(make_server, issuer):
+    """Factory of servers that require bearer tokens from `issuer` for audience `dicomweb`."""
+
+    def factory(extra_args=(), **options) -> Server:
+        args = ["--auth-issuer", issuer.url, "--auth-audience", "dicomweb", *extra_args]
+        return make_server(args, **options)
+
+    return factory
 
 
 @pytest.fixture(params=["", "/v1", "/v2"], ids=["root", "v1", "v2"])

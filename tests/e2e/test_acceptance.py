@@ -1,11 +1,14 @@
 """The acceptance story of the studies service, step by step, against /, /v1 and /v2.
 
 A user with only requests, urllib3, requests-toolbelt and pydicom stores the three sample instances, retrieves them
-in every form, searches for them at the six QIDO resources, deletes them and reads the change feed.
+in every form, searches for them at the six QIDO resources, deletes them and reads the change feed; once against a
+server without authentication (on 127.0.0.1) and once with `Authorization: Bearer` against a server that requires
+tokens from a real OpenID Connect issuer.
 """
 
 import requests
 
+from oidc_issuer import request_token
 from dicomweb_helpers import (
     CT_SOP_CLASS,
     SERIES_BLUE,
@@ -27,8 +30,19 @@ DICOM_JSON = "application/dicom+json"
 
 
 def test_acceptance_story(server, prefix):
-    base = server.root + prefix
+    acceptance_story(server.root + prefix, requests.Session())
+
+
+def test_acceptance_story_with_a_bearer_token(make_auth_server, issuer, prefix):
+    server = make_auth_server()
     s = requests.Session()
+    assert s.get(f"{server.root}{prefix}/changefeed").status_code == 401, "the server must require a token"
+    token = request_token(issuer.url, audience="dicomweb", roles="DicomDataOwner")
+    s.headers["Authorization"] = f"Bearer {token}"
+    acceptance_story(server.root + prefix, s)
+
+
+def acceptance_story(base, s):
 
     # 1. The change feed answers: the client is connected and authorised.
     r = s.get(f"{base}/changefeed")

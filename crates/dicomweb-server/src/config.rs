@@ -1,10 +1,17 @@
 //! Configuration: command-line flags, then environment variables (`DICOMWEB_*`), then a TOML file, then defaults.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+
+use crate::auth::Permission;
+use crate::auth::RoleMap;
+use crate::auth::oidc::OidcSettings;
 
 /// The `dicomweb` command line.
 #[derive(Debug, Parser)]
@@ -29,6 +36,9 @@ pub enum Command {
     /// Verify that the storage backend is reachable and writable (writes, reads back and deletes a probe), then
     /// exit: 0 when it is, 1 with the URL and the cause when it is not.
     Check(ServeArgs),
+    /// Print every route (method, path, required permission) as JSON, for the tests.
+    #[command(hide = true)]
+    Routes,
 }
 
 /// Flags of `dicomweb serve`; each also reads an environment variable.
@@ -43,7 +53,9 @@ pub struct ServeArgs {
     /// Where DICOM files are stored: a path, file:///dir or memory:// [default: <data-dir>/blobs].
     #[arg(long, env = "DICOMWEB_STORAGE")]
     pub storage: Option<String>,
-    /// A TOML file with the same settings (bind, data_dir, storage, workers).
+    /// A TOML file with the same settings (bind, data_dir, storage, workers, cors_origins, tls_cert, tls_key,
+    /// allow_anonymous, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
+    /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
     pub config: Option<PathBuf>,
     /// HTTP worker threads [default: number of cores].
@@ -53,6 +65,45 @@ pub struct ServeArgs {
     /// fails with 503, in seconds [default: 120].
     #[arg(long, env = "DICOMWEB_STORAGE_RETRY_TIMEOUT")]
     pub storage_retry_timeout: Option<u64>,
+    /// OpenID Connect issuer whose bearer tokens are accepted (discovery at
+    /// <issuer>/.well-known/openid-configuration); enables authentication.
+    #[arg(long, env = "DICOMWEB_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    /// Accepted token audiences (`aud`), comma-separated; required with --auth-issuer.
+    #[arg(long, env = "DICOMWEB_AUTH_AUDIENCE", value_delimiter = ',')]
+    pub auth_audience: Vec<String>,
+    /// The claim holding the caller's roles, a name or a dotted path such as realm_access.roles
+    /// [default: roles].
+    #[arg(long, env = "DICOMWEB_AUTH_ROLES_CLAIM")]
+    pub auth_roles_claim: Option<String>,
+    /// Accepted signing algorithms, comma-separated [default: RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384].
+    #[arg(long, env = "DICOMWEB_AUTH_ALGORITHMS", value_delimiter = ',')]
+    pub auth_algorithms: Vec<String>,
+    /// Clock skew tolerated on a token's exp and nbf, in seconds [default: 60].
+    #[arg(long, env = "DICOMWEB_AUTH_LEEWAY")]
+    pub auth_leeway: Option<u64>,
+    /// How often the issuer's signing keys are refetched, in seconds [default: 3600]; a token signed with an
+    /// unknown key also triggers a refetch.
+    #[arg(long, env = "DICOMWEB_AUTH_JWKS_REFRESH")]
+    pub auth_jwks_refresh: Option<u64>,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated or repeated; `*` allows any
+    /// [default: none, CORS off].
+    #[arg(
+        long = "cors-origin",
+        env = "DICOMWEB_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
+    #[arg(long, env = "DICOMWEB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "DICOMWEB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve without authentication on an address other than loopback (everyone who can reach it may read,
+    /// store and delete).
+    #[arg(long, env = "DICOMWEB_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
 }
 
 /// The TOML file's shape.
@@ -64,6 +115,43 @@ pub struct FileSettings {
     pub storage: Option<String>,
     pub workers: Option<usize>,
     pub storage_retry_timeout: Option<u64>,
+    pub cors_origins: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_anonymous: Option<bool>,
+    pub auth: Option<FileAuth>,
+}
+
+/// The `[auth]` table of the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuth {
+    pub issuer: Option<String>,
+    pub audience: Option<OneOrMany>,
+    pub roles_claim: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub leeway_seconds: Option<u64>,
+    pub jwks_refresh_seconds: Option<u64>,
+    /// Role names to permissions, added to the built-in roles (`[auth.roles] Radiologist = ["read"]`).
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<Permission>>,
+}
+
+/// A TOML value that may be one string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 /// Settings after merging every source.
@@ -75,7 +163,33 @@ pub struct Settings {
     pub workers: usize,
     /// Retry deadline of storage operations.
     pub storage_retry_timeout: std::time::Duration,
+    /// Bearer-token authentication; `None` serves everyone.
+    pub auth: Option<OidcSettings>,
+    /// Origins allowed by CORS; empty: CORS off.
+    pub cors_origins: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    pub allow_anonymous: bool,
 }
+
+/// Certificate chain and private key, PEM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The algorithms accepted when none are configured: every asymmetric one the verifier supports. Symmetric
+/// (HS*) algorithms are never accepted: their key would be a secret shared with every client.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
 
 impl Settings {
     /// Merges flags/environment (already combined by clap) over the TOML file over defaults.
@@ -94,7 +208,32 @@ impl Settings {
             .clone()
             .or(file.storage)
             .unwrap_or_else(|| data_dir.join("blobs").to_string_lossy().into_owned());
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+        };
+        let cors_origins = if args.cors_origins.is_empty() {
+            file.cors_origins.unwrap_or_default()
+        } else {
+            args.cors_origins.clone()
+        };
+        let cors_origins = cors_origins
+            .into_iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        for origin in &cors_origins {
+            check_origin(origin)?;
+        }
         Ok(Settings {
+            auth: resolve_auth(args, file.auth.unwrap_or_default())?,
+            cors_origins,
+            tls,
+            allow_anonymous: args.allow_anonymous || file.allow_anonymous.unwrap_or(false),
             bind: args
                 .bind
                 .or(file.bind)
@@ -112,6 +251,141 @@ impl Settings {
                     .unwrap_or(2)
             }),
         })
+    }
+}
+
+impl Settings {
+    /// Refuses to serve without authentication on an address other than loopback unless anonymous access was
+    /// asked for explicitly: an archive of patient data must not end up open on a network by omission.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.auth.is_none() && !self.bind.ip().is_loopback() && !self.allow_anonymous {
+            anyhow::bail!(
+                "refusing to listen on {} without authentication: anyone who can reach it could read, store and \
+                 delete every study. Configure an identity provider (--auth-issuer and --auth-audience), bind to \
+                 127.0.0.1, or pass --allow-anonymous if access is controlled elsewhere (a private network, an \
+                 authenticating proxy)",
+                self.bind
+            );
+        }
+        Ok(())
+    }
+}
+
+fn resolve_auth(args: &ServeArgs, file: FileAuth) -> anyhow::Result<Option<OidcSettings>> {
+    let Some(issuer) = args.auth_issuer.clone().or(file.issuer) else {
+        if !args.auth_audience.is_empty() || file.audience.is_some() {
+            anyhow::bail!("an audience is configured but no issuer: set --auth-issuer too");
+        }
+        return Ok(None);
+    };
+    check_issuer(&issuer)?;
+    let audiences = if args.auth_audience.is_empty() {
+        file.audience.map(OneOrMany::into_vec).unwrap_or_default()
+    } else {
+        args.auth_audience.clone()
+    };
+    let audiences: Vec<String> = audiences
+        .into_iter()
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if audiences.is_empty() {
+        anyhow::bail!(
+            "--auth-issuer needs --auth-audience: the audience (aud) the identity provider puts in tokens for \
+             this server (Entra ID: the application ID URI or client ID; Keycloak: the client ID)"
+        );
+    }
+    let algorithm_names = if args.auth_algorithms.is_empty() {
+        file.algorithms.unwrap_or_default()
+    } else {
+        args.auth_algorithms.clone()
+    };
+    let algorithms = if algorithm_names.is_empty() {
+        DEFAULT_ALGORITHMS.to_vec()
+    } else {
+        algorithm_names
+            .iter()
+            .map(|name| parse_algorithm(name.trim()))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    Ok(Some(OidcSettings {
+        issuer,
+        audiences,
+        roles_claim: args
+            .auth_roles_claim
+            .clone()
+            .or(file.roles_claim)
+            .unwrap_or_else(|| "roles".to_owned()),
+        algorithms,
+        leeway: Duration::from_secs(args.auth_leeway.or(file.leeway_seconds).unwrap_or(60)),
+        jwks_refresh_interval: Duration::from_secs(
+            args.auth_jwks_refresh
+                .or(file.jwks_refresh_seconds)
+                .unwrap_or(3600)
+                .max(1),
+        ),
+        roles: RoleMap::with(&file.roles),
+    }))
+}
+
+fn parse_algorithm(name: &str) -> anyhow::Result<Algorithm> {
+    DEFAULT_ALGORITHMS
+        .into_iter()
+        .find(|alg| format!("{alg:?}").eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "signing algorithm \"{name}\" is not accepted; choose among {}",
+                DEFAULT_ALGORITHMS
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// The issuer must be https, except on a loopback address (a development or test issuer): keys fetched over
+/// plain HTTP from elsewhere could be swapped by anyone on the path.
+fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    if issuer.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = issuer.strip_prefix("http://") {
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "the issuer \"{issuer}\" must be an https:// URL (http:// only on a loopback address)"
+    )
+}
+
+/// A CORS origin is `*` or `scheme://host[:port]`, as browsers send it in `Origin`.
+fn check_origin(origin: &str) -> anyhow::Result<()> {
+    let well_formed = origin == "*"
+        || origin.split_once("://").is_some_and(|(scheme, authority)| {
+            matches!(scheme, "http" | "https")
+                && !authority.is_empty()
+                && !authority.contains('/')
+                && authority.chars().all(|c| c.is_ascii_graphic())
+        });
+    if well_formed {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "CORS origin \"{origin}\" is not an origin: use scheme://host[:port] without a path (or *)"
+        )
     }
 }
 
@@ -166,5 +440,119 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("bnid"), "{err}");
+    }
+
+    fn write_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dicomweb.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn auth_from_the_file_with_roles_and_flags_over_it() {
+        let (_dir, path) = write_file(
+            "[auth]\nissuer = \"https://login.microsoftonline.com/tenant/v2.0\"\naudience = \"api://dicom\"\n\
+             roles_claim = \"realm_access.roles\"\nalgorithms = [\"RS256\"]\n\
+             [auth.roles]\nRadiologist = [\"read\", \"write\"]\n",
+        );
+        let args = ServeArgs {
+            config: Some(path),
+            auth_leeway: Some(5),
+            ..Default::default()
+        };
+        let auth = Settings::resolve(&args).unwrap().auth.unwrap();
+        assert_eq!(auth.issuer, "https://login.microsoftonline.com/tenant/v2.0");
+        assert_eq!(auth.audiences, ["api://dicom"]);
+        assert_eq!(auth.roles_claim, "realm_access.roles");
+        assert_eq!(auth.algorithms, [Algorithm::RS256]);
+        assert_eq!(auth.leeway, Duration::from_secs(5));
+        assert_eq!(
+            auth.roles.permissions_of(["Radiologist"]),
+            [Permission::Read, Permission::Write].into_iter().collect()
+        );
+        assert_eq!(
+            auth.roles.permissions_of(["DicomDataOwner"]),
+            crate::auth::Permissions::ALL
+        );
+    }
+
+    #[test]
+    fn auth_settings_are_checked() {
+        let with = |issuer: &str, audience: &[&str], algorithms: &[&str]| {
+            Settings::resolve(&ServeArgs {
+                auth_issuer: Some(issuer.into()),
+                auth_audience: audience.iter().map(|s| s.to_string()).collect(),
+                auth_algorithms: algorithms.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+        };
+        let defaults = with("http://127.0.0.1:9000/realms/x", &["dicom"], &[])
+            .unwrap()
+            .auth
+            .unwrap();
+        assert_eq!(defaults.algorithms, DEFAULT_ALGORITHMS);
+        assert_eq!(defaults.roles_claim, "roles");
+        let missing_audience = with("https://issuer.example", &[], &[]).unwrap_err();
+        assert!(missing_audience.to_string().contains("--auth-audience"));
+        let symmetric = with("https://issuer.example", &["a"], &["HS256"]).unwrap_err();
+        assert!(symmetric.to_string().contains("HS256"), "{symmetric}");
+        let plain_http = with("http://issuer.example", &["a"], &[]).unwrap_err();
+        assert!(plain_http.to_string().contains("https://"), "{plain_http}");
+        assert!(with("http://localhost:8081", &["a"], &["es256"]).is_ok());
+        assert!(with("http://[::1]:8081/", &["a"], &[]).is_ok());
+    }
+
+    #[test]
+    fn anonymous_access_beyond_loopback_must_be_asked_for() {
+        let bind = |address: &str, allow_anonymous: bool| {
+            Settings::resolve(&ServeArgs {
+                bind: Some(address.parse().unwrap()),
+                allow_anonymous,
+                ..Default::default()
+            })
+            .unwrap()
+            .check_exposure()
+        };
+        let refused = bind("0.0.0.0:8080", false).unwrap_err();
+        assert!(
+            refused.to_string().contains("--allow-anonymous"),
+            "{refused}"
+        );
+        assert!(bind("0.0.0.0:8080", true).is_ok());
+        assert!(bind("127.0.0.1:8080", false).is_ok());
+        assert!(bind("[::1]:8080", false).is_ok());
+        let authenticated = Settings::resolve(&ServeArgs {
+            bind: Some("0.0.0.0:8080".parse().unwrap()),
+            auth_issuer: Some("https://issuer.example".into()),
+            auth_audience: vec!["dicom".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(authenticated.check_exposure().is_ok());
+    }
+
+    #[test]
+    fn tls_files_go_together_and_cors_origins_are_origins() {
+        let only_cert = Settings::resolve(&ServeArgs {
+            tls_cert: Some("cert.pem".into()),
+            ..Default::default()
+        });
+        assert!(only_cert.is_err());
+        let origins = |list: &[&str]| {
+            Settings::resolve(&ServeArgs {
+                cors_origins: list.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            origins(&["https://viewer.example", "http://localhost:3000"])
+                .unwrap()
+                .cors_origins,
+            ["https://viewer.example", "http://localhost:3000"]
+        );
+        assert!(origins(&["*"]).is_ok());
+        assert!(origins(&["https://viewer.example/ohif"]).is_err());
+        assert!(origins(&["viewer.example"]).is_err());
     }
 }

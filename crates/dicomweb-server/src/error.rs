@@ -4,6 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use dicomweb_service::{ServiceError, StoreRequestError};
 
+use crate::auth::AuthError;
+
 /// An error answered to the client: a status and a message saying what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,6 +23,9 @@ pub enum ApiError {
     /// A backend the request needs is unavailable; retrying later may succeed (503).
     #[error("{0}")]
     Unavailable(String),
+    /// No acceptable credentials (401), not allowed (403), or the issuer's keys are unreachable (503).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl From<StoreRequestError> for ApiError {
@@ -42,6 +47,11 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Auth(e) => match e {
+                AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+                AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+                AuthError::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::Service(e) => match e {
                 ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                 ServiceError::InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -65,9 +75,34 @@ impl ResponseError for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
+        if let ApiError::Auth(error) = self
+            && let Some(challenge) = bearer_challenge(error)
+        {
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge));
+        }
         response.json(serde_json::json!({
             "status": status.as_u16(),
             "message": self.to_string(),
         }))
+    }
+}
+
+/// The `WWW-Authenticate` challenge of RFC 6750 for an authentication failure: no error code when no token was
+/// sent, `invalid_token` with the reason for a refused token, `insufficient_scope` for a missing permission.
+fn bearer_challenge(error: &AuthError) -> Option<String> {
+    const REALM: &str = "Bearer realm=\"dicomweb\"";
+    let with_error = |code: &str, description: String| {
+        // A quoted-string: the descriptions are ours, but keep quotes and backslashes out regardless.
+        let description: String = description
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+            .collect();
+        format!("{REALM}, error=\"{code}\", error_description=\"{description}\"")
+    };
+    match error {
+        AuthError::MissingToken => Some(REALM.to_owned()),
+        AuthError::InvalidToken(reason) => Some(with_error("invalid_token", reason.to_string())),
+        AuthError::Forbidden(_) => Some(with_error("insufficient_scope", error.to_string())),
+        AuthError::KeysUnavailable(_) => None,
     }
 }

@@ -6,9 +6,11 @@
 //! Every route is served under `/v1`, `/v2` and the unversioned root.
 
 pub mod accept;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod routes;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -21,10 +23,60 @@ pub use routes::{ApiVersion, AppState};
 
 /// Registers the whole API (all versions) on an actix `App`.
 pub fn configure_app(cfg: &mut web::ServiceConfig, state: AppState) {
-    cfg.app_data(web::Data::new(state))
-        .service(web::scope("/v1").configure(|c| routes::configure(c, ApiVersion::V1)))
-        .service(web::scope("/v2").configure(|c| routes::configure(c, ApiVersion::V2)))
-        .service(web::scope("").configure(|c| routes::configure(c, ApiVersion::Unversioned)));
+    let auth = state.auth.clone();
+    cfg.app_data(web::Data::new(state));
+    for (prefix, version) in routes::VERSION_PREFIXES {
+        let auth = auth.clone();
+        cfg.service(web::scope(prefix).configure(|c| routes::configure(c, version, auth)));
+    }
+}
+
+/// CORS for browser viewers: off (no CORS headers) when no origin is configured. Preflights are answered here,
+/// before authentication, as browsers send them without credentials.
+pub fn cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::ETAG,
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            header::WARNING,
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    actix_web::middleware::Condition::new(!origins.is_empty(), cors)
+}
+
+/// Every route under every version prefix, as `dicomweb routes` prints it: method, path and the permission it
+/// requires (`open` for none).
+pub fn route_list() -> Vec<serde_json::Value> {
+    routes::VERSION_PREFIXES
+        .iter()
+        .flat_map(|(prefix, _)| {
+            routes::ROUTES.iter().map(move |spec| {
+                serde_json::json!({
+                    "method": spec.method.name(),
+                    "path": format!("{prefix}{}", spec.path),
+                    "permission": spec.access.name(),
+                })
+            })
+        })
+        .collect()
 }
 
 /// Verifies that the configured storage is reachable and writable, with a short retry budget so that a wrong

@@ -2,11 +2,13 @@
 
 use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
+use dicomweb_server::auth::{Authenticator, OidcVerifier};
 use dicomweb_server::config::{Cli, Command, Settings};
-use dicomweb_server::{AppState, check_storage, configure_app, open_service, routes};
+use dicomweb_server::{AppState, check_storage, configure_app, cors, open_service, routes, tls};
 use dicomweb_service::StudiesService;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
@@ -38,6 +40,13 @@ async fn run() -> anyhow::Result<()> {
             let settings = Settings::resolve(&args)?;
             check_storage(&settings).await?;
             println!("storage {}: reachable and writable", settings.storage);
+            Ok(())
+        }
+        Command::Routes => {
+            // An error, not a panic, when the reader goes away (`dicomweb routes | head`).
+            use std::io::Write;
+            let text = serde_json::to_string_pretty(&dicomweb_server::route_list())?;
+            writeln!(std::io::stdout().lock(), "{text}")?;
             Ok(())
         }
     }
@@ -112,7 +121,42 @@ async fn reindex(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The authenticator the settings ask for; with an issuer, its discovery document and keys must be reachable.
+async fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
+    let Some(oidc) = &settings.auth else {
+        if settings.bind.ip().is_loopback() {
+            tracing::warn!(
+                bind = %settings.bind,
+                "authentication is off: serving loopback only, where every local caller may read, store and \
+                 delete (configure --auth-issuer and --auth-audience to require bearer tokens)"
+            );
+        } else {
+            tracing::warn!(
+                bind = %settings.bind,
+                "authentication is off and --allow-anonymous is set: everyone who can reach this address may \
+                 read, store and delete"
+            );
+        }
+        return Ok(Authenticator::Anonymous);
+    };
+    let verifier = OidcVerifier::discover(oidc.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("identity provider {}: {e}", oidc.issuer))?;
+    verifier.spawn_scheduled_refresh();
+    tracing::info!(
+        issuer = %oidc.issuer,
+        audiences = ?oidc.audiences,
+        roles_claim = %oidc.roles_claim,
+        "bearer tokens required on every route but /health"
+    );
+    Ok(Authenticator::Oidc(verifier))
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Configuration mistakes first, before anything is opened.
+    settings.check_exposure()?;
+    let tls_config = settings.tls.as_ref().map(tls::server_config).transpose()?;
+    let auth = Arc::new(authenticator(&settings).await?);
     // Fail at start, with the cause, rather than at the first store.
     check_storage(&settings).await?;
     let service = open_service(&settings)?;
@@ -124,25 +168,38 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let state = AppState {
         service: service.clone(),
+        auth,
     };
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if !settings.cors_origins.is_empty() {
+        tracing::info!(origins = ?settings.cors_origins, "CORS allows these browser origins");
+    }
     tracing::info!(
         bind = %settings.bind,
         storage = %settings.storage,
         data_dir = %settings.data_dir.display(),
-        "dicomweb listening on http://{}/ (API also under /v1 and /v2)",
+        "dicomweb listening on {scheme}://{}/ (API also under /v1 and /v2)",
         settings.bind
     );
-    HttpServer::new(move || {
+    let cors_origins = settings.cors_origins.clone();
+    let server = HttpServer::new(move || {
         App::new()
             .wrap(routes::default_headers())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("dicomweb::access"))
+            .wrap(cors(&cors_origins))
             .configure(|cfg| configure_app(cfg, state.clone()))
     })
-    .workers(settings.workers)
-    .bind(settings.bind)
-    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?
-    .run()
-    .await?;
+    .workers(settings.workers);
+    let server = match tls_config {
+        Some(config) => server.bind_rustls_0_23(settings.bind, config),
+        None => server.bind(settings.bind),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+    server.run().await?;
     close(&service).await?;
     Ok(())
 }

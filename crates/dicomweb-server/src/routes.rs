@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use dicomweb_index::{ChangeFeedEntry, ChangeQuery, Scope};
@@ -18,12 +19,15 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::accept::{MediaType, parse_accept};
+use crate::auth::{Access, Authenticator, Permission};
 use crate::error::ApiError;
 
 /// Shared state of every worker.
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<StudiesService>,
+    /// How callers are authenticated; every route but the health check asks it.
+    pub auth: Arc<Authenticator>,
 }
 
 /// The API version a route was reached under; only the change feed's parameters differ between them.
@@ -50,48 +54,176 @@ const OCTET_STREAM: &str = "application/octet-stream";
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// Registers every route of the studies service and the change feed under the current scope.
-pub fn configure(cfg: &mut web::ServiceConfig, version: ApiVersion) {
-    cfg.app_data(web::Data::new(version))
-        .route("/health", web::get().to(health))
-        .route("/changefeed", web::get().to(changefeed))
-        .route("/changefeed/latest", web::get().to(changefeed_latest))
-        .route("/studies", web::post().to(store))
-        .route("/studies/{study}", web::post().to(store))
-        .route("/studies", web::get().to(search))
-        .route("/series", web::get().to(search))
-        .route("/instances", web::get().to(search))
-        .route("/studies/{study}/series", web::get().to(search))
-        .route("/studies/{study}/instances", web::get().to(search))
-        .route(
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+
+    fn route(self) -> actix_web::Route {
+        match self {
+            HttpMethod::Get => web::get(),
+            HttpMethod::Post => web::post(),
+            HttpMethod::Delete => web::delete(),
+        }
+    }
+}
+
+/// The handler of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    Health,
+    ChangeFeed,
+    ChangeFeedLatest,
+    Store,
+    Search,
+    Retrieve,
+    Metadata,
+    Frames,
+    Delete,
+}
+
+impl Handler {
+    fn to(self, route: actix_web::Route) -> actix_web::Route {
+        match self {
+            Handler::Health => route.to(health),
+            Handler::ChangeFeed => route.to(changefeed),
+            Handler::ChangeFeedLatest => route.to(changefeed_latest),
+            Handler::Store => route.to(store),
+            Handler::Search => route.to(search),
+            Handler::Retrieve => route.to(retrieve),
+            Handler::Metadata => route.to(metadata),
+            Handler::Frames => route.to(retrieve_frames),
+            Handler::Delete => route.to(delete),
+        }
+    }
+}
+
+/// One route of the API: who may call it is declared with it, so no route exists without an access rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: HttpMethod,
+    /// The path pattern under each version prefix (`{study}`, `{series}`, `{instance}`, `{frames}`).
+    pub path: &'static str,
+    pub access: Access,
+    handler: Handler,
+}
+
+const fn route(
+    method: HttpMethod,
+    path: &'static str,
+    access: Access,
+    handler: Handler,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+const READ: Access = Access::Requires(Permission::Read);
+const WRITE: Access = Access::Requires(Permission::Write);
+const DELETE: Access = Access::Requires(Permission::Delete);
+
+/// Every route, under each of `/`, `/v1` and `/v2`. The server registers exactly these (`configure`), and
+/// `dicomweb routes` prints them for the tests that try every route with every kind of credential.
+pub const ROUTES: &[RouteSpec] = {
+    use Handler as H;
+    use HttpMethod::{Delete, Get, Post};
+    &[
+        route(Get, "/health", Access::Open, H::Health),
+        route(Get, "/changefeed", READ, H::ChangeFeed),
+        route(Get, "/changefeed/latest", READ, H::ChangeFeedLatest),
+        route(Post, "/studies", WRITE, H::Store),
+        route(Post, "/studies/{study}", WRITE, H::Store),
+        route(Get, "/studies", READ, H::Search),
+        route(Get, "/series", READ, H::Search),
+        route(Get, "/instances", READ, H::Search),
+        route(Get, "/studies/{study}/series", READ, H::Search),
+        route(Get, "/studies/{study}/instances", READ, H::Search),
+        route(
+            Get,
             "/studies/{study}/series/{series}/instances",
-            web::get().to(search),
-        )
-        .route("/studies/{study}", web::get().to(retrieve))
-        .route("/studies/{study}/series/{series}", web::get().to(retrieve))
-        .route(
+            READ,
+            H::Search,
+        ),
+        route(Get, "/studies/{study}", READ, H::Retrieve),
+        route(Get, "/studies/{study}/series/{series}", READ, H::Retrieve),
+        route(
+            Get,
             "/studies/{study}/series/{series}/instances/{instance}",
-            web::get().to(retrieve),
-        )
-        .route("/studies/{study}/metadata", web::get().to(metadata))
-        .route(
+            READ,
+            H::Retrieve,
+        ),
+        route(Get, "/studies/{study}/metadata", READ, H::Metadata),
+        route(
+            Get,
             "/studies/{study}/series/{series}/metadata",
-            web::get().to(metadata),
-        )
-        .route(
+            READ,
+            H::Metadata,
+        ),
+        route(
+            Get,
             "/studies/{study}/series/{series}/instances/{instance}/metadata",
-            web::get().to(metadata),
-        )
-        .route(
+            READ,
+            H::Metadata,
+        ),
+        route(
+            Get,
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
-            web::get().to(retrieve_frames),
-        )
-        .route("/studies/{study}", web::delete().to(delete))
-        .route("/studies/{study}/series/{series}", web::delete().to(delete))
-        .route(
+            READ,
+            H::Frames,
+        ),
+        route(Delete, "/studies/{study}", DELETE, H::Delete),
+        route(
+            Delete,
+            "/studies/{study}/series/{series}",
+            DELETE,
+            H::Delete,
+        ),
+        route(
+            Delete,
             "/studies/{study}/series/{series}/instances/{instance}",
-            web::delete().to(delete),
-        );
+            DELETE,
+            H::Delete,
+        ),
+    ]
+};
+
+/// The version prefixes every route is served under.
+pub const VERSION_PREFIXES: [(&str, ApiVersion); 3] = [
+    ("/v1", ApiVersion::V1),
+    ("/v2", ApiVersion::V2),
+    ("", ApiVersion::Unversioned),
+];
+
+/// Registers every route of [`ROUTES`] under the current scope, each behind the check of its access rule.
+pub fn configure(cfg: &mut web::ServiceConfig, version: ApiVersion, auth: Arc<Authenticator>) {
+    cfg.app_data(web::Data::new(version));
+    for spec in ROUTES {
+        let auth = auth.clone();
+        let access = spec.access;
+        let route = spec
+            .handler
+            .to(spec.method.route())
+            .wrap(from_fn(move |req, next| {
+                crate::auth::authorize(auth.clone(), access, req, next)
+            }));
+        cfg.route(spec.path, route);
+    }
 }
 
 async fn health() -> HttpResponse {
@@ -715,6 +847,38 @@ pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_health_check_is_open_and_routes_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for spec in ROUTES {
+            assert!(
+                seen.insert((spec.method, spec.path)),
+                "{} {} is declared twice",
+                spec.method.name(),
+                spec.path
+            );
+            assert_eq!(
+                spec.access == Access::Open,
+                spec.path == "/health",
+                "{} {} must require a permission",
+                spec.method.name(),
+                spec.path
+            );
+        }
+    }
+
+    #[test]
+    fn store_requires_write_delete_requires_delete_and_the_rest_read() {
+        for spec in ROUTES.iter().filter(|s| s.path != "/health") {
+            let expected = match spec.method {
+                HttpMethod::Get => Permission::Read,
+                HttpMethod::Post => Permission::Write,
+                HttpMethod::Delete => Permission::Delete,
+            };
+            assert_eq!(spec.access, Access::Requires(expected), "{}", spec.path);
+        }
+    }
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
