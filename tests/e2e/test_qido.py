@@ -28,12 +28,17 @@ from dicomweb_helpers import DATA, related_body, value
 
 GENERATED = [
     # (study key, series key, PatientName, PatientID, StudyDate, StudyTime, Modality, extra)
-    ("A", "A1", "Doe^John", "PID-1", "20240115", "083000", "CT", {"AccessionNumber": "ACC1", "SeriesDescription": "Head"}),
-    ("A", "A1", "Doe^John", "PID-1", "20240115", "083000", "CT", {"AccessionNumber": "ACC1", "InstanceNumber": "2"}),
-    ("A", "A2", "Doe^John", "PID-1", "20240115", "083000", "MR", {"BodyPartExamined": "HEAD", "AccessionNumber": "ACC1"}),
-    ("B", "B1", "DOE^JANE", "pid-2", "20231231", "235959.5", "CT", {"ReferringPhysicianName": "House^Gregory"}),
+    ("A", "A1", "Doe^John", "PID-1", "20240115", "083000", "CT", {"AccessionNumber": "ACC1", "SeriesDescription": "Head",
+                                                                  "AcquisitionDateTime": "20240115083012.5"}),
+    ("A", "A1", "Doe^John", "PID-1", "20240115", "083000", "CT", {"AccessionNumber": "ACC1", "InstanceNumber": "2",
+                                                                  "AcquisitionDateTime": "20240115091500+0100"}),
+    ("A", "A2", "Doe^John", "PID-1", "20240115", "083000", "MR", {"BodyPartExamined": "HEAD", "AccessionNumber": "ACC1",
+                                                                  "AcquisitionDateTime": "202401"}),
+    ("B", "B1", "DOE^JANE", "pid-2", "20231231", "235959.5", "CT", {"ReferringPhysicianName": "House^Gregory",
+                                                                    "AcquisitionDateTime": "2023"}),
     ("C", "C1", "Müller^Jürgen", "PID-3", "20240301", "120000", "US", {"PatientSex": "M", "PatientBirthDate": "19700101"}),
-    ("D", "D1", "Yamada^Tarou=山田^太郎=やまだ^たろう", "PID-4", "20220606", "0600", "MR", {"StudyDescription": "Brain MRI"}),
+    ("D", "D1", "Yamada^Tarou=山田^太郎=やまだ^たろう", "PID-4", "20220606", "0600", "MR", {"StudyDescription": "Brain MRI",
+                                                                                          "AcquisitionDateTime": "20220606060000-0500"}),
     ("E", "E1", "Smith^Anna^Maria", "PID+5", "20240102", "1015", "CR", {"StudyID": "S5", "ManufacturerModelName": "X-1000"}),
     # Study F: stored first as "Old^Name", then "New^Name": only the latter may match.
     ("F", "F1", "Old^Name", "PID-6", "20200101", "101010", "DX", {}),
@@ -117,6 +122,7 @@ UIDS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"
 NAMES = {"PatientName", "ReferringPhysicianName"}
 DATES = {"StudyDate", "PatientBirthDate"}
 TIMES = {"StudyTime"}
+DATETIMES = {"AcquisitionDateTime"}
 
 
 def raw_values(ds, keyword):
@@ -165,6 +171,16 @@ def time_bound(text, upper):
     return whole + "." + fraction.ljust(6, filler)
 
 
+def datetime_bound(text, upper):
+    """A DT value as a comparable key: missing components filled (day 31 for every month as an upper
+    bound, which orders the same), the UTC offset ignored."""
+    if len(text) > 5 and re.fullmatch(r".*[+-]\d{4}", text):
+        text = text[:-5]
+    whole, _, fraction = text.partition(".")
+    fill = "1231235959" if upper else "0101000000"
+    return whole + fill[len(whole) - 4:] + "." + fraction.ljust(6, "9" if upper else "0")
+
+
 def matches_value(keyword, query, stored, fuzzy):
     """Does one stored value match one (non-empty) query value?"""
     if keyword in NAMES:
@@ -178,9 +194,10 @@ def matches_value(keyword, query, stored, fuzzy):
             words = [w for w in re.split(r"[\^=,\s]+", q) if w]
             return bool(words) and all(any(p.startswith(w) for p in parts) for w in words)
         return q in candidates
-    if keyword in DATES or keyword in TIMES:
-        is_time = keyword in TIMES
-        key = (lambda t, up: time_bound(t, up)) if is_time else (lambda t, up: t)
+    if keyword in DATES or keyword in TIMES or keyword in DATETIMES:
+        key = time_bound if keyword in TIMES else datetime_bound if keyword in DATETIMES else (lambda t, up: t)
+        if keyword in DATETIMES and len(stored) > 5 and re.fullmatch(r".*[+-]\d{4}", stored):
+            stored = stored[:-5]  # the UTC offset is ignored
         if len(stored) < 2 or not stored.replace(".", "").isdigit():
             return False
         s = key(stored, False)
@@ -325,6 +342,14 @@ SEARCHES = [
     ("study", {"StudyTime": "2359-"}),
     ("study", {"StudyTime": "-0600"}),
     ("study", {"StudyTime": "10"}),
+    ("instance", {"AcquisitionDateTime": "2024-"}),
+    ("instance", {"AcquisitionDateTime": "20240115083000-20240115090000"}),
+    ("instance", {"AcquisitionDateTime": "202401"}),
+    ("instance", {"AcquisitionDateTime": "-20231231235959.999999"}),
+    ("instance", {"AcquisitionDateTime": "20220606060000"}),
+    ("instance", {"AcquisitionDateTime": "2023\\2022", "multiplevaluematching": "true"}),
+    ("study", {"StudyTime": "08\\12", "multiplevaluematching": "true"}),
+    ("study", {"StudyDate": "20240115\\-20000101", "multiplevaluematching": "true"}),
     # multiple values and empty values
     ("study", {"PatientID": "PID-1\\pid-2", "multiplevaluematching": "true"}),
     ("study", {"PatientName": "doe^john\\yamada*", "multiplevaluematching": "true"}),
@@ -430,6 +455,8 @@ ERRORS = [
     ("/studies", {"StudyDate": "2024"}, "StudyDate"),
     ("/studies", {"StudyDate": "20241301-"}, "StudyDate"),
     ("/series", {"StudyTime": "2500"}, "StudyTime"),
+    ("/instances", {"AcquisitionDateTime": "2024-13"}, "AcquisitionDateTime"),
+    ("/instances", {"AcquisitionDateTime": "20241301"}, "AcquisitionDateTime"),
     ("/studies", {"limit": "0"}, "limit"),
     ("/studies", {"limit": "201"}, "limit"),
     ("/studies", {"offset": "-1"}, "offset"),
