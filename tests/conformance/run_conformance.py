@@ -14,7 +14,7 @@ JSON file named by --results; this script exits 0 whenever it could run the chec
 import argparse
 import json
 import math
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -899,7 +899,10 @@ def main():
     parser.add_argument("--verbose", action="store_true", help="print the traceback of every failure")
     args = parser.parse_args()
     conformance = Conformance(args)
-    rows = conformance.run()
+    try:
+        rows = conformance.run()
+    finally:
+        shutil.rmtree(conformance.work, ignore_errors=True)
     Path(args.results).write_text(json.dumps({"url": args.url, "dciodvfy_runs": conformance.dciodvfy_runs,
                                               "results": rows}, indent=1))
     return 0
