@@ -122,6 +122,8 @@ class Results:
             if self.verbose:
                 traceback.print_exc()
         self.rows.append({"section": section, "check": name, "status": status, "detail": str(detail)[:2000]})
+        if status == "pass" and not self.verbose:
+            return
         mark = {"pass": "ok", "fail": "FAIL", "not implemented": "n/i"}[status]
         print(f"  {mark:<4} {section[:5]} {name}" + (f": {detail}" if status != "pass" else ""), flush=True)
 
@@ -896,7 +898,8 @@ def main():
     parser.add_argument("--url", required=True, help="the server's root (its routes also under /v1 and /v2)")
     parser.add_argument("--results", required=True, help="write the results here (JSON)")
     parser.add_argument("--dciodvfy", default="dciodvfy", help="dicom3tools' dciodvfy")
-    parser.add_argument("--verbose", action="store_true", help="print the traceback of every failure")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every check as it passes and the traceback of every failure")
     args = parser.parse_args()
     conformance = Conformance(args)
     try:

@@ -27,7 +27,7 @@ pub struct Args {
     /// Keep the started server's data directory and log.
     #[arg(long)]
     keep: bool,
-    /// Print the Python traceback of every failed check.
+    /// Print every check as it runs and the Python traceback of every failed check.
     #[arg(long)]
     verbose: bool,
 }
