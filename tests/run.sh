@@ -46,5 +46,9 @@ fi
 step "end-to-end tests (real server on 127.0.0.1)"
 "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "$@"
 
+step "conformance: independent clients (dicomweb-client, pydicom, dciodvfy) against the local backend"
+# Installs its own prerequisites: a virtual environment under the cargo target directory, dicom3tools from Debian.
+cargo run --locked --quiet --package xtask -- conformance
+
 step "S3 and Azure Blob (moto, Azurite on 127.0.0.1)"
 bash tests/emulators/run-cloud-tests.sh

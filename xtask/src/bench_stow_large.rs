@@ -447,7 +447,7 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// The `boundary` parameter of a multipart media type.
-fn boundary_of(content_type: &str) -> Option<String> {
+pub(crate) fn boundary_of(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (name, value) = param.split_once('=')?;
         name.trim()
@@ -457,7 +457,7 @@ fn boundary_of(content_type: &str) -> Option<String> {
 }
 
 /// The content of the first part of a multipart body.
-fn first_part(body: &[u8], boundary: &str) -> Result<Vec<u8>> {
+pub(crate) fn first_part(body: &[u8], boundary: &str) -> Result<Vec<u8>> {
     let delimiter = format!("--{boundary}");
     let start = find(body, delimiter.as_bytes(), 0).context("no opening delimiter")?;
     let headers_end = find(body, b"\r\n\r\n", start).context("no end of part headers")?;

@@ -26,15 +26,26 @@ pub fn target_dir(root: &Path) -> Result<PathBuf> {
 
 /// `cargo build --release --bin dicomweb`; returns the binary.
 pub fn build_release(root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    build(root, target_dir, true)
+}
+
+/// `cargo build [--release] --bin dicomweb`; returns the binary.
+pub fn build(root: &Path, target_dir: &Path, release: bool) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut args = vec!["build", "--bin", "dicomweb"];
+    if release {
+        args.push("--release");
+    }
     let status = Command::new(&cargo)
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target_dir)
-        .args(["build", "--release", "--bin", "dicomweb"])
+        .args(&args)
         .status()
-        .with_context(|| format!("running {cargo:?} build --release --bin dicomweb"))?;
+        .with_context(|| format!("running {cargo:?} {}", args.join(" ")))?;
     ensure!(status.success(), "building the server failed ({status})");
-    let binary = target_dir.join("release").join("dicomweb");
+    let binary = target_dir
+        .join(if release { "release" } else { "debug" })
+        .join("dicomweb");
     ensure!(
         binary.is_file(),
         "the build succeeded but {} is missing",
@@ -60,6 +71,17 @@ impl Server {
         log: &Path,
         agent: &ureq::Agent,
     ) -> Result<Server> {
+        Server::start_with(binary, data_dir, &[], log, agent)
+    }
+
+    /// [`Server::start`] with more arguments for `serve` (`--storage URL`, say).
+    pub fn start_with(
+        binary: &Path,
+        data_dir: &Path,
+        extra_args: &[String],
+        log: &Path,
+        agent: &ureq::Agent,
+    ) -> Result<Server> {
         let port = free_port()?;
         let bind = format!("127.0.0.1:{port}");
         let log_file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -73,6 +95,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--workers", "2"])
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_file_too)
@@ -179,7 +202,7 @@ impl Drop for Server {
 }
 
 /// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
     Ok(listener
         .local_addr()

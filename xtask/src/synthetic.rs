@@ -95,6 +95,29 @@ impl Uids {
     }
 }
 
+/// The searchable attributes of a generated instance.
+#[derive(Clone, Debug)]
+pub struct Description {
+    pub patient_name: String,
+    pub patient_id: String,
+    /// StudyDate (YYYYMMDD), left out when `None`.
+    pub study_date: Option<String>,
+    pub modality: String,
+    pub instance_number: u32,
+}
+
+impl Default for Description {
+    fn default() -> Description {
+        Description {
+            patient_name: "Bench^StowLarge".into(),
+            patient_id: "BENCH-STOW-LARGE".into(),
+            study_date: None,
+            modality: "OT".into(),
+            instance_number: 1,
+        }
+    }
+}
+
 /// The instance as a stream of bytes.
 pub struct SyntheticInstance {
     header: Vec<u8>,
@@ -105,8 +128,12 @@ pub struct SyntheticInstance {
 
 impl SyntheticInstance {
     pub fn new(layout: Layout, uids: &Uids) -> SyntheticInstance {
+        SyntheticInstance::described(layout, uids, &Description::default())
+    }
+
+    pub fn described(layout: Layout, uids: &Uids, description: &Description) -> SyntheticInstance {
         SyntheticInstance {
-            header: header(layout, uids),
+            header: header(layout, uids, description),
             layout,
             base_frame: base_frame(layout.frame_bytes()),
             pos: 0,
@@ -116,6 +143,14 @@ impl SyntheticInstance {
     /// Total length of the Part 10 file in bytes.
     pub fn len(&self) -> u64 {
         self.header.len() as u64 + self.layout.pixel_bytes()
+    }
+
+    /// The whole Part 10 file in memory (for small instances).
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        // Reading from memory cannot fail.
+        let _ = self.read_to_end(&mut bytes);
+        bytes
     }
 
     /// The bytes of frame `number` (1-based), as they are in the stream.
@@ -173,7 +208,7 @@ fn base_frame(frame_bytes: u64) -> Vec<u8> {
 }
 
 /// Everything before the pixel values: preamble, `DICM`, file meta group, dataset and Pixel Data's header.
-fn header(layout: Layout, uids: &Uids) -> Vec<u8> {
+fn header(layout: Layout, uids: &Uids, description: &Description) -> Vec<u8> {
     let mut meta = Vec::new();
     element(&mut meta, 0x0002, 0x0001, b"OB", &[0x00, 0x01]);
     element(&mut meta, 0x0002, 0x0002, b"UI", &uid(SOP_CLASS_UID));
@@ -201,12 +236,39 @@ fn header(layout: Layout, uids: &Uids) -> Vec<u8> {
 
     element(&mut out, 0x0008, 0x0016, b"UI", &uid(SOP_CLASS_UID));
     element(&mut out, 0x0008, 0x0018, b"UI", &uid(&uids.sop));
-    element(&mut out, 0x0008, 0x0060, b"CS", &text("OT"));
-    element(&mut out, 0x0010, 0x0010, b"PN", &text("Bench^StowLarge"));
-    element(&mut out, 0x0010, 0x0020, b"LO", &text("BENCH-STOW-LARGE"));
+    if let Some(date) = &description.study_date {
+        element(&mut out, 0x0008, 0x0020, b"DA", &text(date));
+    }
+    element(
+        &mut out,
+        0x0008,
+        0x0060,
+        b"CS",
+        &text(&description.modality),
+    );
+    element(
+        &mut out,
+        0x0010,
+        0x0010,
+        b"PN",
+        &text(&description.patient_name),
+    );
+    element(
+        &mut out,
+        0x0010,
+        0x0020,
+        b"LO",
+        &text(&description.patient_id),
+    );
     element(&mut out, 0x0020, 0x000D, b"UI", &uid(&uids.study));
     element(&mut out, 0x0020, 0x000E, b"UI", &uid(&uids.series));
-    element(&mut out, 0x0020, 0x0013, b"IS", &text("1"));
+    element(
+        &mut out,
+        0x0020,
+        0x0013,
+        b"IS",
+        &text(&description.instance_number.to_string()),
+    );
     element(&mut out, 0x0028, 0x0002, b"US", &1u16.to_le_bytes());
     element(&mut out, 0x0028, 0x0004, b"CS", &text("MONOCHROME2"));
     element(

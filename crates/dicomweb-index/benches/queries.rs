@@ -1,0 +1,152 @@
+//! Criterion micro-benchmarks of index queries over an in-memory catalogue of 10,000 instances (100 studies of 10
+//! series of 10 instances, 50 patients): study searches by each kind of matcher, one instance by UID, the
+//! instances of a study, and a page of the change feed. `cargo bench -p dicomweb-index`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dicomweb_index::{
+    ChangeQuery, Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery,
+    TAG_MODALITIES_IN_STUDY, date_key,
+};
+use std::hint::black_box;
+
+const INSTANCES: u64 = 10_000;
+const PATIENT_ID: u32 = 0x0010_0020;
+const PATIENT_NAME: u32 = 0x0010_0010;
+const STUDY_DATE: u32 = 0x0008_0020;
+const MODALITY: u32 = 0x0008_0060;
+const FAMILY_NAMES: [&str; 5] = ["Smith", "Müller", "Garcia", "Rossi", "Novak"];
+
+fn study_uid(study: u64) -> String {
+    format!("1.2.826.0.1.3680043.10.1.{study}")
+}
+
+fn record(i: u64) -> InstanceRecord {
+    let study = i / 100;
+    let series = i / 10;
+    let patient = study % 50;
+    InstanceRecord {
+        study_instance_uid: study_uid(study),
+        series_instance_uid: format!("1.2.826.0.1.3680043.10.2.{series}"),
+        sop_instance_uid: format!("1.2.826.0.1.3680043.10.3.{i}"),
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+        transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+        blob_key: format!("blobs/{i}"),
+        size: 500_000,
+        stored_at: time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i as i64),
+        metadata: vec![b' '; 2048],
+        pixel_layout: None,
+        attributes: vec![
+            (PATIENT_ID, vec![format!("PAT{patient:03}")]),
+            (
+                PATIENT_NAME,
+                vec![format!(
+                    "{}^Given{patient}",
+                    FAMILY_NAMES[(patient % 5) as usize]
+                )],
+            ),
+            (
+                STUDY_DATE,
+                vec![format!("2024{:02}{:02}", study % 12 + 1, study % 28 + 1)],
+            ),
+            (
+                MODALITY,
+                vec![["CT", "MR", "US"][(series % 3) as usize].into()],
+            ),
+            (0x0020_0013, vec![(i % 10).to_string()]),
+        ],
+    }
+}
+
+fn catalogue(runtime: &tokio::runtime::Runtime) -> Index {
+    let index = Index::open_in_ram().expect("an in-memory index");
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..INSTANCES)
+            .map(|i| {
+                let index = index.clone();
+                tokio::spawn(async move { index.insert(record(i)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("the insert task").expect("an insert");
+        }
+    });
+    index
+}
+
+fn study_search(filter: Filter) -> SearchQuery {
+    SearchQuery {
+        level: Level::Study,
+        filters: vec![filter],
+        offset: 0,
+        limit: 100,
+    }
+}
+
+fn filter(tag: u32, matcher: Matcher) -> Filter {
+    Filter {
+        level: Level::Study,
+        tag,
+        matcher,
+        or_empty: false,
+    }
+}
+
+fn queries(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let index = catalogue(&runtime);
+    let mut group = c.benchmark_group("index (10,000 instances)");
+    let searches = [
+        (
+            "study search PatientID (exact)",
+            filter(PATIENT_ID, Matcher::Exact(vec!["PAT007".into()])),
+        ),
+        (
+            "study search PatientName prefix (person name)",
+            filter(
+                PATIENT_NAME,
+                Matcher::PersonName {
+                    values: vec!["mul*".into()],
+                    fuzzy: false,
+                },
+            ),
+        ),
+        (
+            "study search StudyDate range",
+            filter(
+                STUDY_DATE,
+                Matcher::Range {
+                    lower: date_key("20240301"),
+                    upper: date_key("20240430"),
+                },
+            ),
+        ),
+        (
+            "study search ModalitiesInStudy",
+            filter(TAG_MODALITIES_IN_STUDY, Matcher::Exact(vec!["MR".into()])),
+        ),
+    ];
+    for (name, filter) in searches {
+        let query = study_search(filter);
+        group.bench_function(name, |b| {
+            b.iter(|| index.search(black_box(&query)).expect("a search"))
+        });
+    }
+    group.bench_function("instances of a study", |b| {
+        let scope = Scope::Study(study_uid(42));
+        b.iter(|| index.instances(black_box(&scope)).expect("instances"))
+    });
+    group.bench_function("change feed page of 100 with metadata", |b| {
+        let query = ChangeQuery {
+            after_sequence: INSTANCES / 2,
+            limit: 100,
+            include_metadata: true,
+            ..Default::default()
+        };
+        b.iter(|| index.changes(black_box(&query)).expect("changes"))
+    });
+    group.finish();
+    runtime.block_on(index.close()).expect("closing the index");
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);

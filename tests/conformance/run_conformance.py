@@ -1,0 +1,915 @@
+"""DICOMweb conformance of a running server, checked by independent clients.
+
+Run by `cargo xtask conformance`, which starts the server (or takes --url), makes the virtual environment from
+requirements.txt next to this file and prints the results. Every transaction goes through dicomweb-client, the
+DICOMweb client of the imaging community, and through raw HTTP (requests) where the client has no call (single-part
+STOW, invalid bodies, conditional requests, the change feed). pydicom reads every retrieved part; dciodvfy (Debian's
+dicom3tools) must find no error in a retrieved instance that it does not find in the stored original.
+
+Each check is one row of the results: its PS3.18 section, a name, "pass", "fail" or "not implemented" (a known gap
+of the server: transcoding, rendered resources, thumbnails, bulk data URIs), and a detail. The results go to the
+JSON file named by --results; this script exits 0 whenever it could run the checks (the caller judges the results).
+"""
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections import Counter
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data"
+
+STOW = "10.5 Store (STOW-RS)"
+WADO = "10.4 Retrieve (WADO-RS)"
+QIDO = "10.6 Search (QIDO-RS)"
+DELETE = "Delete (non-standard: Microsoft DICOM server)"
+FEED = "Change feed v1, v2 (non-standard: Microsoft DICOM server)"
+
+DICOM_JSON = "application/dicom+json"
+ANY_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+ANY_OCTET = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+DEFLATED = "1.2.840.10008.1.2.1.99"
+BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+# Media types of encapsulated frames, as dicomweb-client names them.
+FRAME_MEDIA_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
+}
+
+SAMPLES = ["blue-circle.dcm", "red-triangle.dcm", "green-square.dcm"]
+# One instance per transfer syntax and kind of object from pydicom's test files (tests/data/pydicom) and the
+# pydicom-data wheel: multi-frame, JPEG baseline, extended and lossless, JPEG 2000, JPEG-LS, RLE, deflate, big
+# endian, implicit VR, structured reports, RT objects, a waveform. Several share a SOPInstanceUID (one dataset in
+# several transfer syntaxes), so each is stored, checked and deleted on its own.
+CORPUS_REPO = [
+    "CT_small.dcm",
+    "JPEG-lossy.dcm",
+    "JPEG2000.dcm",
+    "MR_small.dcm",
+    "MR_small_RLE.dcm",
+    "MR_small_bigendian.dcm",
+    "MR_small_implicit.dcm",
+    "MR_small_jp2klossless.dcm",
+    "MR_small_jpeg_ls_lossless.dcm",
+    "SC_rgb_jpeg_dcmtk.dcm",
+    "SC_rgb_rle_2frame.dcm",
+    "SC_rgb_small_odd.dcm",
+    "SC_rgb_small_odd_jpeg.dcm",
+    "image_dfl.dcm",
+    "liver_1frame.dcm",
+    "reportsi.dcm",
+    "rtdose.dcm",
+    "rtplan.dcm",
+    "test-SR.dcm",
+    "waveform_ecg.dcm",
+]
+CORPUS_PYDICOM_DATA = [
+    "emri_small.dcm",
+    "emri_small_RLE.dcm",
+    "emri_small_jpeg_ls_lossless.dcm",
+    "emri_small_jpeg_2k_lossless.dcm",
+    "emri_small_big_endian.dcm",
+    "color3d_jpeg_baseline.dcm",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm",
+    "SC_rgb_2frame.dcm",
+    "liver.dcm",
+]
+
+
+class NotImplementedGap(Exception):
+    """A known gap of the server (answered, typically with 406 or 404, instead of served)."""
+
+
+class Results:
+    def __init__(self, verbose):
+        self.rows = []
+        self.verbose = verbose
+
+    def check(self, section, name, fn):
+        started = time.monotonic()
+        try:
+            detail = fn() or ""
+            status = "pass"
+        except NotImplementedGap as gap:
+            status, detail = "not implemented", str(gap)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a row
+            status = "fail"
+            detail = f"{type(error).__name__}: {error}".strip()
+            if self.verbose:
+                traceback.print_exc()
+        self.rows.append({"section": section, "check": name, "status": status, "detail": str(detail)[:2000]})
+        if status == "pass" and not self.verbose:
+            return
+        mark = {"pass": "ok", "fail": "FAIL", "not implemented": "n/i"}[status]
+        print(f"  {mark:<4} {section[:5]} {name}" + (f": {detail}" if status != "pass" else ""), flush=True)
+
+
+def value(dataset_json, tag):
+    element = dataset_json.get(tag)
+    if not element or "Value" not in element:
+        return None
+    return element["Value"]
+
+
+def expect(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def expect_status(response, *codes):
+    expect(response.status_code in codes, f"{response.request.method} {response.url} answered {response.status_code}, "
+           f"expected {' or '.join(map(str, codes))}: {response.text[:300]}")
+
+
+def failure_reasons(response):
+    return [value(item, "00081197")[0] for item in (value(response.json(), "00081198") or [])]
+
+
+def related_body(contents, boundary="conformanceBoundary", with_type=True):
+    out = BytesIO()
+    for content in contents:
+        out.write(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode())
+        out.write(content)
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    kind = 'type="application/dicom"; ' if with_type else ""
+    return out.getvalue(), f"multipart/related; {kind}boundary={boundary}"
+
+
+def multipart_parts(response):
+    return MultipartDecoder.from_response(response).parts
+
+
+def read(content):
+    return pydicom.dcmread(BytesIO(content))
+
+
+def encode(ds):
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def dicom_file_tail(content):
+    """A Part 10 file without its preamble, which the server stores as zeros."""
+    return content[128:]
+
+
+class Conformance:
+    def __init__(self, args):
+        self.root = args.url.rstrip("/")
+        self.results = Results(args.verbose)
+        self.dciodvfy = args.dciodvfy
+        self.run_id = uuid.uuid4().hex[:8].upper()
+        self.http = requests.Session()
+        self.client = DICOMwebClient(url=self.root)
+        self.work = Path(tempfile.mkdtemp(prefix="dicomweb-conformance-"))
+        self.dciodvfy_runs = 0
+
+    def check(self, section, name, fn):
+        self.results.check(section, name, fn)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Data
+
+    def corpus(self):
+        import data_store  # the pydicom-data wheel: its files are in the package
+
+        pydicom_data = Path(data_store.__file__).parent / "data"
+        files = [(f"pydicom/{name}", DATA / "pydicom" / name) for name in CORPUS_REPO]
+        files += [(f"pydicom-data/{name}", pydicom_data / name) for name in CORPUS_PYDICOM_DATA]
+        missing = [str(path) for _, path in files if not path.is_file()]
+        if missing:
+            raise RuntimeError(f"test files missing: {missing}")
+        return files
+
+    def synthetic_studies(self):
+        """Three studies of two series of two instances with known search values, unique to this run."""
+        people = [("Müller^Jürgen", "19700101", "F"), ("Smith^John", "19800202", "M"), ("O'Brien^Ann", "19900303", "F")]
+        dates = ["20200101", "20210615", "20221231"]
+        times = ["080000", "120000", "173000"]
+        modalities = [("CT", "SR"), ("MR", "MR"), ("CT", "PR")]
+        instances = []
+        for s, ((name, birth, sex), date, tm, mods) in enumerate(zip(people, dates, times, modalities)):
+            study = generate_uid()
+            for r, modality in enumerate(mods):
+                series = generate_uid()
+                for i in range(2):
+                    meta = FileMetaDataset()
+                    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+                    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+                    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+                    ds.SOPInstanceUID = generate_uid()
+                    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+                    ds.PatientName = name
+                    ds.PatientID = f"CONF{self.run_id}-{s}"
+                    ds.PatientBirthDate = birth
+                    ds.PatientSex = sex
+                    ds.StudyInstanceUID = study
+                    ds.SeriesInstanceUID = series
+                    ds.StudyDate = date
+                    ds.StudyTime = tm
+                    ds.AccessionNumber = f"ACC{s}"
+                    ds.StudyID = f"S{s}"
+                    ds.StudyDescription = f"Conformance study {s}"
+                    ds.ReferringPhysicianName = "Referrer^Rita"
+                    ds.Modality = modality
+                    ds.SeriesNumber = r + 1
+                    ds.SeriesDescription = f"Series {r}"
+                    ds.InstanceNumber = i + 1
+                    request = Dataset()
+                    request.RequestedProcedureID = f"RP{s}"
+                    request.ScheduledProcedureStepID = f"SPS{s}"
+                    ds.RequestAttributesSequence = Sequence([request])
+                    instances.append(ds)
+        return instances
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Helpers
+
+    def instance_url(self, ds, root=None):
+        return (f"{root or self.root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                f"/instances/{ds.SOPInstanceUID}")
+
+    def post(self, url, contents, single=False, with_type=True):
+        if single:
+            return self.http.post(url, data=contents[0], headers={"Content-Type": "application/dicom",
+                                                                  "Accept": DICOM_JSON})
+        body, content_type = related_body(contents, with_type=with_type)
+        return self.http.post(url, data=body, headers={"Content-Type": content_type, "Accept": DICOM_JSON})
+
+    def delete_quietly(self, url):
+        self.http.delete(url)
+
+    def dciodvfy_errors(self, path):
+        run = subprocess.run([self.dciodvfy, str(path)], capture_output=True, text=True, errors="replace",
+                             timeout=120)
+        self.dciodvfy_runs += 1
+        lines = (run.stdout + run.stderr).splitlines()
+        return Counter(line.strip() for line in lines if line.startswith("Error"))
+
+    def no_new_dciodvfy_errors(self, original_path, retrieved):
+        retrieved_path = self.work / "retrieved.dcm"
+        retrieved_path.write_bytes(retrieved)
+        before = self.dciodvfy_errors(original_path)
+        after = self.dciodvfy_errors(retrieved_path)
+        new = after - before
+        expect(not new, f"dciodvfy finds new errors in the retrieved instance: {sorted(new)[:5]}")
+        return f"{sum(before.values())} error(s) in the original, none new"
+
+    def metadata_matches(self, metadata, original):
+        """Every public top-level attribute of the original without a bulk value is in the metadata, equal."""
+        expect(isinstance(metadata, dict), "metadata is not a JSON object")
+        from_json = Dataset.from_json(metadata)
+        compared = 0
+        for element in original:
+            if element.tag.group == 0x0002 or element.tag.is_private or element.VR in BULK_VRS:
+                continue
+            if element.tag == 0x7FE00010:
+                continue
+            key = f"{element.tag:08X}"
+            expect(key in metadata, f"{element.keyword or key} is missing from the metadata")
+            if element.VR == "SQ" or element.VM == 0:
+                continue
+            got = from_json[element.tag].value
+            want = element.value
+            expect(same_value(element.VR, got, want),
+                   f"{element.keyword or key}: metadata has {got!r}, the instance {want!r}")
+            compared += 1
+        return compared
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Checks
+
+    def run(self):
+        samples = {name: (DATA / name).read_bytes() for name in SAMPLES}
+        sample_ds = {name: read(content) for name, content in samples.items()}
+        study = sample_ds["blue-circle.dcm"].StudyInstanceUID
+        # A server given by --url may hold these from an earlier run.
+        self.delete_quietly(f"{self.root}/studies/{study}")
+        for _, path in self.corpus():
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            self.delete_quietly(f"{self.root}/studies/{ds.StudyInstanceUID}")
+        latest = self.http.get(f"{self.root}/v2/changefeed/latest")
+        start_sequence = latest.json().get("Sequence", 0) if latest.status_code == 200 else 0
+
+        print("STOW-RS", flush=True)
+        self.stow(samples, sample_ds)
+        print("WADO-RS", flush=True)
+        self.wado(samples, sample_ds)
+        print("Transfer syntaxes and kinds of objects (store, retrieve, metadata, frames, dciodvfy, delete)",
+              flush=True)
+        for label, path in self.corpus():
+            self.corpus_instance(label, path)
+        print("QIDO-RS", flush=True)
+        synthetic = self.synthetic_studies()
+        self.qido(synthetic, sample_ds)
+        print("DELETE", flush=True)
+        self.delete(synthetic, sample_ds)
+        print("Change feed", flush=True)
+        self.change_feed(start_sequence, sample_ds)
+        return self.results.rows
+
+    def stow(self, samples, sample_ds):
+        blue, red, green = (sample_ds[n] for n in SAMPLES)
+
+        def client_store():
+            stored = self.client.store_instances([read(samples["blue-circle.dcm"])])
+            refs = stored.get("ReferencedSOPSequence", [])
+            expect([r.ReferencedSOPInstanceUID for r in refs] == [blue.SOPInstanceUID],
+                   f"ReferencedSOPSequence is {refs}")
+            expect("FailedSOPSequence" not in stored, "FailedSOPSequence in a successful store")
+            expect(str(stored.RetrieveURL).endswith(f"/studies/{blue.StudyInstanceUID}"),
+                   f"RetrieveURL {stored.get('RetrieveURL')}")
+            return "dicomweb-client store_instances (multipart/related; type=application/dicom)"
+
+        self.check(STOW, "multipart/related with type, by dicomweb-client", client_store)
+
+        def without_type():
+            r = self.post(f"{self.root}/studies", [samples["red-triangle.dcm"]], with_type=False)
+            expect_status(r, 200)
+            [item] = value(r.json(), "00081199")
+            expect(value(item, "00081155") == [red.SOPInstanceUID], "wrong ReferencedSOPInstanceUID")
+            expect(value(item, "00081190") == [self.instance_url(red)], f"RetrieveURL {value(item, '00081190')}")
+
+        self.check(STOW, "multipart/related without type", without_type)
+
+        def single_part():
+            r = self.post(f"{self.root}/studies/{green.StudyInstanceUID}", [samples["green-square.dcm"]],
+                          single=True)
+            expect_status(r, 200)
+
+        self.check(STOW, "single part application/dicom to /studies/{study}", single_part)
+
+        def duplicate():
+            r = self.post(f"{self.root}/studies", [samples["blue-circle.dcm"]])
+            expect_status(r, 409)
+            expect(failure_reasons(r) == [45070], f"FailureReason {failure_reasons(r)}, expected [45070]")
+
+        self.check(STOW, "duplicate instance: 409, FailureReason 45070", duplicate)
+
+        def wrong_study():
+            other = generate_uid()
+            r = self.post(f"{self.root}/studies/{other}", [samples["blue-circle.dcm"]])
+            expect_status(r, 409)
+            expect(failure_reasons(r) == [43265], f"FailureReason {failure_reasons(r)}, expected [43265]")
+
+        self.check(STOW, "instance of another study than the URL's: 409, FailureReason 43265", wrong_study)
+
+        def invalid_instance():
+            r = self.post(f"{self.root}/studies", [b"this is not a DICOM file"])
+            expect_status(r, 409)
+            expect(failure_reasons(r) == [272], f"FailureReason {failure_reasons(r)}, expected [272]")
+
+        self.check(STOW, "invalid instance: 409, FailureReason 272", invalid_instance)
+
+        def partly_stored():
+            extra = self.synthetic_studies()[0]
+            r = self.post(f"{self.root}/studies", [encode(extra), b"not DICOM either"])
+            expect_status(r, 202)
+            expect(failure_reasons(r) == [272], f"FailureReason {failure_reasons(r)}")
+            [item] = value(r.json(), "00081199")
+            expect(value(item, "00081155") == [extra.SOPInstanceUID], "the valid part is not referenced")
+            expect_status(self.http.get(f"{self.instance_url(extra)}/metadata"), 200)
+            self.delete_quietly(f"{self.root}/studies/{extra.StudyInstanceUID}")
+
+        self.check(STOW, "one valid and one invalid part: 202 with both sequences", partly_stored)
+
+        def missing_attribute():
+            extra = self.synthetic_studies()[0]
+            del extra.SeriesInstanceUID
+            r = self.post(f"{self.root}/studies", [encode(extra)])
+            expect_status(r, 409)
+            expect(failure_reasons(r) == [43264], f"FailureReason {failure_reasons(r)}, expected [43264]")
+
+        self.check(STOW, "instance without SeriesInstanceUID: 409, FailureReason 43264", missing_attribute)
+
+        def unsupported_media_type():
+            r = self.http.post(f"{self.root}/studies", data=b"{}", headers={"Content-Type": "application/json"})
+            expect_status(r, 415)
+
+        self.check(STOW, "unsupported Content-Type: 415", unsupported_media_type)
+
+    def wado(self, samples, sample_ds):
+        blue, red, green = (sample_ds[n] for n in SAMPLES)
+        study = blue.StudyInstanceUID
+        by_sop = {ds.SOPInstanceUID: (name, ds) for name, ds in sample_ds.items()}
+
+        def client_study():
+            instances = self.client.retrieve_study(study)
+            expect(sorted(i.SOPInstanceUID for i in instances) == sorted(by_sop), "wrong instances")
+            for ds in instances:
+                expect(ds.PixelData == by_sop[ds.SOPInstanceUID][1].PixelData, "pixel data differs")
+            return f"{len(instances)} instances read by pydicom"
+
+        self.check(WADO, "study, by dicomweb-client", client_study)
+
+        def raw_study():
+            r = self.http.get(f"{self.root}/studies/{study}", headers={"Accept": ANY_DICOM})
+            expect_status(r, 200)
+            got = {}
+            for part in multipart_parts(r):
+                expect(part.headers[b"Content-Type"].startswith(b"application/dicom"), "part type")
+                got[read(part.content).SOPInstanceUID] = part.content
+            for sop, (name, _) in by_sop.items():
+                expect(dicom_file_tail(got[sop]) == dicom_file_tail(samples[name]), f"{name} differs")
+            return "byte for byte (after the preamble)"
+
+        self.check(WADO, "study, raw multipart: instances as stored", raw_study)
+
+        def client_series():
+            instances = self.client.retrieve_series(study, red.SeriesInstanceUID)
+            expect(sorted(i.SOPInstanceUID for i in instances) == sorted([red.SOPInstanceUID, green.SOPInstanceUID]),
+                   "wrong instances")
+
+        self.check(WADO, "series, by dicomweb-client", client_series)
+
+        def client_instance():
+            ds = self.client.retrieve_instance(study, red.SeriesInstanceUID, red.SOPInstanceUID)
+            expect(ds.SOPInstanceUID == red.SOPInstanceUID and ds.PixelData == red.PixelData, "wrong instance")
+
+        self.check(WADO, "instance, by dicomweb-client", client_instance)
+
+        def single_part_instance():
+            r = self.http.get(self.instance_url(red), headers={"Accept": "application/dicom; transfer-syntax=*"})
+            expect_status(r, 200)
+            expect(r.headers["Content-Type"].startswith("application/dicom"), r.headers["Content-Type"])
+            expect(dicom_file_tail(r.content) == dicom_file_tail(samples["red-triangle.dcm"]), "differs")
+
+        self.check(WADO, "instance, single part application/dicom", single_part_instance)
+
+        def study_metadata():
+            metadata = self.client.retrieve_study_metadata(study)
+            expect(len(metadata) == 3, f"{len(metadata)} instances")
+            compared = 0
+            for item in metadata:
+                _, original = by_sop[value(item, "00080018")[0]]
+                compared += self.metadata_matches(item, original)
+            return f"{compared} values equal to the instances'"
+
+        self.check(WADO, "study metadata, by dicomweb-client", study_metadata)
+
+        def series_metadata():
+            metadata = self.client.retrieve_series_metadata(study, red.SeriesInstanceUID)
+            expect(len(metadata) == 2, f"{len(metadata)} instances")
+
+        self.check(WADO, "series metadata, by dicomweb-client", series_metadata)
+
+        def instance_metadata():
+            metadata = self.client.retrieve_instance_metadata(study, red.SeriesInstanceUID, red.SOPInstanceUID)
+            self.metadata_matches(metadata, red)
+
+        self.check(WADO, "instance metadata, by dicomweb-client", instance_metadata)
+
+        def etag_304():
+            url = f"{self.root}/studies/{study}/metadata"
+            r = self.http.get(url, headers={"Accept": DICOM_JSON})
+            expect_status(r, 200)
+            etag = r.headers.get("ETag")
+            expect(etag, "no ETag on metadata")
+            again = self.http.get(url, headers={"Accept": DICOM_JSON, "If-None-Match": etag})
+            expect_status(again, 304)
+
+        self.check(WADO, "metadata ETag, If-None-Match: 304", etag_304)
+
+        def native_frame():
+            [frame] = self.client.retrieve_instance_frames(study, red.SeriesInstanceUID, red.SOPInstanceUID, [1],
+                                                           media_types=(("application/octet-stream", "*"),))
+            expect(frame == expected_frames(red)[0], "frame 1 differs from the stored pixel data")
+
+        self.check(WADO, "frame of a native instance, by dicomweb-client", native_frame)
+
+        def not_found():
+            r = self.http.get(f"{self.root}/studies/{generate_uid()}", headers={"Accept": ANY_DICOM})
+            expect_status(r, 404)
+
+        self.check(WADO, "unknown study: 404", not_found)
+
+        # Known gaps: reported as "not implemented" when the server declines, as a failure if it answers wrongly.
+        jpeg_path = DATA / "pydicom" / "JPEG-lossy.dcm"
+        jpeg = pydicom.dcmread(jpeg_path)
+
+        def transcoding():
+            self.delete_quietly(f"{self.root}/studies/{jpeg.StudyInstanceUID}")
+            expect_status(self.post(f"{self.root}/studies", [jpeg_path.read_bytes()]), 200, 202)
+            r = self.http.get(self.instance_url(jpeg),
+                              headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"})
+            self.delete_quietly(f"{self.root}/studies/{jpeg.StudyInstanceUID}")
+            if r.status_code == 406:
+                raise NotImplementedGap("a JPEG instance asked as Explicit VR Little Endian answers 406")
+            expect_status(r, 200)
+            expect(read(r.content).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1", "not transcoded")
+
+        self.check(WADO, "transcoding to another transfer syntax", transcoding)
+
+        def gap(kind, url, accept):
+            def probe():
+                r = self.http.get(url, headers={"Accept": accept})
+                if r.status_code in (400, 404, 405, 406, 501):
+                    raise NotImplementedGap(f"{kind}: {r.status_code}")
+                expect_status(r, 200)
+            return probe
+
+        instance = self.instance_url(red)
+        self.check(WADO, "rendered instance (image/jpeg)", gap("rendered", f"{instance}/rendered", "image/jpeg"))
+        self.check(WADO, "rendered frame (image/jpeg)", gap("rendered", f"{instance}/frames/1/rendered", "image/jpeg"))
+        self.check(WADO, "thumbnail", gap("thumbnail", f"{instance}/thumbnail", "image/jpeg"))
+
+        def bulkdata():
+            metadata = self.client.retrieve_instance_metadata(study, red.SeriesInstanceUID, red.SOPInstanceUID)
+            uris = [e.get("BulkDataURI") for e in metadata.values() if isinstance(e, dict) and "BulkDataURI" in e]
+            if not uris:
+                raise NotImplementedGap("metadata leaves bulk values out instead of giving BulkDataURIs")
+            r = self.http.get(uris[0], headers={"Accept": ANY_OCTET})
+            expect_status(r, 200)
+
+        self.check(WADO, "bulk data URIs", bulkdata)
+
+    def corpus_instance(self, label, path):
+        content = path.read_bytes()
+        original = pydicom.dcmread(path)
+        url = self.instance_url(original)
+        syntax = str(original.file_meta.TransferSyntaxUID)
+        stored = {"ok": False}
+
+        def store():
+            r = self.post(f"{self.root}/studies", [content], single=True)
+            expect_status(r, 200, 202)
+            stored["ok"] = True
+            warnings = [value(i, "00081196") for i in value(r.json(), "00081199") or [] if value(i, "00081196")]
+            return f"{r.status_code}, transfer syntax {syntax}" + (f", warnings {warnings}" if warnings else "")
+
+        self.check(STOW, f"{label}: store", store)
+        if not stored["ok"]:
+            return
+
+        def retrieve():
+            r = self.http.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+            expect_status(r, 200)
+            expect(dicom_file_tail(r.content) == dicom_file_tail(content), "the retrieved file differs from the stored")
+            read(r.content)  # pydicom reads it
+            return self.no_new_dciodvfy_errors(path, r.content)
+
+        self.check(WADO, f"{label}: instance as stored, pydicom, dciodvfy", retrieve)
+
+        def client_retrieve():
+            ds = self.client.retrieve_instance(original.StudyInstanceUID, original.SeriesInstanceUID,
+                                               original.SOPInstanceUID)
+            expect(ds.SOPInstanceUID == original.SOPInstanceUID, "wrong instance")
+            expect(ds.file_meta.TransferSyntaxUID == syntax, f"transfer syntax {ds.file_meta.TransferSyntaxUID}")
+
+        self.check(WADO, f"{label}: instance, by dicomweb-client", client_retrieve)
+
+        def metadata():
+            item = self.client.retrieve_instance_metadata(original.StudyInstanceUID, original.SeriesInstanceUID,
+                                                          original.SOPInstanceUID)
+            return f"{self.metadata_matches(item, original)} values equal to the instance's"
+
+        self.check(WADO, f"{label}: metadata, by dicomweb-client", metadata)
+
+        if "PixelData" in original and original.get("BitsAllocated", 8) >= 8:
+            frames = expected_frames(original)
+            count = len(frames)
+            numbers = sorted({1, count, (count + 1) // 2})
+
+            def frames_check():
+                encapsulated = original.file_meta.TransferSyntaxUID.is_encapsulated
+                media_type = FRAME_MEDIA_TYPES.get(syntax) if encapsulated else "application/octet-stream"
+                expect(media_type, f"no media type for {syntax}")
+                if syntax == DEFLATED:
+                    probe = self.http.get(f"{url}/frames/1", headers={"Accept": ANY_OCTET})
+                    if probe.status_code in (404, 406):
+                        raise NotImplementedGap(
+                            f"frames of a deflated instance need it inflated (as transcoding would): "
+                            f"{probe.status_code} {probe.text[:160]}")
+                got = self.client.retrieve_instance_frames(
+                    original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID, numbers,
+                    media_types=((media_type, syntax if encapsulated else "*"),))
+                expect(len(got) == len(numbers), f"{len(got)} frames for {numbers}")
+                for number, frame in zip(numbers, got):
+                    want = frames[number - 1]
+                    if not encapsulated and len(frame) == len(want) + 1 and frame[:-1] == want:
+                        continue  # an odd-length frame, padded
+                    expect(frame == want or native_swapped(original, frame) == want,
+                           f"frame {number} differs ({len(frame)} bytes, stored {len(want)})")
+                return f"frames {numbers} of {count} as {media_type}"
+
+            self.check(WADO, f"{label}: frames", frames_check)
+
+        def delete():
+            r = self.http.delete(url)
+            expect_status(r, 204)
+            expect_status(self.http.get(f"{url}/metadata", headers={"Accept": DICOM_JSON}), 404)
+
+        self.check(DELETE, f"{label}: delete instance, then 404", delete)
+
+    def qido(self, synthetic, sample_ds):
+        def store_synthetic():
+            by_study = {}
+            for ds in synthetic:
+                by_study.setdefault(ds.StudyInstanceUID, []).append(ds)
+            for study, instances in by_study.items():
+                # As read from Part 10 files (with a complete file meta group, which pydicom writes only when
+                # it read one or is asked to enforce the file format).
+                stored = self.client.store_instances([read(encode(ds)) for ds in instances],
+                                                     study_instance_uid=study)
+                expect(len(stored.ReferencedSOPSequence) == len(instances), "not every instance stored")
+            return f"{len(synthetic)} instances in {len(by_study)} studies, by dicomweb-client"
+
+        self.check(STOW, "synthetic search data, to /studies/{study}, by dicomweb-client", store_synthetic)
+        studies = sorted({ds.StudyInstanceUID for ds in synthetic})
+        study_of = {s: ds.StudyInstanceUID for s, ds in ((ds.PatientID, ds) for ds in synthetic)}
+        scope = f"CONF{self.run_id}-*"
+
+        def study_uids(results):
+            return sorted(value(r, "0020000D")[0] for r in results)
+
+        def expect_studies(results, patients):
+            want = sorted(study_of[f"CONF{self.run_id}-{p}"] for p in patients)
+            expect(study_uids(results) == want, f"{len(results)} studies, expected patients {patients}")
+
+        def search(filters, patients, **kwargs):
+            def run():
+                results = self.client.search_for_studies(search_filters=dict(filters, **({} if "PatientID" in filters
+                                                                                        else {"PatientID": scope})),
+                                                         **kwargs)
+                expect_studies(results, patients)
+            return run
+
+        cases = [
+            ("single value: PatientID", {"PatientID": f"CONF{self.run_id}-1"}, [1]),
+            ("universal matching within the run (PatientID wildcard)", {}, [0, 1, 2]),
+            ("wildcard *: PatientName=Sm*", {"PatientName": "Sm*"}, [1]),
+            ("wildcard ?: PatientID=CONF…-?", {"PatientID": f"CONF{self.run_id}-?"}, [0, 1, 2]),
+            ("UID list: StudyInstanceUID=a,b", {"StudyInstanceUID": f"{studies[0]},{studies[1]}"},
+             sorted({int(ds.PatientID[-1]) for ds in synthetic if ds.StudyInstanceUID in studies[:2]})),
+            ("date range a-b", {"StudyDate": "20210101-20211231"}, [1]),
+            ("date range a-", {"StudyDate": "20210101-"}, [1, 2]),
+            ("date range -b", {"StudyDate": "-20210615"}, [0, 1]),
+            ("time range a-b", {"StudyTime": "110000-180000"}, [1, 2]),
+            ("person name, case and accents folded: PatientName=muller*", {"PatientName": "muller*"}, [0]),
+            ("ModalitiesInStudy=MR", {"ModalitiesInStudy": "MR"}, [1]),
+            ("several keys combined: StudyDate and AccessionNumber",
+             {"StudyDate": "20200101-20991231", "AccessionNumber": "ACC0"}, [0]),
+            ("attribute by tag: 00100010=Smith*", {"00100010": "Smith*"}, [1]),
+        ]
+        for name, filters, patients in cases:
+            self.check(QIDO, f"studies, {name}", search(filters, patients))
+        self.check(QIDO, "studies, fuzzymatching=true: PatientName=jur",
+                   search({"PatientName": "jur"}, [0], fuzzymatching=True))
+
+        def includefield():
+            [result] = self.client.search_for_studies(search_filters={"PatientID": f"CONF{self.run_id}-2"},
+                                                      fields=["StudyDescription", "00080090"])
+            expect(value(result, "00081030") == ["Conformance study 2"], "StudyDescription not included")
+            expect(value(result, "00080090") == [{"Alphabetic": "Referrer^Rita"}], "ReferringPhysicianName")
+            [everything] = self.client.search_for_studies(search_filters={"PatientID": f"CONF{self.run_id}-2"},
+                                                          fields=["all"])
+            expect(value(everything, "00100030") == ["19900303"], "includefield=all lacks PatientBirthDate")
+
+        self.check(QIDO, "studies, includefield by keyword, tag and all", includefield)
+
+        def counts():
+            [result] = self.client.search_for_studies(search_filters={"PatientID": f"CONF{self.run_id}-0"})
+            expect(value(result, "00201208") == [4], f"NumberOfStudyRelatedInstances {value(result, '00201208')}")
+            expect(value(result, "00201206") == [2], f"NumberOfStudyRelatedSeries {value(result, '00201206')}")
+            expect(sorted(value(result, "00080061") or []) == ["CT", "SR"], "ModalitiesInStudy")
+
+        self.check(QIDO, "studies, computed counts and ModalitiesInStudy", counts)
+
+        def paging():
+            pages = [self.client.search_for_studies(search_filters={"PatientID": scope}, limit=1, offset=o)
+                     for o in range(4)]
+            expect([len(p) for p in pages] == [1, 1, 1, 0], f"page sizes {[len(p) for p in pages]}")
+            expect(sorted(study_uids(p)[0] for p in pages[:3]) == studies, "pages overlap or miss studies")
+
+        self.check(QIDO, "studies, limit and offset", paging)
+
+        first = [ds for ds in synthetic if ds.PatientID.endswith("-0")]
+        study0 = first[0].StudyInstanceUID
+        series0 = first[0].SeriesInstanceUID
+
+        def count(results, n, what):
+            expect(len(results) == n, f"{len(results)} {what}, expected {n}")
+
+        def levels():
+            count(self.client.search_for_series(search_filters={"PatientID": scope, "Modality": "CT"}), 2,
+                  "series (all studies)")
+            count(self.client.search_for_series(study0), 2, "series of a study")
+            count(self.client.search_for_instances(search_filters={"PatientID": scope}), 12, "instances (all)")
+            count(self.client.search_for_instances(study0), 4, "instances of a study")
+            count(self.client.search_for_instances(study0, series0), 2, "instances of a series")
+            count(self.client.search_for_instances(search_filters={"PatientName": "O'Brien*", "Modality": "PR"}),
+                  2, "instances by upper-level PatientName and Modality")
+
+        self.check(QIDO, "series and instances at every resource; upper-level attributes", levels)
+
+        def sequence_matching():
+            results = self.client.search_for_series(
+                search_filters={"PatientID": scope, "RequestAttributesSequence.RequestedProcedureID": "RP2"})
+            want = {ds.SeriesInstanceUID for ds in synthetic if ds.PatientID.endswith("-2")}
+            expect({value(r, "0020000E")[0] for r in results} == want, f"{len(results)} series, expected {len(want)}")
+
+        self.check(QIDO, "series, sequence matching: RequestAttributesSequence.RequestedProcedureID", sequence_matching)
+
+        def series_counts():
+            results = self.client.search_for_series(study0, fields=["NumberOfSeriesRelatedInstances"])
+            expect(all(value(r, "00201209") == [2] for r in results), "NumberOfSeriesRelatedInstances")
+
+        self.check(QIDO, "series, NumberOfSeriesRelatedInstances", series_counts)
+
+        def no_match():
+            r = self.http.get(f"{self.root}/studies", params={"PatientID": f"NOBODY{self.run_id}"})
+            expect_status(r, 204, 200)
+            expect(r.status_code == 204 or r.json() == [], "results for nobody")
+
+        self.check(QIDO, "no match: empty answer", no_match)
+
+        def bad_parameter():
+            r = self.http.get(f"{self.root}/studies", params={"StudyDate": "not-a-date-range-x"})
+            expect_status(r, 400)
+
+        self.check(QIDO, "invalid query: 400", bad_parameter)
+
+    def delete(self, synthetic, sample_ds):
+        by_series = {}
+        for ds in synthetic:
+            by_series.setdefault((ds.StudyInstanceUID, ds.SeriesInstanceUID), []).append(ds)
+        (study, series), instances = next(iter(by_series.items()))
+
+        def instance():
+            ds = instances[0]
+            self.client.delete_instance(study, series, ds.SOPInstanceUID)
+            expect_status(self.http.get(f"{self.instance_url(ds)}/metadata"), 404)
+            count = len(self.client.search_for_instances(study, series))
+            expect(count == len(instances) - 1, f"{count} instances left in the series")
+
+        self.check(DELETE, "instance, by dicomweb-client; then 404 and not searchable", instance)
+
+        def series_():
+            self.client.delete_series(study, series)
+            expect_status(self.http.get(f"{self.root}/studies/{study}/series/{series}/metadata"), 404)
+
+        self.check(DELETE, "series, by dicomweb-client; then 404", series_)
+
+        def studies():
+            for each in sorted({ds.StudyInstanceUID for ds in synthetic}):
+                self.client.delete_study(each)
+            expect(self.client.search_for_studies(search_filters={"PatientID": f"CONF{self.run_id}-*"}) == [],
+                   "deleted studies are still found")
+            sample_study = sample_ds["blue-circle.dcm"].StudyInstanceUID
+            expect_status(self.http.delete(f"{self.root}/studies/{sample_study}"), 204)
+            expect_status(self.http.get(f"{self.root}/studies/{sample_study}", headers={"Accept": ANY_DICOM}), 404)
+
+        self.check(DELETE, "studies, by dicomweb-client and raw; then 404", studies)
+
+        def unknown():
+            expect_status(self.http.delete(f"{self.root}/studies/{generate_uid()}"), 404)
+
+        self.check(DELETE, "unknown study: 404", unknown)
+
+    def change_feed(self, start_sequence, sample_ds):
+        blue = sample_ds["blue-circle.dcm"]
+        feed = {}
+
+        def read_feed(version):
+            def run():
+                entries = []
+                offset = start_sequence
+                while True:
+                    r = self.http.get(f"{self.root}/{version}/changefeed", params={"offset": offset, "limit": 100})
+                    expect_status(r, 200)
+                    page = r.json()
+                    if not page:
+                        break
+                    entries += page
+                    offset = page[-1]["Sequence"]
+                sequences = [e["Sequence"] for e in entries]
+                expect(sequences == list(range(start_sequence + 1, start_sequence + 1 + len(entries))),
+                       "sequence numbers are not gap-free and increasing")
+                actions = [(e["Action"], e["SopInstanceUid"]) for e in entries]
+                expect(("create", blue.SOPInstanceUID) in actions and ("delete", blue.SOPInstanceUID) in actions,
+                       "the store and delete of blue-circle are missing")
+                expect(all(e["Timestamp"].endswith("Z") for e in entries), "timestamps not in UTC")
+                latest = self.http.get(f"{self.root}/{version}/changefeed/latest").json()
+                expect(latest["Sequence"] == sequences[-1], "latest is not the last entry")
+                feed[version] = actions
+                return f"{len(entries)} entries"
+            return run
+
+        self.check(FEED, "v1: every store and delete, gap-free, latest", read_feed("v1"))
+        self.check(FEED, "v2: every store and delete, gap-free, latest", read_feed("v2"))
+
+        def same():
+            expect(feed.get("v1") and feed.get("v1") == feed.get("v2"), "v1 and v2 differ")
+
+        self.check(FEED, "v1 and v2 list the same entries", same)
+
+        def paging_rules():
+            r = self.http.get(f"{self.root}/v1/changefeed",
+                              params={"offset": start_sequence, "limit": 1, "includemetadata": "false"})
+            [entry] = r.json()
+            expect(entry["Sequence"] == start_sequence + 1 and entry["Metadata"] is None, "v1 offset/limit")
+            expect_status(self.http.get(f"{self.root}/v1/changefeed", params={"limit": 101}), 400)
+            expect_status(self.http.get(f"{self.root}/v2/changefeed", params={"limit": 201}), 400)
+            r = self.http.get(f"{self.root}/v2/changefeed",
+                              params={"startTime": "2000-01-01T00:00:00Z", "endTime": "2001-01-01T00:00:00Z"})
+            expect_status(r, 200)
+            expect(r.json() == [], "entries outside the time window")
+            expect_status(self.http.get(f"{self.root}/v2/changefeed", params={"startTime": "yesterday"}), 400)
+
+        self.check(FEED, "v1 and v2 paging rules (offset, limit, startTime, endTime)", paging_rules)
+
+
+def expected_frames(ds):
+    """The frames of an instance as stored: encapsulated frames, or slices of native pixel data."""
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    if ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        return list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=count))
+    size = ds.Rows * ds.Columns * ds.SamplesPerPixel * ds.BitsAllocated // 8
+    return [ds.PixelData[i * size:(i + 1) * size] for i in range(count)]
+
+
+def native_swapped(ds, frame):
+    """A big endian instance's frame in little endian byte order (or the frame unchanged)."""
+    if ds.file_meta.TransferSyntaxUID != "1.2.840.10008.1.2.2" or ds.BitsAllocated <= 8:
+        return frame
+    width = ds.BitsAllocated // 8
+    return b"".join(frame[i:i + width][::-1] for i in range(0, len(frame), width))
+
+
+def same_value(vr, got, want):
+    def flat(v):
+        if isinstance(v, (list, tuple, pydicom.multival.MultiValue)):
+            return list(v)
+        return [v]
+
+    got, want = flat(got), flat(want)
+    if len(got) != len(want):
+        return False
+    for g, w in zip(got, want):
+        if vr in ("FL", "FD", "DS"):
+            if w is None or g is None:
+                if (w is None) != (g is None):
+                    return False
+                continue
+            if not math.isclose(float(g), float(w), rel_tol=1e-6, abs_tol=1e-30):
+                return False
+        elif vr == "PN":
+            if str(g) != str(w):
+                return False
+        elif vr in ("IS", "US", "SS", "UL", "SL", "UV", "SV"):
+            if (g is None or g == "") != (w is None or w == ""):
+                return False
+            if g not in (None, "") and int(g) != int(w):
+                return False
+        elif str(g).rstrip(" \x00") != str(w).rstrip(" \x00"):
+            return False
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="the server's root (its routes also under /v1 and /v2)")
+    parser.add_argument("--results", required=True, help="write the results here (JSON)")
+    parser.add_argument("--dciodvfy", default="dciodvfy", help="dicom3tools' dciodvfy")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every check as it passes and the traceback of every failure")
+    args = parser.parse_args()
+    conformance = Conformance(args)
+    try:
+        rows = conformance.run()
+    finally:
+        shutil.rmtree(conformance.work, ignore_errors=True)
+    Path(args.results).write_text(json.dumps({"url": args.url, "dciodvfy_runs": conformance.dciodvfy_runs,
+                                              "results": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
