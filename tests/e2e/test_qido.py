@@ -45,6 +45,9 @@ GENERATED = [
     ("F", "F2", "New^Name", "PID-6b", "20210101", "111111", "DX", {"SeriesNumber": "7"}),
     ("G", "G1", "", "PID-7", "", "", "OT", {"RequestedStep": "STEP-42"}),
     ("H", "H1", "O'Brien^Seán", "PID-8", "19991231", "235959", "CT", {"RequestedStep": "STEP-7", "SeriesNumber": "3"}),
+    # Two request items: keys of one sequence must match in the same item.
+    ("I", "I1", "Two^Items", "PID-9", "20240601", "0900", "MR",
+     {"RequestItems": [("STEP-1", "RP-A"), ("STEP-2", "RP-B")]}),
 ]
 
 
@@ -63,7 +66,15 @@ def generated_instance(study_uid, series_uid, name, pid, date, tm, modality, ext
         ds.StudyTime = tm
     ds.Modality = modality
     for keyword, v in extra.items():
-        if keyword == "RequestedStep":
+        if keyword == "RequestItems":
+            items = []
+            for step, procedure in v:
+                item = Dataset()
+                item.ScheduledProcedureStepID = step
+                item.RequestedProcedureID = procedure
+                items.append(item)
+            ds.RequestAttributesSequence = items
+        elif keyword == "RequestedStep":
             item = Dataset()
             item.ScheduledProcedureStepID = v
             item.RequestedProcedureID = "RP-" + v
@@ -242,6 +253,25 @@ class Catalogue:
             alternatives = [query] if keyword in UIDS else query.split("\\")
             if not any(matches_value(keyword, q, s, fuzzy) for q in alternatives for s in stored):
                 return False
+        # Keys inside one sequence must all match in one item (PS3.4 C.2.2.2.6).
+        by_sequence = {}
+        for keyword, query in params.items():
+            if "." in keyword and query != "":
+                by_sequence.setdefault(keyword.split(".")[0], []).append((keyword.split(".")[1], query))
+        for sequence, keys in by_sequence.items():
+            if len(keys) < 2:
+                continue
+            items = self.latest_of_series[ds.SeriesInstanceUID].get(sequence, [])
+            def item_matches(item):
+                for inner, query in keys:
+                    stored = raw_values(item, inner)
+                    if empty and not stored:
+                        continue
+                    if not any(matches_value(inner, q, v, fuzzy) for q in query.split("\\") for v in stored):
+                        return False
+                return True
+            if not any(item_matches(item) for item in items) and not (empty and not items):
+                return False
         return True
 
     def expected(self, level, params, study=None, series=None):
@@ -359,6 +389,14 @@ SEARCHES = [
     ("series", {"RequestAttributesSequence.ScheduledProcedureStepID": "STEP-42"}),
     ("series", {"RequestAttributesSequence.ScheduledProcedureStepID": "STEP-*"}),
     ("series", {"00400275.00401001": "RP-STEP-7"}),
+    ("series", {"RequestAttributesSequence.ScheduledProcedureStepID": "STEP-1",
+                "RequestAttributesSequence.RequestedProcedureID": "RP-A"}),
+    ("series", {"RequestAttributesSequence.ScheduledProcedureStepID": "STEP-1",
+                "RequestAttributesSequence.RequestedProcedureID": "RP-B"}),
+    ("series", {"RequestAttributesSequence.ScheduledProcedureStepID": "STEP-?",
+                "RequestAttributesSequence.RequestedProcedureID": "RP-B"}),
+    ("instance", {"RequestAttributesSequence.ScheduledProcedureStepID": "STEP-2\\STEP-42",
+                  "RequestAttributesSequence.RequestedProcedureID": "RP-*", "multiplevaluematching": "true"}),
     # upper-level attributes at lower levels, combined filters
     ("series", {"PatientName": "doe*", "Modality": "MR"}),
     ("instance", {"PatientID": "PID-1"}),

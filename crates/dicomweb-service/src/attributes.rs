@@ -131,6 +131,29 @@ impl SearchableAttribute {
     }
 }
 
+/// Separates the values of one sequence item in its item term (see [`item_tag`]): a control
+/// character, which no DICOM string value may contain.
+pub const ITEM_SEPARATOR: char = '\u{1f}';
+
+/// The searchable attributes inside items of `sequence`, in [`SEARCHABLE`] order.
+pub fn sequence_members(sequence: Tag) -> impl Iterator<Item = &'static SearchableAttribute> {
+    SEARCHABLE
+        .iter()
+        .filter(move |a| a.sequence == Some(sequence))
+}
+
+/// The synthetic tag (group FFFE) under which each item of `sequence` is indexed whole: its
+/// members' values joined by [`ITEM_SEPARATOR`], in [`sequence_members`] order. Several keys
+/// of one sequence must match in the same item (PS3.4 C.2.2.2.6); one pattern over the whole
+/// item checks that in one term query.
+pub fn item_tag(sequence: Tag) -> u32 {
+    let position = SEARCHABLE
+        .iter()
+        .position(|a| a.sequence == Some(sequence))
+        .unwrap_or(0);
+    0xFFFE_0000 | (position as u32 & 0xFFFF)
+}
+
 /// Attributes returned by default at each level (besides computed ones and the resource path's UIDs).
 pub fn default_return_tags(level: Level) -> &'static [Tag] {
     match level {
@@ -238,7 +261,45 @@ pub fn searchable_attributes(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String
             };
             (!values.is_empty()).then(|| (a.index_tag(), values))
         })
+        .chain(item_terms(dataset))
         .collect()
+}
+
+/// One value per item of each searchable sequence: see [`item_tag`].
+fn item_terms(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
+    let mut sequences: Vec<Tag> = SEARCHABLE.iter().filter_map(|a| a.sequence).collect();
+    sequences.dedup();
+    let mut out = Vec::new();
+    for sequence in sequences {
+        let Some(items) = dataset
+            .element_opt(sequence)
+            .ok()
+            .flatten()
+            .and_then(|e| e.items())
+        else {
+            continue;
+        };
+        let joined: Vec<String> = items
+            .iter()
+            .map(|item| {
+                sequence_members(sequence)
+                    .map(|member| {
+                        item.element_opt(member.tag)
+                            .ok()
+                            .flatten()
+                            .and_then(|e| e.to_str().ok())
+                            .map(|text| string_values(&text).join("\\"))
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(&ITEM_SEPARATOR.to_string())
+            })
+            .collect();
+        if !joined.is_empty() {
+            out.push((item_tag(sequence), joined));
+        }
+    }
+    out
 }
 
 /// A tag as the index's `u32` (group in the high half).

@@ -21,8 +21,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::attributes::{
-    SEARCHABLE, SearchableAttribute, ValueKind, default_return_tags, resolve_attribute,
-    resolve_path, searchable, tag_key,
+    ITEM_SEPARATOR, SEARCHABLE, SearchableAttribute, ValueKind, default_return_tags, item_tag,
+    resolve_attribute, resolve_path, searchable, sequence_members, tag_key,
 };
 use crate::uid::truncate_for_message;
 use crate::{Result, ServiceError, StudiesService, check_uid};
@@ -233,6 +233,7 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
     };
     // Switches first: they apply to attributes given before them too.
     let mut switches = Switches::default();
+    let mut item_keys = Vec::new();
     for (name, value) in params {
         match name.to_ascii_lowercase().as_str() {
             "fuzzymatching" => switches.fuzzy = parse_bool("fuzzymatching", value)?,
@@ -295,6 +296,14 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
                     continue;
                 }
                 let matcher = matcher(name, attribute, value, switches)?;
+                if let Some(sequence) = sequence {
+                    item_keys.push(ItemKey {
+                        sequence,
+                        tag,
+                        matcher: matcher.clone(),
+                        or_empty: switches.empty,
+                    });
+                }
                 let returned = sequence.unwrap_or(tag);
                 parsed.filters.push((
                     returned,
@@ -308,7 +317,94 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
             }
         }
     }
+    parsed.filters.extend(same_item_filters(&item_keys));
     Ok(parsed)
+}
+
+/// A query key inside a sequence item (`RequestAttributesSequence.ScheduledProcedureStepID`).
+struct ItemKey {
+    sequence: Tag,
+    tag: Tag,
+    matcher: Matcher,
+    or_empty: bool,
+}
+
+/// Most item patterns one search may expand to (alternatives multiply across keys).
+const MAX_ITEM_PATTERNS: usize = 256;
+
+/// PS3.4 C.2.2.2.6: the keys of one sequence match when one item matches all of them. Each
+/// key's own filter already holds for some item; for a sequence with several keys this adds
+/// one filter on the whole-item terms ([`item_tag`]) whose patterns put each key's values in
+/// its position and `*` in the others.
+fn same_item_filters(keys: &[ItemKey]) -> Vec<(Tag, Filter)> {
+    let mut sequences: Vec<Tag> = keys.iter().map(|k| k.sequence).collect();
+    sequences.sort();
+    sequences.dedup();
+    let mut filters = Vec::new();
+    for sequence in sequences {
+        let keys: Vec<&ItemKey> = keys.iter().filter(|k| k.sequence == sequence).collect();
+        if keys.len() < 2 {
+            continue;
+        }
+        let mut patterns = vec![String::new()];
+        let mut complete = true;
+        for (position, member) in sequence_members(sequence).enumerate() {
+            let mut options: Vec<String> = Vec::new();
+            let mut constrained = false;
+            for key in keys.iter().filter(|k| k.tag == member.tag) {
+                constrained = true;
+                match &key.matcher {
+                    Matcher::Exact(values) | Matcher::Wildcard(values) => {
+                        options.extend(values.iter().cloned())
+                    }
+                    _ => complete = false,
+                }
+                if key.or_empty {
+                    options.push(String::new());
+                }
+            }
+            if !constrained {
+                options.push("*".to_owned());
+            }
+            let separator = if position == 0 {
+                String::new()
+            } else {
+                ITEM_SEPARATOR.to_string()
+            };
+            patterns = patterns
+                .iter()
+                .flat_map(|p| {
+                    let separator = &separator;
+                    options.iter().map(move |o| format!("{p}{separator}{o}"))
+                })
+                .collect();
+            if patterns.len() > MAX_ITEM_PATTERNS {
+                complete = false;
+                break;
+            }
+        }
+        // Keys of one member given twice, or too many alternatives: the per-key filters stay.
+        if !complete
+            || keys
+                .iter()
+                .any(|k| keys.iter().filter(|o| o.tag == k.tag).count() > 1)
+        {
+            continue;
+        }
+        let Some(first) = sequence_members(sequence).next() else {
+            continue;
+        };
+        filters.push((
+            sequence,
+            Filter {
+                level: first.level,
+                tag: item_tag(sequence),
+                matcher: Matcher::Wildcard(patterns),
+                or_empty: keys.iter().all(|k| k.or_empty),
+            },
+        ));
+    }
+    filters
 }
 
 /// Tags whose values, in a hit of a lower level, come from the latest instance of `level`.
