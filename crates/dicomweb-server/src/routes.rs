@@ -1,5 +1,6 @@
 //! HTTP routes: each handler maps a request to one service call and its result back to HTTP. No DICOM logic here.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -12,7 +13,7 @@ use dicomweb_multipart::{
     MultipartReader, MultipartWriter, boundary_from_content_type, encode_parts,
 };
 use dicomweb_service::{
-    InstanceOutcome, SearchResource, ServiceError, StoreStatus, StudiesService,
+    InstanceOutcome, SearchResource, ServiceError, StoreRequestError, StoreStatus, StudiesService,
     TransferSyntaxRequest, check_uid, store_response, store_status,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -316,6 +317,30 @@ async fn store(
     store_request(req, payload, state, **version, study).await
 }
 
+/// Parts of one STOW request stored concurrently (each is already read whole, in memory up to the spool limit or
+/// in a temporary file).
+const PARTS_STORED_AT_ONCE: usize = 8;
+
+/// One part of a STOW request: stored by a task, or already answered.
+enum PartStore {
+    Task(actix_web::rt::task::JoinHandle<Result<InstanceOutcome, StoreRequestError>>),
+    Done(InstanceOutcome),
+}
+
+impl PartStore {
+    async fn outcome(self) -> Result<InstanceOutcome, ApiError> {
+        match self {
+            PartStore::Done(outcome) => Ok(outcome),
+            PartStore::Task(task) => match task.await {
+                Ok(result) => Ok(result?),
+                Err(e) => Err(ApiError::Service(ServiceError::Internal(format!(
+                    "storing a part failed: {e}"
+                )))),
+            },
+        }
+    }
+}
+
 async fn store_request(
     req: HttpRequest,
     payload: web::Payload,
@@ -346,7 +371,15 @@ async fn store_request(
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let mut reader = MultipartReader::new(payload, &boundary);
             let mut part_number = 0usize;
+            // Each part is read whole, then stored by a task of its own while the next part is read, so the
+            // parts of one request share index commits instead of paying one fsync'd commit each.
+            let mut in_flight: VecDeque<PartStore> = VecDeque::new();
             loop {
+                while in_flight.len() >= PARTS_STORED_AT_ONCE {
+                    if let Some(oldest) = in_flight.pop_front() {
+                        outcomes.push(oldest.outcome().await?);
+                    }
+                }
                 let headers = match reader.next_part().await {
                     Ok(Some(headers)) => headers,
                     Ok(None) => break,
@@ -360,7 +393,7 @@ async fn store_request(
                 if let Some(part_type) = headers.content_type() {
                     let essence = MediaType::parse(part_type).map(|m| m.essence);
                     if essence.as_deref() != Some(DICOM) {
-                        outcomes.push(InstanceOutcome::Failed {
+                        in_flight.push_back(PartStore::Done(InstanceOutcome::Failed {
                             sop_class_uid: None,
                             sop_instance_uid: None,
                             reason: dicomweb_service::FailureReason::ProcessingFailure,
@@ -368,7 +401,7 @@ async fn store_request(
                                 "part {part_number} has Content-Type \"{part_type}\"; only application/dicom parts are stored"
                             ),
                             transient: false,
-                        });
+                        }));
                         continue;
                     }
                 }
@@ -379,8 +412,17 @@ async fn store_request(
                         Err(e) => Some((Err(e), reader)),
                     }
                 }));
-                let outcome = service.store_instance(study.as_deref(), body).await?;
-                outcomes.push(outcome);
+                let received = service.receive_instance(body).await?;
+                let (state, study) = (state.clone(), study.clone());
+                in_flight.push_back(PartStore::Task(actix_web::rt::spawn(async move {
+                    state
+                        .service
+                        .store_received(study.as_deref(), received)
+                        .await
+                })));
+            }
+            for part in in_flight {
+                outcomes.push(part.outcome().await?);
             }
         }
         DICOM => {

@@ -50,8 +50,8 @@ pub use retrieve::{
 };
 pub use search::SearchResource;
 pub use store::{
-    FailureReason, InstanceOutcome, StoreRequestError, StoreStatus, WARNING_VALIDATION,
-    store_response, store_status,
+    FailureReason, InstanceOutcome, ReceivedInstance, StoreRequestError, StoreStatus,
+    WARNING_VALIDATION, store_response, store_status,
 };
 pub use uid::check_uid;
 

@@ -105,11 +105,15 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// An instance's bytes, read whole and ready to store (or the reason they cannot be).
+pub struct ReceivedInstance(Result<Spool, InstanceOutcome>);
+
 impl StudiesService {
     /// Stores one instance received as a stream of bytes (one multipart part or a single-part body).
     ///
     /// `expected_study` is the StudyInstanceUID of the URL (`POST /studies/{study}`), if any. A part that is not
-    /// DICOM fails that part only; a broken body stream fails the request (`StoreRequestError`).
+    /// DICOM fails that part only; a broken body stream fails the request (`StoreRequestError`). The same as
+    /// [`StudiesService::receive_instance`] then [`StudiesService::store_received`].
     pub async fn store_instance<S, E>(
         &self,
         expected_study: Option<&str>,
@@ -119,24 +123,49 @@ impl StudiesService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let spooled =
-            match spool(body, &self.config.spool_dir, self.config.memory_spool_limit).await {
-                Ok(s) => s,
-                Err(SpoolError::Body(message)) => {
-                    return Err(StoreRequestError::MalformedBody(message));
-                }
-                Err(SpoolError::NotDicom(message)) => {
-                    return Ok(failed(None, FailureReason::ProcessingFailure, message));
-                }
-                Err(SpoolError::Io(e)) => {
-                    tracing::error!(error = %e, "spooling an instance failed");
-                    return Ok(failed(
-                        None,
-                        FailureReason::ProcessingFailure,
-                        format!("spooling failed: {e}"),
-                    ));
-                }
-            };
+        let received = self.receive_instance(body).await?;
+        self.store_received(expected_study, received).await
+    }
+
+    /// Reads one instance's bytes to their end (into memory or a temporary file), so that the caller can read the
+    /// next part of a request while this one is stored: the parts of one request then share index commits.
+    pub async fn receive_instance<S, E>(
+        &self,
+        body: S,
+    ) -> Result<ReceivedInstance, StoreRequestError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        match spool(body, &self.config.spool_dir, self.config.memory_spool_limit).await {
+            Ok(s) => Ok(ReceivedInstance(Ok(s))),
+            Err(SpoolError::Body(message)) => Err(StoreRequestError::MalformedBody(message)),
+            Err(SpoolError::NotDicom(message)) => Ok(ReceivedInstance(Err(failed(
+                None,
+                FailureReason::ProcessingFailure,
+                message,
+            )))),
+            Err(SpoolError::Io(e)) => {
+                tracing::error!(error = %e, "spooling an instance failed");
+                Ok(ReceivedInstance(Err(failed(
+                    None,
+                    FailureReason::ProcessingFailure,
+                    format!("spooling failed: {e}"),
+                ))))
+            }
+        }
+    }
+
+    /// Stores an instance read by [`StudiesService::receive_instance`]; see [`StudiesService::store_instance`].
+    pub async fn store_received(
+        &self,
+        expected_study: Option<&str>,
+        received: ReceivedInstance,
+    ) -> Result<InstanceOutcome, StoreRequestError> {
+        let spooled = match received.0 {
+            Ok(spooled) => spooled,
+            Err(outcome) => return Ok(outcome),
+        };
         match self.store_spooled(expected_study, spooled).await {
             InstanceOutcome::Failed {
                 transient: true,
