@@ -94,6 +94,7 @@
 mod matching;
 mod read;
 mod schema;
+mod top_by_key;
 mod types;
 mod writer;
 

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::matching::{Matcher, filter_query};
 use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
+use crate::top_by_key::TopByStringKey;
 use crate::types::{
     ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, HitInstance, IndexError,
     InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_SERIES_INSTANCE_UID,
@@ -511,13 +512,10 @@ pub(crate) fn search(
     let Some(range) = page(query.offset, query.limit, total) else {
         return Ok(Vec::new());
     };
-    let top = searcher.search(
-        &*filter,
-        &TopDocs::for_doc_range(range).order_by_string_fast_field(order_field(level), Order::Asc),
-    )?;
+    let top = searcher.search(&*filter, &TopByStringKey::new(order_field(level), range))?;
     let mut cache = SummaryCache::default();
     top.into_iter()
-        .map(|(_, address)| hit(searcher, f, level, address, &mut cache))
+        .map(|address| hit(searcher, f, level, address, &mut cache))
         .collect()
 }
 
