@@ -712,7 +712,7 @@ async fn search(
     if results.is_empty() {
         return Ok(HttpResponse::NoContent().finish());
     }
-    let body = serde_json::to_vec(&results).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let body = dicomweb_service::search::json_array(&results);
     Ok(dicom_json_response(StatusCode::OK, body))
 }
 

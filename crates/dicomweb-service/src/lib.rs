@@ -48,7 +48,7 @@ pub use retrieve::{
     FrameData, InstanceContent, MetadataDocument, TransferSyntaxRequest,
     media_type_of_transfer_syntax,
 };
-pub use search::SearchResource;
+pub use search::{SearchResource, SearchResult};
 pub use store::{
     FailureReason, InstanceOutcome, ReceivedInstance, StoreRequestError, StoreStatus,
     WARNING_VALIDATION, store_response, store_status,

@@ -10,15 +10,15 @@
 //! without a value. Results come in the index's order: StudyInstanceUID, then
 //! SeriesInstanceUID, then SOPInstanceUID.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicomweb_index::{
     Filter, HitInstance, Level, Matcher, SearchHit, SearchQuery, date_key, datetime_key, time_key,
 };
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
 
 use crate::attributes::{
     ITEM_SEPARATOR, SEARCHABLE, SearchableAttribute, ValueKind, default_return_tags, item_tag,
@@ -438,7 +438,7 @@ impl StudiesService {
         resource: &SearchResource,
         params: &[(String, String)],
         base_url: &str,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<SearchResult>> {
         let level = resource.level();
         let mut query = parse_query(level, params)?;
         let (path_study, path_series) = match resource {
@@ -480,117 +480,266 @@ impl StudiesService {
         if level != Level::Study {
             returned.insert(tags::SERIES_INSTANCE_UID);
         }
-        let keep: BTreeSet<String> = returned.iter().map(|t| tag_key(*t)).collect();
-
-        hits.into_iter()
-            .map(|hit| shape_result(hit, level, &query, &keep, base_url))
-            .collect()
+        let keys = |tags: BTreeSet<Tag>| tags.into_iter().map(tag_key).collect::<BTreeSet<_>>();
+        let shape = ResultShape {
+            level,
+            include_all: query.include_all,
+            keep: keys(returned),
+            series_keys: keys(level_tags(Level::Series)),
+            study_keys: keys(level_tags(Level::Study)),
+            wants: Box::new(|tag: Tag| {
+                query.include_all
+                    || query.include.contains(&tag)
+                    || query.filters.iter().any(|(t, _)| *t == tag)
+            }),
+            base_url,
+        };
+        hits.iter().map(|hit| shape.shape(hit)).collect()
     }
 }
 
-/// A stored DICOM JSON object, its values left unparsed: a search result uses a few of them.
-fn raw_object(record: &HitInstance) -> Result<BTreeMap<String, &RawValue>> {
-    serde_json::from_slice(&record.metadata).map_err(|_| {
-        ServiceError::Internal(format!(
-            "stored metadata of instance {} is not a JSON object",
-            record.sop_instance_uid
-        ))
-    })
+/// One QIDO-RS result: a DICOM JSON object, already serialized.
+///
+/// Results are written as text straight from the stored DICOM JSON of the instances (each
+/// attribute's value copied verbatim) instead of being built as a `serde_json::Value` tree and
+/// serialized again: at a page of 100 studies that tree cost more than the search itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchResult(String);
+
+impl SearchResult {
+    /// The DICOM JSON object as text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// The DICOM JSON object, parsed.
+    pub fn to_value(&self) -> Value {
+        // Written by `shape_result` from valid JSON values, so it parses.
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
 }
 
-fn shape_result(
-    hit: SearchHit,
-    level: Level,
-    query: &ParsedQuery,
-    keep: &BTreeSet<String>,
-    base_url: &str,
-) -> Result<Value> {
-    let mut raw = raw_object(&hit.record)?;
-    // Upper-level attributes come from the latest instance of their study/series, the same
-    // instance whose values were matched.
-    let mut upper = Vec::new();
-    if level == Level::Instance {
-        upper.push((Level::Series, &hit.series_record));
-    }
-    if level != Level::Study {
-        upper.push((Level::Study, &hit.study_record));
-    }
-    for (upper_level, record) in upper {
-        let source = raw_object(record)?;
-        for tag in level_tags(upper_level) {
-            let key = tag_key(tag);
-            match source.get(&key) {
-                Some(value) => raw.insert(key, *value),
-                None => raw.remove(&key),
-            };
+/// The QIDO-RS response body: a JSON array of `results`.
+pub fn json_array(results: &[SearchResult]) -> Vec<u8> {
+    let length: usize = results.iter().map(|r| r.0.len() + 1).sum();
+    let mut body = Vec::with_capacity(length + 2);
+    body.push(b'[');
+    for (i, result) in results.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
         }
+        body.extend_from_slice(result.0.as_bytes());
     }
-    if !query.include_all {
-        raw.retain(|key, _| keep.contains(key));
+    body.push(b']');
+    body
+}
+
+/// The attributes of a stored DICOM JSON object in stored order, keys borrowed and values left
+/// unparsed: a search result copies a few of them verbatim.
+struct RawEntries<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawEntries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a DICOM JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(32));
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(RawEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
-    let mut object = Map::new();
-    for (key, value) in raw {
-        let value = serde_json::from_str(value.get()).map_err(|e| {
+}
+
+fn raw_entries(record: &HitInstance) -> Result<Vec<(&str, &RawValue)>> {
+    serde_json::from_slice::<RawEntries>(&record.metadata)
+        .map(|entries| entries.0)
+        .map_err(|_| {
             ServiceError::Internal(format!(
-                "stored metadata of instance {}, attribute {key}: {e}",
-                hit.record.sop_instance_uid
+                "stored metadata of instance {} is not a DICOM JSON object",
+                record.sop_instance_uid
             ))
-        })?;
-        object.insert(key, value);
+        })
+}
+
+/// What shapes every result of one search.
+struct ResultShape<'q> {
+    level: Level,
+    include_all: bool,
+    /// Keys of the attributes returned (unless `include_all`).
+    keep: BTreeSet<String>,
+    /// Keys whose values come from the latest instance of the series / study (lower levels).
+    series_keys: BTreeSet<String>,
+    study_keys: BTreeSet<String>,
+    /// The computed attributes asked for beyond the level's defaults.
+    wants: Box<dyn Fn(Tag) -> bool + 'q>,
+    base_url: &'q str,
+}
+
+/// A result attribute: its key and its value as JSON text.
+enum Attribute<'a> {
+    Stored(&'a RawValue),
+    Computed(String),
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    // serde_json escapes exactly as JSON requires; writing to a String cannot fail.
+    match serde_json::to_string(text) {
+        Ok(quoted) => out.push_str(&quoted),
+        Err(_) => out.push_str("\"\""),
     }
-    let record = &hit.record;
-    let wants = |tag: Tag| {
-        query.include_all
-            || query.include.contains(&tag)
-            || query.filters.iter().any(|(t, _)| *t == tag)
-    };
-    let study_url = format!("{base_url}/studies/{}", record.study_instance_uid);
-    let retrieve_url = match level {
-        Level::Study => study_url,
-        Level::Series => format!("{study_url}/series/{}", record.series_instance_uid),
-        Level::Instance => format!(
-            "{study_url}/series/{}/instances/{}",
-            record.series_instance_uid, record.sop_instance_uid
-        ),
-    };
-    object.insert(
-        tag_key(tags::RETRIEVE_URL),
-        json!({"vr": "UR", "Value": [retrieve_url]}),
-    );
-    object.insert(
-        tag_key(tags::INSTANCE_AVAILABILITY),
-        json!({"vr": "CS", "Value": ["ONLINE"]}),
-    );
-    if level == Level::Study || wants(tags::MODALITIES_IN_STUDY) {
-        let modalities = &hit.modalities_in_study;
-        object.insert(
-            tag_key(tags::MODALITIES_IN_STUDY),
-            if modalities.is_empty() {
-                json!({"vr": "CS"})
-            } else {
-                json!({"vr": "CS", "Value": modalities})
-            },
+}
+
+fn computed_strings(vr: &str, values: &[&str]) -> String {
+    let mut out = format!("{{\"vr\":\"{vr}\"");
+    if !values.is_empty() {
+        out.push_str(",\"Value\":[");
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, value);
+        }
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
+fn computed_count(count: u64) -> String {
+    format!("{{\"vr\":\"IS\",\"Value\":[{count}]}}")
+}
+
+impl ResultShape<'_> {
+    fn shape(&self, hit: &SearchHit) -> Result<SearchResult> {
+        let level = self.level;
+        let mut attributes: Vec<(&str, Attribute)> = Vec::with_capacity(48);
+        // Upper-level attributes come from the latest instance of their study/series, the same
+        // instance whose values were matched.
+        let is_upper = |key: &str| {
+            (level == Level::Instance && self.series_keys.contains(key))
+                || (level != Level::Study && self.study_keys.contains(key))
+        };
+        let returned = |key: &str| self.include_all || self.keep.contains(key);
+        for (key, value) in raw_entries(&hit.record)? {
+            if !is_upper(key) && returned(key) {
+                attributes.push((key, Attribute::Stored(value)));
+            }
+        }
+        if level == Level::Instance {
+            for (key, value) in raw_entries(&hit.series_record)? {
+                // An attribute of both levels' lists is the study's.
+                if self.series_keys.contains(key) && !self.study_keys.contains(key) && returned(key)
+                {
+                    attributes.push((key, Attribute::Stored(value)));
+                }
+            }
+        }
+        if level != Level::Study {
+            for (key, value) in raw_entries(&hit.study_record)? {
+                if self.study_keys.contains(key) && returned(key) {
+                    attributes.push((key, Attribute::Stored(value)));
+                }
+            }
+        }
+
+        let record = &hit.record;
+        let study_url = format!("{}/studies/{}", self.base_url, record.study_instance_uid);
+        let retrieve_url = match level {
+            Level::Study => study_url,
+            Level::Series => format!("{study_url}/series/{}", record.series_instance_uid),
+            Level::Instance => format!(
+                "{study_url}/series/{}/instances/{}",
+                record.series_instance_uid, record.sop_instance_uid
+            ),
+        };
+        let mut computed: Vec<(Tag, String)> = vec![
+            (tags::RETRIEVE_URL, computed_strings("UR", &[&retrieve_url])),
+            (
+                tags::INSTANCE_AVAILABILITY,
+                computed_strings("CS", &["ONLINE"]),
+            ),
+        ];
+        if level == Level::Study || (self.wants)(tags::MODALITIES_IN_STUDY) {
+            let modalities: Vec<&str> =
+                hit.modalities_in_study.iter().map(String::as_str).collect();
+            computed.push((
+                tags::MODALITIES_IN_STUDY,
+                computed_strings("CS", &modalities),
+            ));
+        }
+        if level == Level::Study || (self.wants)(tags::NUMBER_OF_STUDY_RELATED_SERIES) {
+            computed.push((
+                tags::NUMBER_OF_STUDY_RELATED_SERIES,
+                computed_count(hit.study_related_series),
+            ));
+        }
+        if level == Level::Study || (self.wants)(tags::NUMBER_OF_STUDY_RELATED_INSTANCES) {
+            computed.push((
+                tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+                computed_count(hit.study_related_instances),
+            ));
+        }
+        if level == Level::Series || (self.wants)(tags::NUMBER_OF_SERIES_RELATED_INSTANCES) {
+            computed.push((
+                tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+                computed_count(hit.series_related_instances),
+            ));
+        }
+        let computed_keys: Vec<(String, String)> = computed
+            .into_iter()
+            .map(|(tag, json)| (tag_key(tag), json))
+            .collect();
+        // A computed attribute replaces a stored one of the same tag.
+        attributes.retain(|(key, _)| !computed_keys.iter().any(|(k, _)| k == key));
+        for (key, json) in &computed_keys {
+            attributes.push((key.as_str(), Attribute::Computed(json.clone())));
+        }
+        // DICOM JSON objects list attributes in tag order; keys are 8 hex digits, so text order.
+        attributes.sort_by(|a, b| a.0.cmp(b.0));
+        attributes.dedup_by(|a, b| a.0 == b.0);
+
+        let mut out = String::with_capacity(
+            attributes
+                .iter()
+                .map(|(key, value)| {
+                    key.len()
+                        + 4
+                        + match value {
+                            Attribute::Stored(raw) => raw.get().len(),
+                            Attribute::Computed(json) => json.len(),
+                        }
+                })
+                .sum::<usize>()
+                + 2,
         );
+        out.push('{');
+        for (i, (key, value)) in attributes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+            out.push(':');
+            out.push_str(match value {
+                Attribute::Stored(raw) => raw.get(),
+                Attribute::Computed(json) => json,
+            });
+        }
+        out.push('}');
+        Ok(SearchResult(out))
     }
-    if level == Level::Study || wants(tags::NUMBER_OF_STUDY_RELATED_SERIES) {
-        object.insert(
-            tag_key(tags::NUMBER_OF_STUDY_RELATED_SERIES),
-            json!({"vr": "IS", "Value": [hit.study_related_series]}),
-        );
-    }
-    if level == Level::Study || wants(tags::NUMBER_OF_STUDY_RELATED_INSTANCES) {
-        object.insert(
-            tag_key(tags::NUMBER_OF_STUDY_RELATED_INSTANCES),
-            json!({"vr": "IS", "Value": [hit.study_related_instances]}),
-        );
-    }
-    if level == Level::Series || wants(tags::NUMBER_OF_SERIES_RELATED_INSTANCES) {
-        object.insert(
-            tag_key(tags::NUMBER_OF_SERIES_RELATED_INSTANCES),
-            json!({"vr": "IS", "Value": [hit.series_related_instances]}),
-        );
-    }
-    Ok(Value::Object(object))
 }
 
 #[cfg(test)]

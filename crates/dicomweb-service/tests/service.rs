@@ -6,9 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use dicomweb_index::{Index, Scope};
 use dicomweb_service::{
-    FailureReason, InstanceOutcome, ServiceConfig, StudiesService, TransferSyntaxRequest,
+    FailureReason, InstanceOutcome, SearchResource, ServiceConfig, StudiesService,
+    TransferSyntaxRequest,
 };
 use dicomweb_storage::{BlobStore, open_store};
+use serde_json::Value;
 
 const STUDY: &str = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420";
 const SERIES_RED_GREEN: &str = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652";
@@ -161,4 +163,108 @@ async fn a_lost_index_is_rebuilt_from_storage() {
         .await
         .unwrap();
     assert_eq!((again.added, again.already_catalogued), (0, 3));
+}
+
+fn search(
+    service: &StudiesService,
+    resource: SearchResource,
+    params: &[(&str, &str)],
+) -> Vec<Value> {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let results = service
+        .search(&resource, &params, "http://h/dicom-web")
+        .expect("a valid search");
+    // The response body is the array of the results, each a JSON object.
+    let body: Vec<Value> =
+        serde_json::from_slice(&dicomweb_service::search::json_array(&results)).unwrap();
+    assert_eq!(body.len(), results.len());
+    for (result, parsed) in results.iter().zip(&body) {
+        assert_eq!(&result.to_value(), parsed);
+        assert!(parsed.is_object());
+    }
+    body
+}
+
+fn value<'a>(result: &'a Value, tag: &str) -> &'a Value {
+    &result[tag]["Value"][0]
+}
+
+#[tokio::test]
+async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(open_store("memory://").unwrap(), dir.path());
+    for name in ["red-triangle.dcm", "green-square.dcm", "blue-circle.dcm"] {
+        assert_eq!(reason(&store(&service, name).await), None);
+    }
+
+    let studies = search(&service, SearchResource::Studies, &[]);
+    assert_eq!(studies.len(), 1);
+    let study = &studies[0];
+    assert_eq!(value(study, "0020000D"), STUDY);
+    assert_eq!(value(study, "00201206"), 2, "NumberOfStudyRelatedSeries");
+    assert_eq!(value(study, "00201208"), 3, "NumberOfStudyRelatedInstances");
+    assert_eq!(
+        value(study, "00081190"),
+        &format!("http://h/dicom-web/studies/{STUDY}")
+    );
+    assert_eq!(value(study, "00080056"), "ONLINE");
+    assert!(study["00080061"]["Value"].is_array(), "ModalitiesInStudy");
+    assert!(
+        study.get("00280010").is_none(),
+        "Rows is not a study attribute"
+    );
+
+    let series = search(
+        &service,
+        SearchResource::Series { study: None },
+        &[("SeriesInstanceUID", SERIES_RED_GREEN)],
+    );
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        value(&series[0], "00201209"),
+        2,
+        "NumberOfSeriesRelatedInstances"
+    );
+    assert!(series[0].get("00201208").is_none(), "not asked for");
+    // Study attributes of a series are the study's.
+    assert_eq!(series[0]["00100020"], study["00100020"]);
+
+    let instances = search(
+        &service,
+        SearchResource::Instances {
+            study: None,
+            series: None,
+        },
+        &[
+            ("SOPInstanceUID", SOP_RED),
+            ("includefield", "NumberOfStudyRelatedInstances,Rows"),
+        ],
+    );
+    assert_eq!(instances.len(), 1);
+    let instance = &instances[0];
+    assert_eq!(value(instance, "00080018"), SOP_RED);
+    assert_eq!(value(instance, "0020000E"), SERIES_RED_GREEN);
+    assert_eq!(value(instance, "00201208"), 3);
+    assert!(value(instance, "00280010").is_u64(), "Rows, asked for");
+    assert_eq!(
+        value(instance, "00081190"),
+        &format!(
+            "http://h/dicom-web/studies/{STUDY}/series/{SERIES_RED_GREEN}/instances/{SOP_RED}"
+        )
+    );
+    assert_eq!(instance["00100010"], study["00100010"]);
+
+    let everything = search(
+        &service,
+        SearchResource::Instances {
+            study: Some(STUDY.into()),
+            series: None,
+        },
+        &[("includefield", "all")],
+    );
+    assert_eq!(everything.len(), 3);
+    assert!(everything.iter().all(|i| i.get("00280010").is_some()));
 }
