@@ -1133,7 +1133,8 @@ fn markdown(args: &Args, outcome: &Outcome, rows: &[(String, String)]) -> String
          finish), measured on disk, and reopened as after a restart. Searches run in-process, sequentially, \
          through `StudiesService::search` (the server's parsing of QIDO-RS parameters and shaping of DICOM JSON \
          results; blob store `memory://`, which a search does not read), timed up to the response body serialized \
-         to bytes, with a page size of {} (`limit`). After a warm-up round of 20 queries of every kind, {} \
+         to bytes, with a page size of {} (`limit`). After a warm-up of as many untimed queries of every \
+         kind as are timed (the steady state of a running server: index files mapped and faulted in), {} \
          random queries of each kind are timed. Correctness: every answer's StudyInstanceUIDs must equal, in \
          order, the first page of the studies the generator's own model says match (names folded by hand); the \
          command fails otherwise. Options: `--instances`, `--patients`, `--series`, `--queries`, `--in-flight`, \

@@ -1,7 +1,9 @@
 //! Micro-benchmark: N concurrent inserts into an on-disk index, then a few reads.
 //!
 //! `cargo run -p dicomweb-index --example insert_throughput -- 5000` (use `--release` for real
-//! numbers). Prints throughput and how many commits group commit needed.
+//! numbers). Prints throughput and how many commits group commit needed. With a second
+//! argument `sequential`, inserts one at a time instead: every insert is a commit of its own,
+//! so the figure is the latency of one commit.
 
 use std::time::Instant;
 
@@ -40,15 +42,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let index = Index::open(dir.path())?;
 
+    let sequential = std::env::args().nth(2).as_deref() == Some("sequential");
     let started = Instant::now();
-    let tasks: Vec<_> = (0..count)
-        .map(|i| {
-            let index = index.clone();
-            tokio::spawn(async move { index.insert(record(i)).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
+    if sequential {
+        for i in 0..count {
+            index.insert(record(i)).await?;
+        }
+    } else {
+        let tasks: Vec<_> = (0..count)
+            .map(|i| {
+                let index = index.clone();
+                tokio::spawn(async move { index.insert(record(i)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
     }
     let elapsed = started.elapsed();
     let stats = index.stats();
