@@ -91,6 +91,7 @@
 
 #![warn(missing_docs)]
 
+mod durable_directory;
 mod matching;
 mod read;
 mod schema;
@@ -103,7 +104,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
-use tantivy::directory::MmapDirectory;
 use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 use tokio::sync::oneshot;
 
@@ -115,6 +115,7 @@ pub use crate::types::{
     TAG_STUDY_INSTANCE_UID,
 };
 
+use crate::durable_directory::DurableDirectory;
 use crate::schema::{Fields, SCHEMA_VERSION, SCHEMA_VERSION_FILE, build_schema};
 use crate::writer::{Counters, Request, Writer};
 
@@ -154,7 +155,7 @@ fn other_io(error: impl std::error::Error + Send + Sync + 'static) -> IndexError
 }
 
 /// Refuses an index written with another schema version; records the version for a new one.
-fn check_schema_version(dir: &Path, directory: &MmapDirectory) -> Result<(), IndexError> {
+fn check_schema_version(dir: &Path, directory: &DurableDirectory) -> Result<(), IndexError> {
     let path = dir.join(SCHEMA_VERSION_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -198,7 +199,8 @@ impl Index {
     /// open (in this or another process).
     pub fn open(dir: &Path) -> Result<Index, IndexError> {
         std::fs::create_dir_all(dir)?;
-        let directory = MmapDirectory::open(dir).map_err(other_io)?;
+        durable_directory::repair_managed_list(dir)?;
+        let directory = DurableDirectory::open(dir)?;
         check_schema_version(dir, &directory)?;
         let (schema, fields) = build_schema();
         let index = tantivy::Index::open_or_create(directory, schema).map_err(|e| match e {
