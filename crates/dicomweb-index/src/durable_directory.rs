@@ -242,42 +242,69 @@ mod tests {
         Index::open_or_create(directory, schema).unwrap()
     }
 
+    /// Adds one document and commits.
+    fn commit_one(writer: &mut IndexWriter, id: tantivy::schema::Field, text: &str) {
+        let mut doc = TantivyDocument::new();
+        doc.add_text(id, text);
+        writer.add_document(doc).unwrap();
+        writer.commit().unwrap();
+    }
+
+    fn writer(index: &Index) -> IndexWriter {
+        index.writer_with_num_threads(1, 15_000_000).unwrap()
+    }
+
     #[test]
-    fn commits_flush_what_they_reference_and_reopen() {
+    fn the_commit_point_flushes_every_file_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = DurableDirectory::open(dir.path()).unwrap();
+        let mut file = directory.open_write(Path::new("a.segment")).unwrap();
+        file.write_all(b"segment data").unwrap();
+        file.terminate().unwrap();
+        directory
+            .atomic_write(Path::new(MANAGED_FILE), b"[\"a.segment\"]")
+            .unwrap();
+        directory
+            .atomic_write(Path::new(MANAGED_FILE), b"[\"a.segment\",\"meta.json\"]")
+            .unwrap();
+        {
+            let unflushed = directory.unflushed();
+            assert_eq!(unflushed.written.len(), 1);
+            assert_eq!(unflushed.replaced.len(), 1, "only the current list");
+        }
+        directory.atomic_write(Path::new(META_FILE), b"{}").unwrap();
+        let unflushed = directory.unflushed();
+        assert!(unflushed.written.is_empty() && unflushed.replaced.is_empty());
+        assert_eq!(std::fs::read(dir.path().join(META_FILE)).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read(dir.path().join("a.segment")).unwrap(),
+            b"segment data"
+        );
+    }
+
+    #[test]
+    fn commits_deletes_and_merges_reopen_intact() {
         let dir = tempfile::tempdir().unwrap();
         let (_, id) = schema();
         {
             let index = open(dir.path());
-            let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
-            for round in 0..5 {
-                let mut doc = TantivyDocument::new();
-                doc.add_text(id, format!("doc-{round}"));
-                writer.add_document(doc).unwrap();
-                writer.commit().unwrap();
+            let mut writer = writer(&index);
+            for round in 0..12 {
+                commit_one(&mut writer, id, &format!("doc-{round}"));
             }
             writer.delete_term(Term::from_field_text(id, "doc-0"));
             writer.commit().unwrap();
             writer.wait_merging_threads().unwrap();
         }
         let index = open(dir.path());
-        let searcher = index.reader().unwrap().searcher();
-        assert_eq!(searcher.num_docs(), 4);
-        // Every commit point left every file it needs flushed: nothing is pending after close.
-        assert!(!dir.path().join(".managed.json.unreadable").exists());
+        assert_eq!(index.reader().unwrap().searcher().num_docs(), 11);
     }
 
     #[test]
     fn an_unreadable_managed_list_is_moved_aside_and_the_index_opens() {
         let dir = tempfile::tempdir().unwrap();
         let (_, id) = schema();
-        {
-            let index = open(dir.path());
-            let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
-            let mut doc = TantivyDocument::new();
-            doc.add_text(id, "kept");
-            writer.add_document(doc).unwrap();
-            writer.commit().unwrap();
-        }
+        commit_one(&mut writer(&open(dir.path())), id, "kept");
         // What a power loss can leave on a file system that does not order data before renames.
         std::fs::write(dir.path().join(MANAGED_FILE), b"").unwrap();
         repair_managed_list(dir.path()).unwrap();
@@ -285,12 +312,7 @@ mod tests {
         let index = open(dir.path());
         assert_eq!(index.reader().unwrap().searcher().num_docs(), 1);
         // Writing goes on, with a new list; a readable list is left alone.
-        let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
-        let mut doc = TantivyDocument::new();
-        doc.add_text(id, "added");
-        writer.add_document(doc).unwrap();
-        writer.commit().unwrap();
-        drop(writer);
+        commit_one(&mut writer(&index), id, "added");
         std::fs::remove_file(dir.path().join(".managed.json.unreadable")).unwrap();
         repair_managed_list(dir.path()).unwrap();
         assert!(dir.path().join(MANAGED_FILE).exists());
