@@ -487,11 +487,7 @@ impl StudiesService {
             keep: keys(returned),
             series_keys: keys(level_tags(Level::Series)),
             study_keys: keys(level_tags(Level::Study)),
-            wants: Box::new(|tag: Tag| {
-                query.include_all
-                    || query.include.contains(&tag)
-                    || query.filters.iter().any(|(t, _)| *t == tag)
-            }),
+            query: &query,
             base_url,
         };
         hits.iter().map(|hit| shape.shape(hit)).collect()
@@ -514,7 +510,7 @@ impl SearchResult {
 
     /// The DICOM JSON object, parsed.
     pub fn to_value(&self) -> Value {
-        // Written by `shape_result` from valid JSON values, so it parses.
+        // Written by `ResultShape::shape` from valid JSON values, so it parses.
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 }
@@ -583,8 +579,7 @@ struct ResultShape<'q> {
     /// Keys whose values come from the latest instance of the series / study (lower levels).
     series_keys: BTreeSet<String>,
     study_keys: BTreeSet<String>,
-    /// The computed attributes asked for beyond the level's defaults.
-    wants: Box<dyn Fn(Tag) -> bool + 'q>,
+    query: &'q ParsedQuery,
     base_url: &'q str,
 }
 
@@ -623,6 +618,13 @@ fn computed_count(count: u64) -> String {
 }
 
 impl ResultShape<'_> {
+    /// Whether a computed attribute beyond the level's defaults is asked for (or matched).
+    fn wants(&self, tag: Tag) -> bool {
+        self.include_all
+            || self.query.include.contains(&tag)
+            || self.query.filters.iter().any(|(t, _)| *t == tag)
+    }
+
     fn shape(&self, hit: &SearchHit) -> Result<SearchResult> {
         let level = self.level;
         let mut attributes: Vec<(&str, Attribute)> = Vec::with_capacity(48);
@@ -672,7 +674,7 @@ impl ResultShape<'_> {
                 computed_strings("CS", &["ONLINE"]),
             ),
         ];
-        if level == Level::Study || (self.wants)(tags::MODALITIES_IN_STUDY) {
+        if level == Level::Study || self.wants(tags::MODALITIES_IN_STUDY) {
             let modalities: Vec<&str> =
                 hit.modalities_in_study.iter().map(String::as_str).collect();
             computed.push((
@@ -680,19 +682,19 @@ impl ResultShape<'_> {
                 computed_strings("CS", &modalities),
             ));
         }
-        if level == Level::Study || (self.wants)(tags::NUMBER_OF_STUDY_RELATED_SERIES) {
+        if level == Level::Study || self.wants(tags::NUMBER_OF_STUDY_RELATED_SERIES) {
             computed.push((
                 tags::NUMBER_OF_STUDY_RELATED_SERIES,
                 computed_count(hit.study_related_series),
             ));
         }
-        if level == Level::Study || (self.wants)(tags::NUMBER_OF_STUDY_RELATED_INSTANCES) {
+        if level == Level::Study || self.wants(tags::NUMBER_OF_STUDY_RELATED_INSTANCES) {
             computed.push((
                 tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
                 computed_count(hit.study_related_instances),
             ));
         }
-        if level == Level::Series || (self.wants)(tags::NUMBER_OF_SERIES_RELATED_INSTANCES) {
+        if level == Level::Series || self.wants(tags::NUMBER_OF_SERIES_RELATED_INSTANCES) {
             computed.push((
                 tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
                 computed_count(hit.series_related_instances),
