@@ -583,11 +583,8 @@ struct ResultShape<'q> {
     base_url: &'q str,
 }
 
-/// A result attribute: its key and its value as JSON text.
-enum Attribute<'a> {
-    Stored(&'a RawValue),
-    Computed(String),
-}
+/// Which keys of a stored object a result takes from it.
+type KeyFilter<'a> = dyn Fn(&str) -> bool + 'a;
 
 fn push_json_string(out: &mut String, text: &str) {
     // serde_json escapes exactly as JSON requires; writing to a String cannot fail.
@@ -627,36 +624,62 @@ impl ResultShape<'_> {
 
     fn shape(&self, hit: &SearchHit) -> Result<SearchResult> {
         let level = self.level;
-        let mut attributes: Vec<(&str, Attribute)> = Vec::with_capacity(48);
+        let computed = self.computed(hit);
         // Upper-level attributes come from the latest instance of their study/series, the same
-        // instance whose values were matched.
+        // instance whose values were matched; an attribute of both upper levels' lists is the
+        // study's.
         let is_upper = |key: &str| {
             (level == Level::Instance && self.series_keys.contains(key))
                 || (level != Level::Study && self.study_keys.contains(key))
         };
-        let returned = |key: &str| self.include_all || self.keep.contains(key);
-        for (key, value) in raw_entries(&hit.record)? {
-            if !is_upper(key) && returned(key) {
-                attributes.push((key, Attribute::Stored(value)));
-            }
-        }
+        let from_own = |key: &str| !is_upper(key);
+        let from_series =
+            |key: &str| self.series_keys.contains(key) && !self.study_keys.contains(key);
+        let from_study = |key: &str| self.study_keys.contains(key);
+        let mut sources: Vec<(&HitInstance, &KeyFilter)> = vec![(&hit.record, &from_own)];
         if level == Level::Instance {
-            for (key, value) in raw_entries(&hit.series_record)? {
-                // An attribute of both levels' lists is the study's.
-                if self.series_keys.contains(key) && !self.study_keys.contains(key) && returned(key)
-                {
-                    attributes.push((key, Attribute::Stored(value)));
-                }
-            }
+            sources.push((&hit.series_record, &from_series));
         }
         if level != Level::Study {
-            for (key, value) in raw_entries(&hit.study_record)? {
-                if self.study_keys.contains(key) && returned(key) {
-                    attributes.push((key, Attribute::Stored(value)));
+            sources.push((&hit.study_record, &from_study));
+        }
+        // (key, value as JSON text)
+        let mut attributes: Vec<(&str, &str)> = Vec::with_capacity(48);
+        for (record, takes) in sources {
+            for (key, value) in raw_entries(record)? {
+                // A computed attribute replaces a stored one of the same tag.
+                if takes(key)
+                    && (self.include_all || self.keep.contains(key))
+                    && !computed.iter().any(|(k, _)| k == key)
+                {
+                    attributes.push((key, value.get()));
                 }
             }
         }
+        attributes.extend(computed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // DICOM JSON objects list attributes in tag order; keys are 8 hex digits, so text order.
+        attributes.sort_by(|a, b| a.0.cmp(b.0));
+        attributes.dedup_by(|a, b| a.0 == b.0);
 
+        let length: usize = attributes.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut out = String::with_capacity(length + 2);
+        out.push('{');
+        for (i, (key, value)) in attributes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+        Ok(SearchResult(out))
+    }
+
+    /// The computed attributes of a hit (RetrieveURL, InstanceAvailability, counts,
+    /// ModalitiesInStudy) that this search returns: (key, value as JSON text).
+    fn computed(&self, hit: &SearchHit) -> Vec<(String, String)> {
+        let level = self.level;
         let record = &hit.record;
         let study_url = format!("{}/studies/{}", self.base_url, record.study_instance_uid);
         let retrieve_url = match level {
@@ -700,47 +723,10 @@ impl ResultShape<'_> {
                 computed_count(hit.series_related_instances),
             ));
         }
-        let computed_keys: Vec<(String, String)> = computed
+        computed
             .into_iter()
             .map(|(tag, json)| (tag_key(tag), json))
-            .collect();
-        // A computed attribute replaces a stored one of the same tag.
-        attributes.retain(|(key, _)| !computed_keys.iter().any(|(k, _)| k == key));
-        for (key, json) in &computed_keys {
-            attributes.push((key.as_str(), Attribute::Computed(json.clone())));
-        }
-        // DICOM JSON objects list attributes in tag order; keys are 8 hex digits, so text order.
-        attributes.sort_by(|a, b| a.0.cmp(b.0));
-        attributes.dedup_by(|a, b| a.0 == b.0);
-
-        let mut out = String::with_capacity(
-            attributes
-                .iter()
-                .map(|(key, value)| {
-                    key.len()
-                        + 4
-                        + match value {
-                            Attribute::Stored(raw) => raw.get().len(),
-                            Attribute::Computed(json) => json.len(),
-                        }
-                })
-                .sum::<usize>()
-                + 2,
-        );
-        out.push('{');
-        for (i, (key, value)) in attributes.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_json_string(&mut out, key);
-            out.push(':');
-            out.push_str(match value {
-                Attribute::Stored(raw) => raw.get(),
-                Attribute::Computed(json) => json,
-            });
-        }
-        out.push('}');
-        Ok(SearchResult(out))
+            .collect()
     }
 }
 
