@@ -1,0 +1,873 @@
+//! [`EmbeddedCatalogue`]: the catalogue of record in one redb database file, with group commit.
+//!
+//! # Why redb
+//! The catalogue needs transactions over several keyed tables (instances by path and by SOPInstanceUID,
+//! versions, the change feed, pending file deletions) with one fsync per commit and readers that never wait
+//! for the writer. redb gives exactly that (copy-on-write B-trees, MVCC readers, a checksummed commit that
+//! costs a single `fsync`), in pure Rust, so it is not written again here.
+//!
+//! # Tables
+//! - `paths`: `study/series/sop` → version (UIDs contain no '/', so a study or series is a key range).
+//! - `sops`: SOPInstanceUID → [`SopRow`] (path, version, blob key): uniqueness and change states.
+//! - `versions`: version → [`VersionRow`] (the record and the sequence of its `create` entry). Kept after a
+//!   deletion, so that every change feed entry can show the metadata of the version it recorded.
+//! - `changes`: sequence → [`ChangeRow`].
+//! - `pending_deletions`: storage key → version, files of removed instances not yet deleted.
+//! - `meta`: counters (`last_sequence`, `last_version`).
+//!
+//! # Writes
+//! One writer thread takes the first queued request, drains whatever else is queued (up to [`MAX_BATCH`]),
+//! applies them in one write transaction, commits once (durably) and only then answers each request: the
+//! concurrent stores of many clients share one fsync. Reads run on tokio's blocking pool in their own read
+//! transaction, which sees every commit that returned before it began.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use crate::Catalogue;
+use crate::types::{
+    CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexChange,
+    InstancePage, InstanceRecord, Scope, sort_instances,
+};
+
+/// File name of the database inside the catalogue directory.
+const DATABASE_FILE: &str = "catalogue.redb";
+
+/// Most requests applied in one commit.
+const MAX_BATCH: usize = 1000;
+
+const PATHS: TableDefinition<&str, u64> = TableDefinition::new("paths");
+const SOPS: TableDefinition<&str, &[u8]> = TableDefinition::new("sops");
+const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+const PENDING_DELETIONS: TableDefinition<&str, u64> = TableDefinition::new("pending_deletions");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const LAST_SEQUENCE: &str = "last_sequence";
+const LAST_VERSION: &str = "last_version";
+const LAST_TIMESTAMP: &str = "last_timestamp_micros";
+
+/// Where a catalogued SOP instance is now.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SopRow {
+    path: String,
+    version: u64,
+    blob_key: String,
+}
+
+/// One stored version of an instance.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct VersionRow {
+    /// Sequence of the `create` entry that catalogued this version.
+    sequence: u64,
+    record: InstanceRecord,
+}
+
+/// One change feed entry as stored.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ChangeRow {
+    action: ChangeAction,
+    study: String,
+    series: String,
+    sop: String,
+    version: u64,
+    timestamp_micros: i64,
+}
+
+/// The embedded catalogue of record. Cheap to clone; all clones share one database and one writer thread.
+/// Dropping the last clone stops the writer after the requests already queued; every acknowledged write is
+/// already durable.
+#[derive(Clone)]
+pub struct EmbeddedCatalogue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    database: Arc<Database>,
+    requests: Option<mpsc::Sender<Request>>,
+    writer_thread: Option<JoinHandle<()>>,
+    last_sequence: Arc<AtomicU64>,
+    last_version: Arc<AtomicU64>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop; joining releases the database file before anyone reopens it.
+        self.requests.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for EmbeddedCatalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedCatalogue")
+            .field("last_sequence", &self.last_sequence())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Request {
+    Store {
+        version: u64,
+        record: Box<InstanceRecord>,
+        reply: oneshot::Sender<Result<u64, CatalogueError>>,
+    },
+    Delete {
+        scope: Scope,
+        reply: oneshot::Sender<Result<Vec<InstanceRecord>, CatalogueError>>,
+    },
+    DeletionsDone {
+        keys: Vec<String>,
+        reply: oneshot::Sender<Result<(), CatalogueError>>,
+    },
+}
+
+fn db_error(error: impl std::fmt::Display) -> CatalogueError {
+    CatalogueError::Database(error.to_string())
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CatalogueError> {
+    postcard::to_allocvec(value).map_err(|e| CatalogueError::Corrupt(e.to_string()))
+}
+
+fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CatalogueError> {
+    postcard::from_bytes(bytes).map_err(|e| CatalogueError::Corrupt(e.to_string()))
+}
+
+fn path_of(study: &str, series: &str, sop: &str) -> String {
+    format!("{study}/{series}/{sop}")
+}
+
+/// The key range of a scope in `paths`: every key starting with `prefix` (which ends in '/', the byte after
+/// which is '0').
+fn prefix_range(prefix: &str) -> (String, String) {
+    let mut end = prefix.to_owned();
+    end.pop();
+    end.push('0');
+    (prefix.to_owned(), end)
+}
+
+fn now_micros() -> i64 {
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1000).unwrap_or(i64::MAX)
+}
+
+fn timestamp_of(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl EmbeddedCatalogue {
+    /// Opens (creating if missing) the catalogue in directory `dir`. After a crash redb checks and, if
+    /// needed, repairs the file before it opens. Fails if another process has it open.
+    pub fn open(dir: &Path) -> Result<EmbeddedCatalogue, CatalogueError> {
+        std::fs::create_dir_all(dir).map_err(db_error)?;
+        let database = Database::create(dir.join(DATABASE_FILE)).map_err(db_error)?;
+        let (last_sequence, last_version) = {
+            let txn = database.begin_write().map_err(db_error)?;
+            // Create every table so that readers never meet a missing one.
+            let counters = {
+                txn.open_table(PATHS).map_err(db_error)?;
+                txn.open_table(SOPS).map_err(db_error)?;
+                txn.open_table(VERSIONS).map_err(db_error)?;
+                txn.open_table(CHANGES).map_err(db_error)?;
+                txn.open_table(PENDING_DELETIONS).map_err(db_error)?;
+                let meta = txn.open_table(META).map_err(db_error)?;
+                let get = |name| -> Result<u64, CatalogueError> {
+                    Ok(meta.get(name).map_err(db_error)?.map_or(0, |v| v.value()))
+                };
+                (get(LAST_SEQUENCE)?, get(LAST_VERSION)?)
+            };
+            txn.commit().map_err(db_error)?;
+            counters
+        };
+        let database = Arc::new(database);
+        let last_sequence = Arc::new(AtomicU64::new(last_sequence));
+        let last_version = Arc::new(AtomicU64::new(last_version));
+        let writer = Writer {
+            database: database.clone(),
+            last_sequence: last_sequence.clone(),
+            last_version: last_version.clone(),
+        };
+        let (requests, receiver) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("dicomweb-catalogue-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(db_error)?;
+        Ok(EmbeddedCatalogue {
+            inner: Arc::new(Inner {
+                database,
+                requests: Some(requests),
+                writer_thread: Some(writer_thread),
+                last_sequence,
+                last_version,
+            }),
+        })
+    }
+
+    async fn write<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, CatalogueError>>) -> Request,
+    ) -> Result<T, CatalogueError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .requests
+            .as_ref()
+            .ok_or(CatalogueError::Closed)?
+            .send(request(reply))
+            .map_err(|_| CatalogueError::Closed)?;
+        answer.await.map_err(|_| CatalogueError::Closed)?
+    }
+
+    /// Runs `read` in a fresh read transaction on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&ReadTransaction) -> Result<T, CatalogueError> + Send + 'static,
+    ) -> Result<T, CatalogueError> {
+        let database = self.inner.database.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = database.begin_read().map_err(db_error)?;
+            read(&txn)
+        })
+        .await
+        .map_err(db_error)?
+    }
+}
+
+/// Reads shared by read transactions and the writer's own transaction.
+fn load_version(
+    versions: &impl ReadableTable<u64, &'static [u8]>,
+    version: u64,
+) -> Result<VersionRow, CatalogueError> {
+    let guard = versions
+        .get(version)
+        .map_err(db_error)?
+        .ok_or_else(|| CatalogueError::Corrupt(format!("version {version} is missing")))?;
+    decode(guard.value())
+}
+
+fn load_sop(
+    sops: &impl ReadableTable<&'static str, &'static [u8]>,
+    sop: &str,
+) -> Result<Option<SopRow>, CatalogueError> {
+    match sops.get(sop).map_err(db_error)? {
+        Some(guard) => Ok(Some(decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn versions_in_scope(
+    paths: &impl ReadableTable<&'static str, u64>,
+    scope: &Scope,
+) -> Result<Vec<u64>, CatalogueError> {
+    let prefix = match scope {
+        Scope::Instance(study, series, sop) => {
+            return Ok(paths
+                .get(path_of(study, series, sop).as_str())
+                .map_err(db_error)?
+                .map(|v| v.value())
+                .into_iter()
+                .collect());
+        }
+        Scope::Study(study) => format!("{study}/"),
+        Scope::Series(study, series) => format!("{study}/{series}/"),
+    };
+    let (start, end) = prefix_range(&prefix);
+    let mut versions = Vec::new();
+    for entry in paths
+        .range(start.as_str()..end.as_str())
+        .map_err(db_error)?
+    {
+        let (_, version) = entry.map_err(db_error)?;
+        versions.push(version.value());
+    }
+    Ok(versions)
+}
+
+fn load_change(
+    changes: &impl ReadableTable<u64, &'static [u8]>,
+    sequence: u64,
+) -> Result<Option<ChangeRow>, CatalogueError> {
+    match changes.get(sequence).map_err(db_error)? {
+        Some(guard) => Ok(Some(decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The first sequence in `[low, high]` whose timestamp is at least `micros` (timestamps never decrease with
+/// the sequence), or `high + 1`.
+fn first_at_or_after(
+    changes: &impl ReadableTable<u64, &'static [u8]>,
+    mut low: u64,
+    mut high_exclusive: u64,
+    micros: i64,
+) -> Result<u64, CatalogueError> {
+    while low < high_exclusive {
+        let middle = low + (high_exclusive - low) / 2;
+        let at = load_change(changes, middle)?.map_or(i64::MAX, |row| row.timestamp_micros);
+        if at < micros {
+            low = middle + 1;
+        } else {
+            high_exclusive = middle;
+        }
+    }
+    Ok(low)
+}
+
+fn entry_of(
+    txn: &ReadTransaction,
+    sequence: u64,
+    row: ChangeRow,
+    include_metadata: bool,
+) -> Result<ChangeFeedEntry, CatalogueError> {
+    let sops = txn.open_table(SOPS).map_err(db_error)?;
+    let state = match row.action {
+        ChangeAction::Delete => ChangeState::Deleted,
+        ChangeAction::Create => match load_sop(&sops, &row.sop)? {
+            Some(now) if now.version == row.version => ChangeState::Current,
+            Some(_) => ChangeState::Replaced,
+            None => ChangeState::Deleted,
+        },
+    };
+    let metadata = if include_metadata {
+        let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+        Some(load_version(&versions, row.version)?.record.metadata)
+    } else {
+        None
+    };
+    Ok(ChangeFeedEntry {
+        sequence,
+        study_instance_uid: row.study,
+        series_instance_uid: row.series,
+        sop_instance_uid: row.sop,
+        action: row.action,
+        timestamp: timestamp_of(row.timestamp_micros),
+        state,
+        metadata,
+    })
+}
+
+#[async_trait::async_trait]
+impl Catalogue for EmbeddedCatalogue {
+    async fn allocate_version(&self) -> Result<u64, CatalogueError> {
+        // Microseconds since the epoch, bumped past the last one handed out: unique, increasing, and after a
+        // restart larger than anything before (the last committed version is persisted, and time moved on).
+        let now = u64::try_from(now_micros()).unwrap_or(0);
+        let previous = self
+            .inner
+            .last_version
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or_else(|last| last);
+        Ok(now.max(previous + 1))
+    }
+
+    async fn commit_store(
+        &self,
+        version: u64,
+        record: InstanceRecord,
+    ) -> Result<u64, CatalogueError> {
+        self.write(|reply| Request::Store {
+            version,
+            record: Box::new(record),
+            reply,
+        })
+        .await
+    }
+
+    async fn commit_delete(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError> {
+        let scope = scope.clone();
+        self.write(|reply| Request::Delete { scope, reply }).await
+    }
+
+    async fn pending_blob_deletions(&self) -> Result<Vec<String>, CatalogueError> {
+        self.read(|txn| {
+            let pending = txn.open_table(PENDING_DELETIONS).map_err(db_error)?;
+            let mut keys = Vec::new();
+            for entry in pending.iter().map_err(db_error)? {
+                let (key, _) = entry.map_err(db_error)?;
+                keys.push(key.value().to_owned());
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn blob_deletions_done(&self, keys: Vec<String>) -> Result<(), CatalogueError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(|reply| Request::DeletionsDone { keys, reply })
+            .await
+    }
+
+    async fn instance(
+        &self,
+        study: &str,
+        series: &str,
+        sop: &str,
+    ) -> Result<Option<InstanceRecord>, CatalogueError> {
+        let scope = Scope::Instance(study.into(), series.into(), sop.into());
+        Ok(self.instances(&scope).await?.into_iter().next())
+    }
+
+    async fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError> {
+        let scope = scope.clone();
+        self.read(move |txn| {
+            let paths = txn.open_table(PATHS).map_err(db_error)?;
+            let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+            let mut records = versions_in_scope(&paths, &scope)?
+                .into_iter()
+                .map(|version| Ok(load_version(&versions, version)?.record))
+                .collect::<Result<Vec<_>, CatalogueError>>()?;
+            sort_instances(&mut records);
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn blob_key_of(&self, sop: &str) -> Result<Option<String>, CatalogueError> {
+        let sop = sop.to_owned();
+        self.read(move |txn| {
+            let sops = txn.open_table(SOPS).map_err(db_error)?;
+            Ok(load_sop(&sops, &sop)?.map(|row| row.blob_key))
+        })
+        .await
+    }
+
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeFeedEntry>, CatalogueError> {
+        let query = query.clone();
+        let last = self.last_sequence();
+        self.read(move |txn| {
+            let changes = txn.open_table(CHANGES).map_err(db_error)?;
+            let mut start = query.after_sequence.saturating_add(1);
+            if let Some(time) = query.start_time {
+                let micros = i64::try_from(time.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+                start = first_at_or_after(&changes, start, last.saturating_add(1), micros)?;
+            }
+            // Sequences are gap-free and timestamps never decrease, so the filtered entries are one run.
+            start = start.saturating_add(query.skip);
+            let end_micros = query
+                .end_time
+                .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX));
+            let mut entries = Vec::new();
+            let mut sequence = start;
+            while entries.len() < query.limit && sequence <= last {
+                let Some(row) = load_change(&changes, sequence)? else {
+                    break;
+                };
+                if end_micros.is_some_and(|end| row.timestamp_micros >= end) {
+                    break;
+                }
+                entries.push(entry_of(txn, sequence, row, query.include_metadata)?);
+                sequence += 1;
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn latest_change(
+        &self,
+        include_metadata: bool,
+    ) -> Result<Option<ChangeFeedEntry>, CatalogueError> {
+        let last = self.last_sequence();
+        if last == 0 {
+            return Ok(None);
+        }
+        self.read(move |txn| {
+            let changes = txn.open_table(CHANGES).map_err(db_error)?;
+            match load_change(&changes, last)? {
+                Some(row) => Ok(Some(entry_of(txn, last, row, include_metadata)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    fn last_sequence(&self) -> u64 {
+        self.inner.last_sequence.load(Ordering::SeqCst)
+    }
+
+    async fn index_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<IndexChange>, CatalogueError> {
+        self.read(move |txn| {
+            let changes = txn.open_table(CHANGES).map_err(db_error)?;
+            let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+            let mut feed = Vec::new();
+            let start = after.saturating_add(1);
+            for entry in changes.range(start..).map_err(db_error)?.take(limit) {
+                let (sequence, row) = entry.map_err(db_error)?;
+                let sequence = sequence.value();
+                let row: ChangeRow = decode(row.value())?;
+                feed.push(match row.action {
+                    ChangeAction::Create => IndexChange::Insert {
+                        sequence,
+                        record: load_version(&versions, row.version)?.record,
+                    },
+                    ChangeAction::Delete => IndexChange::Remove {
+                        sequence,
+                        study_instance_uid: row.study,
+                        sop_instance_uid: row.sop,
+                    },
+                });
+            }
+            Ok(feed)
+        })
+        .await
+    }
+
+    async fn current_instances(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<InstancePage, CatalogueError> {
+        self.read(move |txn| {
+            let paths = txn.open_table(PATHS).map_err(db_error)?;
+            let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+            let range = match &after {
+                Some(after) => paths.range::<&str>((
+                    std::ops::Bound::Excluded(after.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => paths.range::<&str>(..),
+            }
+            .map_err(db_error)?;
+            let mut instances = Vec::new();
+            let mut last_path = None;
+            for entry in range.take(limit) {
+                let (path, version) = entry.map_err(db_error)?;
+                let row = load_version(&versions, version.value())?;
+                instances.push((row.sequence, row.record));
+                last_path = Some(path.value().to_owned());
+            }
+            let next = if instances.len() == limit && limit > 0 {
+                last_path
+            } else {
+                None
+            };
+            Ok(InstancePage { instances, next })
+        })
+        .await
+    }
+
+    async fn instance_count(&self) -> Result<u64, CatalogueError> {
+        self.read(|txn| {
+            let paths = txn.open_table(PATHS).map_err(db_error)?;
+            paths.len().map_err(db_error)
+        })
+        .await
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    database: Arc<Database>,
+    last_sequence: Arc<AtomicU64>,
+    /// Shared with `allocate_version`: a committed version (say, one a rebuild took from a file name) is
+    /// never handed out again.
+    last_version: Arc<AtomicU64>,
+}
+
+/// A request applied in the open transaction, with its answer once the commit is known.
+enum Applied {
+    Store(
+        oneshot::Sender<Result<u64, CatalogueError>>,
+        Result<u64, CatalogueError>,
+    ),
+    Delete(
+        oneshot::Sender<Result<Vec<InstanceRecord>, CatalogueError>>,
+        Result<Vec<InstanceRecord>, CatalogueError>,
+    ),
+    DeletionsDone(oneshot::Sender<Result<(), CatalogueError>>),
+}
+
+/// Counters advanced by the requests of one batch.
+struct BatchCounters {
+    last_sequence: u64,
+    last_version: u64,
+    last_timestamp_micros: i64,
+}
+
+impl Writer {
+    fn run(self, requests: mpsc::Receiver<Request>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+    }
+
+    fn process(&self, batch: Vec<Request>) {
+        let mut applied = Vec::with_capacity(batch.len());
+        let outcome = self.apply_and_commit(batch, &mut applied);
+        if let Err(error) = &outcome {
+            tracing::error!(%error, "catalogue commit failed; the batch is rolled back");
+        }
+        for request in applied {
+            match request {
+                Applied::Store(reply, result) => {
+                    let _ = reply.send(match &outcome {
+                        Ok(()) => result,
+                        Err(error) => Err(error.replicate()),
+                    });
+                }
+                Applied::Delete(reply, result) => {
+                    let _ = reply.send(match &outcome {
+                        Ok(()) => result,
+                        Err(error) => Err(error.replicate()),
+                    });
+                }
+                Applied::DeletionsDone(reply) => {
+                    let _ = reply.send(match &outcome {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(error.replicate()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Applies every request in one transaction and commits it. Per-request refusals (`AlreadyExists`) stay
+    /// with their request; any other error abandons the transaction (nothing of the batch is committed).
+    fn apply_and_commit(
+        &self,
+        batch: Vec<Request>,
+        applied: &mut Vec<Applied>,
+    ) -> Result<(), CatalogueError> {
+        let txn = self.database.begin_write().map_err(db_error)?;
+        let mut counters = {
+            let meta = txn.open_table(META).map_err(db_error)?;
+            let get = |name| -> Result<u64, CatalogueError> {
+                Ok(meta.get(name).map_err(db_error)?.map_or(0, |v| v.value()))
+            };
+            BatchCounters {
+                last_sequence: get(LAST_SEQUENCE)?,
+                last_version: get(LAST_VERSION)?,
+                last_timestamp_micros: i64::try_from(get(LAST_TIMESTAMP)?).unwrap_or(0),
+            }
+        };
+        let mut failure = None;
+        for request in batch {
+            match request {
+                Request::Store {
+                    version,
+                    record,
+                    reply,
+                } => {
+                    let result = match &failure {
+                        Some(_) => Err(CatalogueError::Closed),
+                        None => apply_store(&txn, &mut counters, version, *record),
+                    };
+                    let result = keep_batch_error(result, &mut failure);
+                    applied.push(Applied::Store(reply, result));
+                }
+                Request::Delete { scope, reply } => {
+                    let result = match &failure {
+                        Some(_) => Err(CatalogueError::Closed),
+                        None => apply_delete(&txn, &mut counters, &scope),
+                    };
+                    let result = keep_batch_error(result, &mut failure);
+                    applied.push(Applied::Delete(reply, result));
+                }
+                Request::DeletionsDone { keys, reply } => {
+                    if failure.is_none()
+                        && let Err(error) = apply_deletions_done(&txn, &keys)
+                    {
+                        failure = Some(error);
+                    }
+                    applied.push(Applied::DeletionsDone(reply));
+                }
+            }
+        }
+        if let Some(error) = failure {
+            // Dropping the transaction aborts it.
+            return Err(error);
+        }
+        {
+            let mut meta = txn.open_table(META).map_err(db_error)?;
+            meta.insert(LAST_SEQUENCE, counters.last_sequence)
+                .map_err(db_error)?;
+            meta.insert(LAST_VERSION, counters.last_version)
+                .map_err(db_error)?;
+            meta.insert(
+                LAST_TIMESTAMP,
+                u64::try_from(counters.last_timestamp_micros).unwrap_or(0),
+            )
+            .map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)?;
+        self.last_sequence
+            .store(counters.last_sequence, Ordering::SeqCst);
+        self.last_version
+            .fetch_max(counters.last_version, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn keep_batch_error<T>(
+    result: Result<T, CatalogueError>,
+    failure: &mut Option<CatalogueError>,
+) -> Result<T, CatalogueError> {
+    match result {
+        Err(CatalogueError::AlreadyExists { .. }) => result,
+        Err(error) => {
+            let copy = error.replicate();
+            failure.get_or_insert(error);
+            Err(copy)
+        }
+        ok => ok,
+    }
+}
+
+fn append_change(
+    txn: &WriteTransaction,
+    counters: &mut BatchCounters,
+    action: ChangeAction,
+    record: &InstanceRecord,
+    version: u64,
+) -> Result<u64, CatalogueError> {
+    counters.last_sequence += 1;
+    counters.last_timestamp_micros = counters.last_timestamp_micros.max(now_micros());
+    let row = ChangeRow {
+        action,
+        study: record.study_instance_uid.clone(),
+        series: record.series_instance_uid.clone(),
+        sop: record.sop_instance_uid.clone(),
+        version,
+        timestamp_micros: counters.last_timestamp_micros,
+    };
+    let mut changes = txn.open_table(CHANGES).map_err(db_error)?;
+    changes
+        .insert(counters.last_sequence, encode(&row)?.as_slice())
+        .map_err(db_error)?;
+    Ok(counters.last_sequence)
+}
+
+fn apply_store(
+    txn: &WriteTransaction,
+    counters: &mut BatchCounters,
+    version: u64,
+    record: InstanceRecord,
+) -> Result<u64, CatalogueError> {
+    let sop = record.sop_instance_uid.clone();
+    {
+        let sops = txn.open_table(SOPS).map_err(db_error)?;
+        if sops.get(sop.as_str()).map_err(db_error)?.is_some() {
+            return Err(CatalogueError::AlreadyExists {
+                sop_instance_uid: sop,
+            });
+        }
+    }
+    let sequence = append_change(txn, counters, ChangeAction::Create, &record, version)?;
+    counters.last_version = counters.last_version.max(version);
+    let path = path_of(
+        &record.study_instance_uid,
+        &record.series_instance_uid,
+        &sop,
+    );
+    let row = SopRow {
+        path: path.clone(),
+        version,
+        blob_key: record.blob_key.clone(),
+    };
+    txn.open_table(SOPS)
+        .map_err(db_error)?
+        .insert(sop.as_str(), encode(&row)?.as_slice())
+        .map_err(db_error)?;
+    txn.open_table(PATHS)
+        .map_err(db_error)?
+        .insert(path.as_str(), version)
+        .map_err(db_error)?;
+    txn.open_table(VERSIONS)
+        .map_err(db_error)?
+        .insert(
+            version,
+            encode(&VersionRow { sequence, record })?.as_slice(),
+        )
+        .map_err(db_error)?;
+    Ok(sequence)
+}
+
+fn apply_delete(
+    txn: &WriteTransaction,
+    counters: &mut BatchCounters,
+    scope: &Scope,
+) -> Result<Vec<InstanceRecord>, CatalogueError> {
+    let removed = {
+        let paths = txn.open_table(PATHS).map_err(db_error)?;
+        let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+        versions_in_scope(&paths, scope)?
+            .into_iter()
+            .map(|version| Ok((version, load_version(&versions, version)?.record)))
+            .collect::<Result<Vec<_>, CatalogueError>>()?
+    };
+    // Delete entries in the order every listing uses; the versions travel with their records.
+    let versions: std::collections::HashMap<String, u64> = removed
+        .iter()
+        .map(|(version, record)| (record.sop_instance_uid.clone(), *version))
+        .collect();
+    let mut records: Vec<InstanceRecord> = removed.into_iter().map(|(_, record)| record).collect();
+    sort_instances(&mut records);
+    let removed: Vec<(u64, InstanceRecord)> = records
+        .into_iter()
+        .map(|record| {
+            (
+                versions
+                    .get(&record.sop_instance_uid)
+                    .copied()
+                    .unwrap_or_default(),
+                record,
+            )
+        })
+        .collect();
+    for (version, record) in &removed {
+        let path = path_of(
+            &record.study_instance_uid,
+            &record.series_instance_uid,
+            &record.sop_instance_uid,
+        );
+        txn.open_table(PATHS)
+            .map_err(db_error)?
+            .remove(path.as_str())
+            .map_err(db_error)?;
+        txn.open_table(SOPS)
+            .map_err(db_error)?
+            .remove(record.sop_instance_uid.as_str())
+            .map_err(db_error)?;
+        txn.open_table(PENDING_DELETIONS)
+            .map_err(db_error)?
+            .insert(record.blob_key.as_str(), *version)
+            .map_err(db_error)?;
+        append_change(txn, counters, ChangeAction::Delete, record, *version)?;
+    }
+    Ok(removed.into_iter().map(|(_, record)| record).collect())
+}
+
+fn apply_deletions_done(txn: &WriteTransaction, keys: &[String]) -> Result<(), CatalogueError> {
+    let mut pending = txn.open_table(PENDING_DELETIONS).map_err(db_error)?;
+    for key in keys {
+        pending.remove(key.as_str()).map_err(db_error)?;
+    }
+    Ok(())
+}
