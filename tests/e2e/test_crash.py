@@ -101,7 +101,7 @@ def test_kill_9_during_a_store_storm_loses_nothing_acknowledged(make_server):
         assert r.status_code == 200, r.text
 
 
-def test_a_server_with_a_lost_index_rebuilds_it_from_storage(make_server):
+def test_a_server_with_a_lost_search_index_rebuilds_it_from_the_catalogue(make_server):
     import shutil
 
     server = make_server()
@@ -111,7 +111,7 @@ def test_a_server_with_a_lost_index_rebuilds_it_from_storage(make_server):
     before = requests.get(f"{server.root}/studies/{study}/metadata").json()
     server.stop()
 
-    shutil.rmtree(server.data_dir / "index")  # the node lost its local disk; storage survived
+    shutil.rmtree(server.data_dir / "index")  # derived data: replayed from the catalogue of record
     server.start()
     after = requests.get(f"{server.root}/studies/{study}/metadata")
     assert after.status_code == 200
@@ -120,6 +120,30 @@ def test_a_server_with_a_lost_index_rebuilds_it_from_storage(make_server):
     r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
     assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
     assert len(requests.get(f"{server.root}/changefeed").json()) == 3
+
+
+def test_a_server_that_lost_its_data_directory_rebuilds_the_catalogue_from_storage(make_server):
+    import shutil
+
+    server = make_server()
+    body, content_type = related_body([sample("red-triangle.dcm"), sample("green-square.dcm"), sample("blue-circle.dcm")])
+    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
+    study = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
+    before = requests.get(f"{server.root}/studies/{study}/metadata").json()
+    server.stop()
+
+    # The node lost its local disk (catalogue and index); storage survived.
+    shutil.rmtree(server.data_dir / "index")
+    shutil.rmtree(server.data_dir / "catalogue")
+    server.start()
+    after = requests.get(f"{server.root}/studies/{study}/metadata")
+    assert after.status_code == 200
+    key = lambda m: m["00080018"]["Value"][0]  # noqa: E731
+    assert sorted(after.json(), key=key) == sorted(before, key=key)
+    r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
+    assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
+    # A new history starts: one create entry per instance.
+    assert [e["Action"] for e in requests.get(f"{server.root}/changefeed").json()] == ["create"] * 3
 
 
 def test_an_index_of_an_older_schema_is_set_aside_and_rebuilt(make_server):
@@ -137,7 +161,7 @@ def test_an_index_of_an_older_schema_is_set_aside_and_rebuilt(make_server):
     assert list(server.data_dir.glob("index-schema-1-*")), "the old index is kept aside, not deleted"
 
 
-def test_reindex_command_catalogues_what_storage_holds(make_server):
+def test_reindex_command_rebuilds_the_search_index_from_the_catalogue(make_server):
     import os
     import shutil
     import subprocess
@@ -156,7 +180,7 @@ def test_reindex_command_catalogues_what_storage_holds(make_server):
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "reindex finished" in done.stderr and "added=2" in done.stderr, done.stderr
+    assert "reindex finished" in done.stderr and "instances=2" in done.stderr, done.stderr
 
     server.start()
     r = requests.get(f"{server.root}/instances")

@@ -605,7 +605,7 @@ impl Catalogue {
             sop_instance_uid: sop_uid.clone(),
             sop_class_uid: sop_class.into(),
             transfer_syntax_uid: transfer_syntax.into(),
-            blob_key: dicomweb_service::keys::instance_key(&study.uid, &series.uid, &sop_uid),
+            blob_key: dicomweb_service::keys::instance_key(&study.uid, &series.uid, &sop_uid, 1),
             size: 524_288 + 1_024,
             stored_at: time::OffsetDateTime::now_utc(),
             metadata: dicomweb_json::dataset_to_json_bytes(&dataset, &JsonOptions::default()),
@@ -876,7 +876,16 @@ async fn measure(args: &Args, catalogue: &Arc<Catalogue>, index_dir: &Path) -> R
     let spool = tempfile::tempdir().context("creating a spool directory")?;
     let blobs =
         dicomweb_storage::open_store("memory://").context("opening the in-memory blob store")?;
-    let service = StudiesService::new(blobs, index, ServiceConfig::new(spool.path().to_path_buf()));
+    // Searches read the index only: the catalogue of record stays empty, so no search waits for the index.
+    let empty_catalogue =
+        dicomweb_service::EmbeddedCatalogue::open(&spool.path().join("catalogue"))
+            .context("opening an empty catalogue")?;
+    let service = StudiesService::new(
+        blobs,
+        std::sync::Arc::new(empty_catalogue),
+        index,
+        ServiceConfig::new(spool.path().to_path_buf()),
+    );
 
     let mut rng = StdRng::seed_from_u64(args.seed.wrapping_add(0x5EED));
     let mut failures = Vec::new();
@@ -885,7 +894,9 @@ async fn measure(args: &Args, catalogue: &Arc<Catalogue>, index_dir: &Path) -> R
     for kind in KINDS {
         for _ in 0..args.queries {
             let query = make_query(kind, args.limit, &mut rng, catalogue)?;
-            service.search(&SearchResource::Studies, &query.params, BASE_URL)?;
+            service
+                .search(&SearchResource::Studies, &query.params, BASE_URL)
+                .await?;
         }
     }
     let mut latencies = Vec::new();
@@ -899,6 +910,7 @@ async fn measure(args: &Args, catalogue: &Arc<Catalogue>, index_dir: &Path) -> R
             let started = Instant::now();
             let results = service
                 .search(&SearchResource::Studies, &query.params, BASE_URL)
+                .await
                 .with_context(|| format!("searching {}", query.url()))?;
             // The response the server would send: the JSON array as bytes.
             let body = dicomweb_service::search::json_array(&results);

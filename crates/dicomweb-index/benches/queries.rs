@@ -4,8 +4,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dicomweb_index::{
-    ChangeQuery, Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery,
-    TAG_MODALITIES_IN_STUDY, date_key,
+    Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery, TAG_MODALITIES_IN_STUDY,
+    date_key,
 };
 use std::hint::black_box;
 
@@ -134,15 +134,6 @@ fn queries(c: &mut Criterion) {
     group.bench_function("instances of a study", |b| {
         let scope = Scope::Study(study_uid(42));
         b.iter(|| index.instances(black_box(&scope)).expect("instances"))
-    });
-    group.bench_function("change feed page of 100 with metadata", |b| {
-        let query = ChangeQuery {
-            after_sequence: INSTANCES / 2,
-            limit: 100,
-            include_metadata: true,
-            ..Default::default()
-        };
-        b.iter(|| index.changes(black_box(&query)).expect("changes"))
     });
     group.finish();
     runtime.block_on(index.close()).expect("closing the index");

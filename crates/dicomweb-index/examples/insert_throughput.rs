@@ -8,8 +8,7 @@
 use std::time::Instant;
 
 use dicomweb_index::{
-    ChangeQuery, Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery,
-    TAG_MODALITIES_IN_STUDY,
+    Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery, TAG_MODALITIES_IN_STUDY,
 };
 
 fn record(i: u64) -> InstanceRecord {
@@ -93,18 +92,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed()
     );
 
-    let started = Instant::now();
-    let feed = index.changes(&ChangeQuery {
-        after_sequence: count / 2,
-        limit: 100,
-        include_metadata: true,
-        ..Default::default()
-    })?;
-    println!(
-        "change feed page: {} entries in {:?}",
-        feed.len(),
-        started.elapsed()
-    );
     index.close().await?;
     Ok(())
 }

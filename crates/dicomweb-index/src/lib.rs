@@ -1,9 +1,10 @@
-//! The archive's catalogue of stored instances, its search index and its change feed.
+//! The search index of a DICOM archive (QIDO-RS), on tantivy.
 //!
-//! This crate owns one tantivy index holding two kinds of documents: one per catalogued
-//! instance and one per change feed entry. Because both live in the same index, an instance and
-//! its change feed entry become visible in ONE commit, atomically and durably (tantivy fsyncs on
-//! commit). All writes go through a single writer thread doing group commit; reads use a shared
+//! The index is derived data: it follows the catalogue of record (`dicomweb-catalogue`), applying
+//! its changes in sequence order ([`Index::apply`]), and records in each commit, atomically with
+//! the documents, the sequence of the last change it reflects ([`Index::applied_sequence`]). After a
+//! crash it continues from there; a lost index is rebuilt by replaying the catalogue's log. All
+//! writes go through a single writer thread doing group commit; reads use a shared
 //! `IndexReader` and never wait for the writer.
 //!
 //! # Search design
@@ -36,13 +37,10 @@
 //! fixed-width comparable key when it parses as a DA or TM value (term-range queries).
 //!
 //! It must never depend on HTTP, DICOM parsing (attribute values arrive as strings, metadata as
-//! opaque bytes) or blob storage: `delete` returns the removed records so the caller deletes the
-//! blobs afterwards.
+//! opaque bytes) or blob storage; of the catalogue crate it uses only the record types.
 //!
 //! ```
-//! use dicomweb_index::{
-//!     ChangeQuery, Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery,
-//! };
+//! use dicomweb_index::{Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), dicomweb_index::IndexError> {
 //! let index = Index::open_in_ram()?;
@@ -63,7 +61,7 @@
 //!         (0x0008_0060, vec!["OT".into()]),
 //!     ],
 //! };
-//! // Acknowledged = durable and visible to every reader.
+//! // Acknowledged = durable and visible to every reader; the index numbers the change itself.
 //! assert_eq!(index.insert(record.clone()).await?, 1);
 //! assert_eq!(index.instance("1.2.3", "1.2.3.4", "1.2.3.4.5")?, Some(record));
 //!
@@ -81,9 +79,8 @@
 //! assert_eq!(studies[0].modalities_in_study, ["OT"]);
 //!
 //! let removed = index.delete(Scope::Study("1.2.3".into())).await?;
-//! assert_eq!(removed[0].blob_key, "blobs/1.2.3.4.5"); // the caller deletes the blob now
-//! let feed = index.changes(&ChangeQuery { limit: 10, ..Default::default() })?;
-//! assert_eq!(feed.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "delete"]);
+//! assert_eq!(removed[0].blob_key, "blobs/1.2.3.4.5");
+//! assert_eq!(index.applied_sequence(), 2);
 //! index.close().await?;
 //! # Ok(())
 //! # }
@@ -109,11 +106,11 @@ use tokio::sync::oneshot;
 
 pub use crate::matching::{Filter, Matcher, date_key, datetime_key, fold_person_name, time_key};
 pub use crate::types::{
-    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, HitInstance, IndexError, IndexStats,
-    InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_INSTANCE_NUMBER,
-    TAG_MODALITIES_IN_STUDY, TAG_MODALITY, TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID,
-    TAG_STUDY_INSTANCE_UID,
+    HitInstance, IndexError, IndexStats, InstanceRecord, Level, Scope, SearchHit, SearchQuery,
+    TAG_INSTANCE_NUMBER, TAG_MODALITIES_IN_STUDY, TAG_MODALITY, TAG_SERIES_INSTANCE_UID,
+    TAG_SOP_INSTANCE_UID, TAG_STUDY_INSTANCE_UID,
 };
+pub use dicomweb_catalogue::IndexChange;
 
 use crate::durable_directory::DurableDirectory;
 use crate::schema::{Fields, SCHEMA_VERSION, SCHEMA_VERSION_FILE, build_schema};
@@ -193,7 +190,8 @@ impl Index {
     /// Opens (creating if missing) the index in `dir`.
     ///
     /// A schema version file is kept next to tantivy's files; an index of another schema version
-    /// is refused with `IndexError::SchemaMismatch` (the caller rebuilds it from storage). The change feed continues after the highest committed sequence.
+    /// is refused with `IndexError::SchemaMismatch` (the caller rebuilds it). The watermark is
+    /// that of the last commit.
     /// Starts a dedicated writer thread, so it needs no tokio runtime (calling it within one is
     /// fine); it blocks on file I/O. Fails with a tantivy lock error if the directory is already
     /// open (in this or another process).
@@ -223,7 +221,13 @@ impl Index {
             .try_into()?;
         let tantivy_writer: IndexWriter<TantivyDocument> =
             index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
-        let last_sequence = read::max_sequence(&reader.searcher(), &fields)?;
+        // The watermark travels in the commit payload, atomically with the documents.
+        let last_sequence = index
+            .load_metas()?
+            .payload
+            .as_deref()
+            .and_then(|payload| payload.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let counters = Arc::new(Counters::default());
         counters
             .last_sequence
@@ -274,17 +278,30 @@ impl Index {
         answer.await.map_err(|_| IndexError::Closed)?
     }
 
-    /// Removes every instance in scope and appends one `delete` entry per instance (in the
-    /// order of [`Index::instances`]), in one commit. Returns the removed records (with
-    /// `blob_key`) so the caller can delete the blobs after; empty Vec if nothing matched (and
-    /// then no entry is appended).
+    /// Removes every instance in scope in one commit, one change (sequence) per instance. Returns
+    /// the removed records in the order of [`Index::instances`]; empty if nothing matched.
     pub async fn delete(&self, scope: Scope) -> Result<Vec<InstanceRecord>, IndexError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Delete { scope, reply })?;
         answer.await.map_err(|_| IndexError::Closed)?
     }
 
-    /// The instance at this path, if catalogued (all three UIDs must match).
+    /// Applies changes of the catalogue's log in sequence order, in one commit shared with
+    /// concurrent requests, and returns the watermark after it. Changes at or below the watermark
+    /// are skipped (replay is harmless); an insert replaces an indexed instance with the same
+    /// SOPInstanceUID; a removal of an instance that is not indexed does nothing.
+    pub async fn apply(&self, changes: Vec<IndexChange>) -> Result<u64, IndexError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Apply { changes, reply })?;
+        answer.await.map_err(|_| IndexError::Closed)?
+    }
+
+    /// The sequence of the last change the committed index reflects (what readers see).
+    pub fn applied_sequence(&self) -> u64 {
+        self.inner.counters.last_sequence.load(Ordering::SeqCst)
+    }
+
+    /// The instance at this path, if indexed (all three UIDs must match).
     pub fn instance(
         &self,
         study: &str,
@@ -319,24 +336,6 @@ impl Index {
         read::search(&self.inner.reader.searcher(), &self.inner.fields, query)
     }
 
-    /// A page of the change feed in sequence order, with each entry's present state (see
-    /// [`ChangeState`]) computed from one lookup for the whole page.
-    pub fn changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeFeedEntry>, IndexError> {
-        read::changes(&self.inner.reader.searcher(), &self.inner.fields, query)
-    }
-
-    /// The entry with the highest sequence, `None` if the feed is empty.
-    pub fn latest_change(
-        &self,
-        include_metadata: bool,
-    ) -> Result<Option<ChangeFeedEntry>, IndexError> {
-        read::latest_change(
-            &self.inner.reader.searcher(),
-            &self.inner.fields,
-            include_metadata,
-        )
-    }
-
     /// Counters since open: commits (to measure group commit), requests, last sequence.
     /// Cheap (atomics): suitable for benchmarks and metrics.
     pub fn stats(&self) -> IndexStats {
@@ -358,7 +357,7 @@ impl Index {
             .store(true, Ordering::Relaxed);
     }
 
-    /// Number of catalogued instances.
+    /// Number of indexed instances.
     pub fn instance_count(&self) -> Result<u64, IndexError> {
         let searcher = self.inner.reader.searcher();
         let query = read::term_query(self.inner.fields.kind, schema::KIND_INSTANCE);

@@ -4,23 +4,21 @@
 //! duplicate checks and deletes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::{DateTime, DocAddress, DocId, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DateTime, DocAddress, DocId, Searcher, TantivyDocument, Term};
 use time::OffsetDateTime;
 
 use crate::matching::{Matcher, filter_query};
-use crate::schema::{Fields, KIND_CHANGE, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
+use crate::schema::{Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
 use crate::top_by_key::TopByStringKey;
 use crate::types::{
-    ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, HitInstance, IndexError,
-    InstanceRecord, Level, Scope, SearchHit, SearchQuery, TAG_SERIES_INSTANCE_UID,
-    TAG_SOP_INSTANCE_UID, TAG_STUDY_INSTANCE_UID,
+    HitInstance, IndexError, InstanceRecord, Level, Scope, SearchHit, SearchQuery,
+    TAG_SERIES_INSTANCE_UID, TAG_SOP_INSTANCE_UID, TAG_STUDY_INSTANCE_UID,
 };
 
 pub(crate) fn term_query(field: Field, text: &str) -> Box<dyn Query> {
@@ -157,15 +155,6 @@ pub(crate) fn instances_in_scope(
 
 pub(crate) fn contains_sop(searcher: &Searcher, f: &Fields, sop: &str) -> Result<bool, IndexError> {
     Ok(searcher.search(&*term_query(f.sop_uid, sop), &Count)? > 0)
-}
-
-/// Highest committed change feed sequence, 0 if the feed is empty.
-pub(crate) fn max_sequence(searcher: &Searcher, f: &Fields) -> Result<u64, IndexError> {
-    let top = searcher.search(
-        &*term_query(f.kind, KIND_CHANGE),
-        &TopDocs::with_limit(1).order_by_u64_field("sequence", Order::Desc),
-    )?;
-    Ok(top.first().and_then(|(sequence, _)| *sequence).unwrap_or(0))
 }
 
 /// Fast-field values of one instance document of a study (for the writer's summaries).
@@ -517,136 +506,4 @@ pub(crate) fn search(
     top.into_iter()
         .map(|address| hit(searcher, f, level, address, &mut cache))
         .collect()
-}
-
-/// Change documents as stored (state not yet computed).
-fn load_change(
-    searcher: &Searcher,
-    f: &Fields,
-    address: DocAddress,
-) -> Result<ChangeFeedEntry, IndexError> {
-    let doc: TantivyDocument = searcher.doc(address)?;
-    let action_text = stored_str(&doc, f.action, "action")?;
-    let action = ChangeAction::parse(&action_text)
-        .ok_or_else(|| IndexError::Corrupt(format!("unknown change action `{action_text}`")))?;
-    Ok(ChangeFeedEntry {
-        sequence: stored_u64(&doc, f.sequence, "sequence")?,
-        study_instance_uid: stored_str(&doc, f.change_study, "change_study")?,
-        series_instance_uid: stored_str(&doc, f.change_series, "change_series")?,
-        sop_instance_uid: stored_str(&doc, f.change_sop, "change_sop")?,
-        action,
-        timestamp: stored_date(&doc, f.timestamp, "timestamp")?,
-        state: ChangeState::Deleted,
-        metadata: None,
-    })
-}
-
-/// Computes `state` (and `metadata` if asked) of a page of entries with one query for the page.
-fn complete_changes(
-    searcher: &Searcher,
-    f: &Fields,
-    entries: &mut [ChangeFeedEntry],
-    include_metadata: bool,
-) -> Result<(), IndexError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    // SOPInstanceUID -> (sequence of its current create entry, its document).
-    let mut current: HashMap<String, (u64, DocAddress)> = HashMap::new();
-    let terms = entries
-        .iter()
-        .map(|e| Term::from_field_text(f.sop_uid, &e.sop_instance_uid));
-    let addresses = searcher.search(&TermSetQuery::new(terms), &DocSetCollector)?;
-    for address in addresses {
-        let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-        let sop = first_str(fast.str("sop_uid")?.as_ref(), address.doc_id, "sop_uid")?;
-        let sequence: Option<Column<u64>> = fast.column_opt("instance_sequence")?;
-        let sequence = sequence
-            .and_then(|c| c.first(address.doc_id))
-            .ok_or_else(|| missing("instance_sequence"))?;
-        current.insert(sop, (sequence, address));
-    }
-    let mut metadata_cache: HashMap<DocAddress, Vec<u8>> = HashMap::new();
-    for entry in entries.iter_mut() {
-        let now = current.get(&entry.sop_instance_uid);
-        entry.state = match (entry.action, now) {
-            (ChangeAction::Delete, _) | (ChangeAction::Create, None) => ChangeState::Deleted,
-            (ChangeAction::Create, Some((sequence, _))) if *sequence == entry.sequence => {
-                ChangeState::Current
-            }
-            (ChangeAction::Create, Some(_)) => ChangeState::Replaced,
-        };
-        if let (true, Some((_, address))) = (include_metadata, now) {
-            if !metadata_cache.contains_key(address) {
-                let doc: TantivyDocument = searcher.doc(*address)?;
-                metadata_cache.insert(*address, stored_bytes(&doc, f.metadata, "metadata")?);
-            }
-            entry.metadata = metadata_cache.get(address).cloned();
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn changes(
-    searcher: &Searcher,
-    f: &Fields,
-    query: &ChangeQuery,
-) -> Result<Vec<ChangeFeedEntry>, IndexError> {
-    let mut clauses = vec![term_query(f.kind, KIND_CHANGE)];
-    if query.after_sequence > 0 {
-        clauses.push(Box::new(RangeQuery::new(
-            Bound::Excluded(Term::from_field_u64(f.sequence, query.after_sequence)),
-            Bound::Unbounded,
-        )));
-    }
-    if query.start_time.is_some() || query.end_time.is_some() {
-        let bound = |t: Option<OffsetDateTime>, inclusive: bool| match t {
-            None => Bound::Unbounded,
-            Some(t) => {
-                // Compare at full precision: the stored values are exact microseconds.
-                let term = Term::from_field_date(f.timestamp, DateTime::from_utc(t));
-                if inclusive {
-                    Bound::Included(term)
-                } else {
-                    Bound::Excluded(term)
-                }
-            }
-        };
-        clauses.push(Box::new(RangeQuery::new(
-            bound(query.start_time, true),
-            bound(query.end_time, false),
-        )));
-    }
-    let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
-    let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
-    let Some(range) = page(skip, query.limit, total) else {
-        return Ok(Vec::new());
-    };
-    let top = searcher.search(
-        &*all_of(clauses),
-        &TopDocs::for_doc_range(range).order_by_u64_field("sequence", Order::Asc),
-    )?;
-    let mut entries = top
-        .into_iter()
-        .map(|(_, address)| load_change(searcher, f, address))
-        .collect::<Result<Vec<_>, _>>()?;
-    complete_changes(searcher, f, &mut entries, query.include_metadata)?;
-    Ok(entries)
-}
-
-pub(crate) fn latest_change(
-    searcher: &Searcher,
-    f: &Fields,
-    include_metadata: bool,
-) -> Result<Option<ChangeFeedEntry>, IndexError> {
-    let top = searcher.search(
-        &*term_query(f.kind, KIND_CHANGE),
-        &TopDocs::with_limit(1).order_by_u64_field("sequence", Order::Desc),
-    )?;
-    let Some((_, address)) = top.first() else {
-        return Ok(None);
-    };
-    let mut entries = vec![load_change(searcher, f, *address)?];
-    complete_changes(searcher, f, &mut entries, include_metadata)?;
-    Ok(entries.pop())
 }

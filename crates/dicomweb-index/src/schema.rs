@@ -1,10 +1,6 @@
-//! The tantivy schema: one index holding two kinds of documents.
+//! The tantivy schema: instance documents and summary documents.
 //!
-//! Instance documents and change feed documents use *disjoint* field sets (except `kind`), so a
-//! query on e.g. `study_uid` can never match a change entry and a `delete_term` on `sop_uid` can
-//! never remove one. Change entries are append-only.
-//!
-//! Besides instance and change documents, the writer maintains one *summary* document per study
+//! Besides one document per instance, the writer maintains one *summary* document per study
 //! and per series (kinds "study" and "series"; see the crate docs for why). Summary documents use
 //! the `group_*` UID fields, never `study_uid`/`series_uid`/`sop_uid`, so scope queries and
 //! deletes on those fields only ever touch instance documents.
@@ -16,19 +12,18 @@
 //! (just "GGGGEEEE": the attribute has a non-empty value, for empty value matching).
 
 use tantivy::schema::{
-    BytesOptions, DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED,
-    STRING, Schema, TextFieldIndexing, TextOptions,
+    BytesOptions, DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions,
 };
 
 /// Version of the schema below. Bump on any change to fields or their options or to the meaning
 /// of stored values; an index written with another version is refused (rebuild comes later).
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// Name of the file, next to tantivy's files, that records [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_FILE: &str = "dicomweb-index.schema-version";
 
 pub(crate) const KIND_INSTANCE: &str = "instance";
-pub(crate) const KIND_CHANGE: &str = "change";
 pub(crate) const KIND_STUDY: &str = "study";
 pub(crate) const KIND_SERIES: &str = "series";
 
@@ -40,7 +35,7 @@ pub(crate) const SORT_KEY_SEPARATOR: char = '\u{1}';
 /// Handles of every field of the schema.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fields {
-    /// "instance" or "change".
+    /// "instance", "study" or "series".
     pub kind: Field,
 
     // ---- instance documents ----
@@ -65,7 +60,7 @@ pub(crate) struct Fields {
     pub attr: Field,
     /// Values of Modality (00080060), as a fast field for ModalitiesInStudy.
     pub modality: Field,
-    /// Sequence of the instance's `create` change entry: tells which create entry is current.
+    /// Sequence of the catalogue's `create` entry of the instance: breaks ties of `stored_at`.
     pub instance_sequence: Field,
     /// Folded person names "GGGGEEEE=name" (whole value and each component group).
     pub pn: Field,
@@ -100,14 +95,6 @@ pub(crate) struct Fields {
     /// The DICOM JSON of `latest_sop`, copied so that a hit is built from its summary document
     /// alone (one stored-document load instead of a lookup and load of the instance).
     pub latest_metadata: Field,
-
-    // ---- change feed documents ----
-    pub change_study: Field,
-    pub change_series: Field,
-    pub change_sop: Field,
-    pub action: Field,
-    pub timestamp: Field,
-    pub sequence: Field,
 }
 
 /// Untokenized, indexed (and optionally fast and stored) string.
@@ -179,12 +166,6 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
         latest_series_instances: builder.add_u64_field("latest_series_instances", STORED),
         latest_metadata: builder
             .add_bytes_field("latest_metadata", BytesOptions::default().set_stored()),
-        change_study: builder.add_text_field("change_study", raw_string(false, true)),
-        change_series: builder.add_text_field("change_series", raw_string(false, true)),
-        change_sop: builder.add_text_field("change_sop", raw_string(false, true)),
-        action: builder.add_text_field("action", raw_string(false, true)),
-        timestamp: builder.add_date_field("timestamp", date(true)),
-        sequence: builder.add_u64_field("sequence", INDEXED | FAST | STORED),
     };
     (builder.build(), fields)
 }

@@ -2,8 +2,13 @@
 //!
 //! It takes the first queued request, drains whatever else is queued (up to [`MAX_BATCH`]),
 //! applies them in order, commits once, reloads the shared reader and only then answers every
-//! request of the batch: an acknowledged write is durable (tantivy fsyncs on commit) and visible
-//! to every reader. Sequence numbers are assigned here, so they are gap-free in commit order.
+//! request of the batch: an acknowledged write is durable and visible to every reader.
+//!
+//! The index follows a log: every change carries a sequence, and each commit records the last
+//! sequence it reflects (the *watermark*) in tantivy's commit payload, atomically with the
+//! documents. A change at or below the watermark is skipped, so replaying a log from any point
+//! before the watermark is harmless. [`crate::Index::insert`] and [`crate::Index::delete`]
+//! number their changes themselves (watermark + 1, ...), for using the index on its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -11,18 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use tantivy::{IndexReader, IndexWriter, TantivyDocument, Term};
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::matching::add_terms;
 use crate::read;
 use crate::read::InstanceRow;
-use crate::schema::{
-    Fields, KIND_CHANGE, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, SORT_KEY_SEPARATOR,
-};
-use crate::types::{
-    ChangeAction, IndexError, InstanceRecord, Scope, TAG_MODALITIES_IN_STUDY, TAG_MODALITY,
-};
+use crate::schema::{Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, SORT_KEY_SEPARATOR};
+use crate::types::{IndexError, InstanceRecord, Scope, TAG_MODALITIES_IN_STUDY, TAG_MODALITY};
+use dicomweb_catalogue::IndexChange;
 
 /// Most requests applied in one commit.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -35,6 +36,12 @@ pub(crate) enum Request {
     Delete {
         scope: Scope,
         reply: oneshot::Sender<Result<Vec<InstanceRecord>, IndexError>>,
+    },
+    /// Changes of the catalogue's log, in sequence order; those at or below the watermark are
+    /// skipped.
+    Apply {
+        changes: Vec<IndexChange>,
+        reply: oneshot::Sender<Result<u64, IndexError>>,
     },
     /// Commit what precedes, stop. Answered after the tantivy writer is shut down.
     Close { reply: oneshot::Sender<()> },
@@ -54,7 +61,7 @@ pub(crate) struct Writer {
     pub writer: IndexWriter<TantivyDocument>,
     pub reader: IndexReader,
     pub fields: Fields,
-    /// Last assigned (committed) sequence number.
+    /// The watermark: sequence of the last change applied (committed once the batch commits).
     pub last_sequence: u64,
     pub counters: Arc<Counters>,
 }
@@ -68,6 +75,10 @@ enum Applied {
     Delete(
         oneshot::Sender<Result<Vec<InstanceRecord>, IndexError>>,
         Result<Vec<InstanceRecord>, IndexError>,
+    ),
+    Apply(
+        oneshot::Sender<Result<u64, IndexError>>,
+        Result<u64, IndexError>,
     ),
 }
 
@@ -149,6 +160,15 @@ impl Writer {
                     let result = self.keep_batch_error(result, &mut failure, &mut dirty);
                     applied.push(Applied::Delete(reply, result));
                 }
+                Request::Apply { changes, reply } => {
+                    let result = if failure.is_some() {
+                        Ok((0, false))
+                    } else {
+                        self.apply_changes(changes, &mut state)
+                    };
+                    let result = self.keep_batch_error(result, &mut failure, &mut dirty);
+                    applied.push(Applied::Apply(reply, result));
+                }
                 Request::Close { reply } => {
                     let _ = reply.send(());
                 }
@@ -179,6 +199,12 @@ impl Writer {
                     });
                 }
                 Applied::Delete(reply, result) => {
+                    let _ = reply.send(match &failure {
+                        Some(error) => Err(error.replicate()),
+                        None => result,
+                    });
+                }
+                Applied::Apply(reply, result) => {
                     let _ = reply.send(match &failure {
                         Some(error) => Err(error.replicate()),
                         None => result,
@@ -220,17 +246,20 @@ impl Writer {
                 "injected commit failure",
             )));
         }
-        self.writer.commit()?;
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&self.last_sequence.to_string());
+        prepared.commit()?;
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .last_sequence
-            .store(self.last_sequence, Ordering::Relaxed);
-        // Read-your-writes: answer only once readers see the commit. The commit itself is
-        // durable already, so a reload failure is retried once before being reported.
+        // Read-your-writes: answer (and publish the watermark) only once readers see the
+        // commit. The commit itself is durable already, so a reload failure is retried once
+        // before being reported.
         if let Err(error) = self.reader.reload() {
             tracing::warn!(%error, "index reader reload failed, retrying");
             self.reader.reload()?;
         }
+        self.counters
+            .last_sequence
+            .store(self.last_sequence, Ordering::SeqCst);
         Ok(())
     }
 
@@ -326,17 +355,75 @@ impl Writer {
             });
         }
         let sequence = self.next_sequence();
+        self.add_instance(record, sequence, state)?;
+        Ok((sequence, true))
+    }
+
+    fn add_instance(
+        &mut self,
+        record: InstanceRecord,
+        sequence: u64,
+        state: &mut BatchState,
+    ) -> Result<(), IndexError> {
         let instance = instance_document(&self.fields, &record, sequence)?;
         self.writer.add_document(instance)?;
-        self.writer.add_document(change_document(
-            &self.fields,
-            &record,
-            ChangeAction::Create,
-            sequence,
-        ))?;
         state.touched.insert(record.study_instance_uid.clone());
-        state.inserted.insert(sop, (record, sequence));
-        Ok((sequence, true))
+        state
+            .inserted
+            .insert(record.sop_instance_uid.clone(), (record, sequence));
+        Ok(())
+    }
+
+    /// Removes the instance with this SOPInstanceUID, committed or added earlier in the batch.
+    fn remove_sop(
+        &mut self,
+        sop: &str,
+        study: &str,
+        state: &mut BatchState,
+    ) -> Result<(), IndexError> {
+        let searcher = self.reader.searcher();
+        let pending = state.inserted.remove(sop).is_some();
+        if pending || read::contains_sop(&searcher, &self.fields, sop)? {
+            // Deletes apply to every document added before them, committed or not.
+            self.writer
+                .delete_term(Term::from_field_text(self.fields.sop_uid, sop));
+            state.deleted.insert(sop.to_owned());
+            state.touched.insert(study.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Applies the catalogue's changes after the watermark, in order: an insert replaces any
+    /// instance with the same SOPInstanceUID, a remove of an absent instance does nothing.
+    fn apply_changes(
+        &mut self,
+        changes: Vec<IndexChange>,
+        state: &mut BatchState,
+    ) -> Result<(u64, bool), IndexError> {
+        let mut changed = false;
+        for change in changes {
+            if change.sequence() <= self.last_sequence {
+                continue;
+            }
+            self.last_sequence = change.sequence();
+            changed = true;
+            match change {
+                IndexChange::Insert { sequence, record } => {
+                    let (sop, study) = (
+                        record.sop_instance_uid.clone(),
+                        record.study_instance_uid.clone(),
+                    );
+                    self.remove_sop(&sop, &study, state)?;
+                    self.add_instance(record, sequence, state)?;
+                }
+                IndexChange::Remove {
+                    study_instance_uid,
+                    sop_instance_uid,
+                    ..
+                } => self.remove_sop(&sop_instance_uid, &study_instance_uid, state)?,
+            }
+        }
+        Ok((self.last_sequence, changed))
     }
 
     fn apply_delete(
@@ -382,13 +469,7 @@ impl Writer {
                 self.fields.sop_uid,
                 &record.sop_instance_uid,
             ));
-            let sequence = self.next_sequence();
-            self.writer.add_document(change_document(
-                &self.fields,
-                record,
-                ChangeAction::Delete,
-                sequence,
-            ))?;
+            self.next_sequence();
         }
         let changed = !removed.is_empty();
         Ok((removed, changed))
@@ -432,26 +513,6 @@ fn instance_document(
     }
     doc.add_u64(f.instance_sequence, sequence);
     Ok(doc)
-}
-
-fn change_document(
-    f: &Fields,
-    record: &InstanceRecord,
-    action: ChangeAction,
-    sequence: u64,
-) -> TantivyDocument {
-    let mut doc = TantivyDocument::new();
-    doc.add_text(f.kind, KIND_CHANGE);
-    doc.add_text(f.change_study, &record.study_instance_uid);
-    doc.add_text(f.change_series, &record.series_instance_uid);
-    doc.add_text(f.change_sop, &record.sop_instance_uid);
-    doc.add_text(f.action, action.as_str());
-    doc.add_date(
-        f.timestamp,
-        read::to_tantivy_date(OffsetDateTime::now_utc()),
-    );
-    doc.add_u64(f.sequence, sequence);
-    doc
 }
 
 /// An instance of a study whose summaries are being rebuilt.

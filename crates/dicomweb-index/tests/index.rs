@@ -1,12 +1,11 @@
-//! Behaviour of the catalogue, search and change feed, through the public API only.
+//! Behaviour of the search index (its own log positions, replay of the catalogue's log, search),
+//! through the public API only.
 
 use std::collections::HashSet;
 
 use dicomweb_index::{
-    ChangeAction, ChangeQuery, ChangeState, Filter, Index, IndexError, InstanceRecord, Level,
-    Matcher, Scope, SearchQuery,
+    Filter, Index, IndexChange, IndexError, InstanceRecord, Level, Matcher, Scope, SearchQuery,
 };
-use time::OffsetDateTime;
 use time::macros::datetime;
 
 const PATIENT_ID: u32 = 0x0010_0020;
@@ -42,13 +41,6 @@ fn with_attribute(mut record: InstanceRecord, tag: u32, values: &[&str]) -> Inst
         .attributes
         .push((tag, values.iter().map(|v| v.to_string()).collect()));
     record
-}
-
-fn all_changes() -> ChangeQuery {
-    ChangeQuery {
-        limit: 1000,
-        ..Default::default()
-    }
 }
 
 fn sops(records: &[InstanceRecord]) -> Vec<&str> {
@@ -145,9 +137,7 @@ async fn concurrent_inserts_get_gap_free_sequences_and_share_commits() {
         "group commit should batch concurrent inserts, got {} commits",
         stats.commits
     );
-    let feed = index.changes(&all_changes()).unwrap();
-    assert_eq!(feed.len(), 200);
-    assert!(feed.iter().zip(1..).all(|(entry, n)| entry.sequence == n));
+    assert_eq!(index.applied_sequence(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +156,7 @@ async fn of_two_concurrent_inserts_of_one_sop_exactly_one_wins() {
             r,
             Err(IndexError::AlreadyExists { sop_instance_uid }) if *sop_instance_uid == sop
         )));
-        assert_eq!(index.changes(&all_changes()).unwrap().len(), 1);
+        assert_eq!(index.applied_sequence(), 1, "a refused insert is no change");
     }
 }
 
@@ -195,7 +185,7 @@ async fn two_studies(index: &Index) {
 }
 
 #[tokio::test]
-async fn deleting_an_instance_removes_only_it_and_appends_one_delete_entry() {
+async fn deleting_an_instance_removes_only_it_as_one_change() {
     let index = Index::open_in_ram().unwrap();
     two_studies(&index).await;
 
@@ -208,15 +198,7 @@ async fn deleting_an_instance_removes_only_it_and_appends_one_delete_entry() {
         sops(&index.instances(&Scope::Study("1".into())).unwrap()),
         ["1.1.1", "1.2.1"]
     );
-    let latest = index.latest_change(false).unwrap().unwrap();
-    assert_eq!(
-        (
-            latest.sequence,
-            latest.action,
-            latest.sop_instance_uid.as_str()
-        ),
-        (5, ChangeAction::Delete, "1.1.2")
-    );
+    assert_eq!(index.applied_sequence(), 5);
 }
 
 #[tokio::test]
@@ -234,21 +216,10 @@ async fn deleting_a_series_removes_its_instances_only() {
         ["1.2.1"]
     );
     assert_eq!(index.instance_count().unwrap(), 2);
-    let deletes: Vec<_> = index
-        .changes(&ChangeQuery {
-            after_sequence: 4,
-            ..all_changes()
-        })
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.sequence, e.action, e.sop_instance_uid))
-        .collect();
     assert_eq!(
-        deletes,
-        [
-            (5, ChangeAction::Delete, "1.1.1".to_string()),
-            (6, ChangeAction::Delete, "1.1.2".to_string())
-        ]
+        index.applied_sequence(),
+        6,
+        "one change per removed instance"
     );
 }
 
@@ -276,11 +247,11 @@ async fn deleting_a_study_removes_all_its_instances_in_one_commit() {
         sops(&index.instances(&Scope::Study("2".into())).unwrap()),
         ["2.1.1"]
     );
-    assert_eq!(index.changes(&all_changes()).unwrap().len(), 7);
+    assert_eq!(index.applied_sequence(), 7);
 }
 
 #[tokio::test]
-async fn deleting_nothing_returns_nothing_and_appends_nothing() {
+async fn deleting_nothing_returns_nothing_and_changes_nothing() {
     let index = Index::open_in_ram().unwrap();
     two_studies(&index).await;
     // A series path under the wrong study matches nothing.
@@ -289,7 +260,7 @@ async fn deleting_nothing_returns_nothing_and_appends_nothing() {
         .await
         .unwrap();
     assert!(removed.is_empty());
-    assert_eq!(index.latest_change(false).unwrap().unwrap().sequence, 4);
+    assert_eq!(index.applied_sequence(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,156 +301,6 @@ async fn a_delete_queued_right_after_an_insert_sees_it() {
     }
     // Pairs sent back to back normally share a batch: the in-batch path was exercised.
     assert!(commits < 20 * 6, "no request pair was ever batched");
-}
-
-#[tokio::test]
-async fn change_states_follow_the_life_of_the_instance() {
-    let index = Index::open_in_ram().unwrap();
-    let first = record("1", "1.1", "1.1.1", 0);
-    index.insert(first.clone()).await.unwrap(); // 1: create
-    index.insert(record("1", "1.1", "1.1.2", 1)).await.unwrap(); // 2: create
-    index.delete(Scope::Study("1".into())).await.unwrap(); // 3, 4: delete both
-    let mut again = record("1", "1.1", "1.1.1", 5);
-    again.metadata = b"new version".to_vec();
-    index.insert(again).await.unwrap(); // 5: create 1.1.1 again
-
-    let feed = index
-        .changes(&ChangeQuery {
-            include_metadata: true,
-            ..all_changes()
-        })
-        .unwrap();
-    let states: Vec<_> = feed
-        .iter()
-        .map(|e| (e.sequence, e.sop_instance_uid.as_str(), e.action, e.state))
-        .collect();
-    assert_eq!(
-        states,
-        [
-            (1, "1.1.1", ChangeAction::Create, ChangeState::Replaced),
-            (2, "1.1.2", ChangeAction::Create, ChangeState::Deleted),
-            (3, "1.1.1", ChangeAction::Delete, ChangeState::Deleted),
-            (4, "1.1.2", ChangeAction::Delete, ChangeState::Deleted),
-            (5, "1.1.1", ChangeAction::Create, ChangeState::Current),
-        ]
-    );
-    // Metadata is the instance's current one, and only while an instance exists.
-    let metadata: Vec<_> = feed.iter().map(|e| e.metadata.as_deref()).collect();
-    assert_eq!(
-        metadata,
-        [
-            Some(&b"new version"[..]),
-            None,
-            Some(b"new version"),
-            None,
-            Some(b"new version")
-        ]
-    );
-    let without = index.changes(&all_changes()).unwrap();
-    assert!(without.iter().all(|e| e.metadata.is_none()));
-    assert_eq!(ChangeState::Replaced.as_str(), "replaced");
-    assert_eq!(ChangeAction::Delete.as_str(), "delete");
-    assert_eq!(
-        serde_json::to_string(&ChangeState::Current).unwrap(),
-        r#""current""#
-    );
-}
-
-#[tokio::test]
-async fn the_change_feed_filters_by_sequence_time_skip_and_limit() {
-    let index = Index::open_in_ram().unwrap();
-    let mut times = Vec::new();
-    for i in 0..6 {
-        index
-            .insert(record("1", "1.1", &format!("1.1.{i}"), i))
-            .await
-            .unwrap();
-        times.push(index.latest_change(false).unwrap().unwrap().timestamp);
-        // Distinct timestamps (microsecond precision) for the time range below.
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    let sequences = |query: ChangeQuery| -> Vec<u64> {
-        index
-            .changes(&query)
-            .unwrap()
-            .iter()
-            .map(|e| e.sequence)
-            .collect()
-    };
-    assert_eq!(
-        sequences(ChangeQuery {
-            after_sequence: 4,
-            ..all_changes()
-        }),
-        [5, 6]
-    );
-    assert_eq!(
-        sequences(ChangeQuery {
-            limit: 2,
-            ..all_changes()
-        }),
-        [1, 2]
-    );
-    assert_eq!(
-        sequences(ChangeQuery {
-            limit: 0,
-            ..all_changes()
-        }),
-        Vec::<u64>::new()
-    );
-    assert_eq!(
-        sequences(ChangeQuery {
-            skip: 4,
-            ..all_changes()
-        }),
-        [5, 6]
-    );
-    assert_eq!(
-        sequences(ChangeQuery {
-            skip: u64::MAX,
-            ..all_changes()
-        }),
-        Vec::<u64>::new()
-    );
-    // Start inclusive, end exclusive.
-    let window = ChangeQuery {
-        start_time: Some(times[1]),
-        end_time: Some(times[4]),
-        ..all_changes()
-    };
-    assert_eq!(sequences(window.clone()), [2, 3, 4]);
-    assert_eq!(
-        sequences(ChangeQuery {
-            skip: 1,
-            limit: 1,
-            ..window.clone()
-        }),
-        [3]
-    );
-    assert_eq!(
-        sequences(ChangeQuery {
-            after_sequence: 3,
-            ..window
-        }),
-        [4]
-    );
-    assert_eq!(
-        sequences(ChangeQuery {
-            start_time: Some(times[5]),
-            limit: usize::MAX,
-            ..all_changes()
-        }),
-        [6]
-    );
-    assert!(times.iter().all(|t| t.offset() == time::UtcOffset::UTC));
-    assert!(times[0] <= OffsetDateTime::now_utc());
-}
-
-#[tokio::test]
-async fn an_empty_feed_has_no_latest_change() {
-    let index = Index::open_in_ram().unwrap();
-    assert_eq!(index.latest_change(true).unwrap(), None);
-    assert!(index.changes(&all_changes()).unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -754,13 +575,11 @@ async fn dropping_without_close_loses_nothing_acknowledged() {
         .map(|r| r.sop_instance_uid)
         .collect();
     assert_eq!(present, acknowledged);
-    let sequences: Vec<u64> = index
-        .changes(&all_changes())
-        .unwrap()
-        .iter()
-        .map(|e| e.sequence)
-        .collect();
-    assert_eq!(sequences, (1..=50).collect::<Vec<u64>>());
+    assert_eq!(
+        index.applied_sequence(),
+        50,
+        "the watermark is durable with the documents"
+    );
 }
 
 #[tokio::test]
@@ -775,7 +594,7 @@ async fn an_index_of_another_schema_version_is_refused() {
     std::fs::write(&version_file, "999\n").unwrap();
     match Index::open(dir.path()) {
         Err(IndexError::SchemaMismatch { found, expected }) => {
-            assert_eq!((found.as_str(), expected), ("999", 3));
+            assert_eq!((found.as_str(), expected), ("999", 4));
         }
         other => panic!("expected SchemaMismatch, got {:?}", other.map(|_| ())),
     }
@@ -812,20 +631,76 @@ async fn a_failed_commit_fails_its_whole_batch_and_leaves_nothing_visible() {
         }
         (Ok(_), Err(error)) => panic!("a later request failed alone: {error}"),
     };
-    let feed: Vec<u64> = index
-        .changes(&all_changes())
-        .unwrap()
-        .iter()
-        .map(|e| e.sequence)
-        .collect();
-    assert_eq!(
-        feed,
-        (1..=feed.len() as u64).collect::<Vec<_>>(),
-        "gap-free"
-    );
-    assert!(later.iter().all(|s| feed.contains(s)));
-    // The writer keeps working after the rollback.
+    let watermark = index.applied_sequence();
+    assert!(later.iter().all(|s| *s <= watermark));
+    // The writer keeps working after the rollback, continuing after the committed watermark.
     let next = index.insert(record("1", "1.1", "1.1.1", 1)).await.unwrap();
-    assert_eq!(next, feed.len() as u64 + 1);
+    assert_eq!(next, watermark + 1);
     assert!(index.contains_sop("1.1.1").unwrap());
+}
+
+#[tokio::test]
+async fn replaying_the_catalogue_log_applies_each_change_once_and_keeps_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = vec![
+        IndexChange::Insert {
+            sequence: 1,
+            record: record("1", "1.1", "1.1.1", 1),
+        },
+        IndexChange::Insert {
+            sequence: 2,
+            record: record("1", "1.1", "1.1.2", 2),
+        },
+        IndexChange::Remove {
+            sequence: 3,
+            study_instance_uid: "1".into(),
+            sop_instance_uid: "1.1.1".into(),
+        },
+        // A re-store of the removed instance, with other values.
+        IndexChange::Insert {
+            sequence: 4,
+            record: with_attribute(record("1", "1.1", "1.1.1", 4), PATIENT_ID, &["P2"]),
+        },
+    ];
+    {
+        let index = Index::open(dir.path()).unwrap();
+        assert_eq!(index.apply(log[..2].to_vec()).await.unwrap(), 2);
+        // The whole log again, overlapping what was applied: the first two are skipped.
+        assert_eq!(index.apply(log.clone()).await.unwrap(), 4);
+        index.close().await.unwrap();
+    }
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(index.applied_sequence(), 4);
+    assert_eq!(index.apply(log).await.unwrap(), 4, "nothing left to apply");
+    let instances = index.instances(&Scope::Study("1".into())).unwrap();
+    assert_eq!(sops(&instances), ["1.1.1", "1.1.2"]);
+    let restored = index.instance("1", "1.1", "1.1.1").unwrap().unwrap();
+    assert_eq!(
+        restored.attribute_values(PATIENT_ID).collect::<Vec<_>>(),
+        ["P2"],
+        "the re-stored version replaced the removed one"
+    );
+    let studies = search(&index, Level::Study, &[(PATIENT_ID, &["P2"])]);
+    assert_eq!(
+        studies.len(),
+        1,
+        "the study's summary follows its latest instance"
+    );
+    // An insert of an indexed SOP replaces it; a removal of an absent one changes nothing else.
+    index
+        .apply(vec![
+            IndexChange::Insert {
+                sequence: 5,
+                record: record("1", "1.1", "1.1.2", 5),
+            },
+            IndexChange::Remove {
+                sequence: 6,
+                study_instance_uid: "1".into(),
+                sop_instance_uid: "9.9".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(index.instance_count().unwrap(), 2);
+    assert_eq!(index.applied_sequence(), 6);
 }

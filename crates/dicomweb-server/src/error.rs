@@ -57,9 +57,11 @@ impl ResponseError for ApiError {
                 ServiceError::InvalidInput(_) => StatusCode::BAD_REQUEST,
                 ServiceError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
                 e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
-                ServiceError::Storage(_) | ServiceError::Index(_) | ServiceError::Internal(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                ServiceError::Storage(_)
+                | ServiceError::Index(_)
+                | ServiceError::Catalogue(_)
+                | ServiceError::Unavailable(_)
+                | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use dicomweb_index::{Index, IndexError};
+use dicomweb_service::EmbeddedCatalogue;
 use dicomweb_service::{ServiceConfig, StudiesService};
 use dicomweb_storage::{ObjectStoreBlobStore, RetryPolicy};
 
@@ -98,26 +99,48 @@ fn open_storage(
         .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", settings.storage))
 }
 
-/// Opens storage and index as configured and assembles the service.
+/// Opens storage, the catalogue of record (`<data-dir>/catalogue`) and the search index (`<data-dir>/index`) as
+/// configured and assembles the service. A search index of another schema version is moved aside and a new one
+/// is filled from the catalogue.
 pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesService>> {
     let policy = RetryPolicy {
         deadline: settings.storage_retry_timeout,
         ..RetryPolicy::default()
     };
     let blobs: Arc<dyn dicomweb_storage::BlobStore> = Arc::new(open_storage(settings, policy)?);
-    let index_dir = settings.data_dir.join("index");
-    std::fs::create_dir_all(&index_dir).map_err(|e| {
+    let catalogue_dir = settings.data_dir.join("catalogue");
+    let catalogue = EmbeddedCatalogue::open(&catalogue_dir).map_err(|e| {
         anyhow::anyhow!(
-            "cannot create the index directory {}: {e}",
-            index_dir.display()
+            "cannot open the catalogue in {}: {e}",
+            catalogue_dir.display()
         )
     })?;
-    let index = match Index::open(&index_dir) {
-        Ok(index) => index,
+    let index = open_index(&settings.data_dir.join("index"), &settings.data_dir)?;
+    let service = StudiesService::new(
+        blobs,
+        Arc::new(catalogue),
+        index,
+        ServiceConfig::new(settings.data_dir.join("tmp")),
+    );
+    Ok(Arc::new(service))
+}
+
+/// Opens the search index in `index_dir`; one of another schema version is set aside under `aside_in` and a
+/// new, empty one opened (the service fills it from the catalogue).
+pub fn open_index(
+    index_dir: &std::path::Path,
+    aside_in: &std::path::Path,
+) -> anyhow::Result<Index> {
+    let create = |dir: &std::path::Path| {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("cannot create the index directory {}: {e}", dir.display())
+        })
+    };
+    create(index_dir)?;
+    match Index::open(index_dir) {
+        Ok(index) => Ok(index),
         Err(IndexError::SchemaMismatch { found, expected }) => {
-            // An index written by another version: set it aside (not deleted: it holds the change feed history)
-            // and start a new one, which the server fills from storage before serving.
-            let aside = settings.data_dir.join(format!(
+            let aside = aside_in.join(format!(
                 "index-schema-{found}-{}",
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -128,35 +151,22 @@ pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesSe
                 found = %found,
                 expected,
                 moved_to = %aside.display(),
-                "the index was written with another schema version; it is moved aside and rebuilt from storage"
+                "the search index was written with another schema version; it is moved aside and rebuilt from the catalogue"
             );
-            std::fs::rename(&index_dir, &aside).map_err(|e| {
+            std::fs::rename(index_dir, &aside).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot move the old index {} aside: {e}",
                     index_dir.display()
                 )
             })?;
-            std::fs::create_dir_all(&index_dir).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot create the index directory {}: {e}",
-                    index_dir.display()
-                )
-            })?;
-            Index::open(&index_dir).map_err(|e| {
+            create(index_dir)?;
+            Index::open(index_dir).map_err(|e| {
                 anyhow::anyhow!("cannot open the index in {}: {e}", index_dir.display())
-            })?
+            })
         }
-        Err(e) => {
-            return Err(anyhow::anyhow!(
-                "cannot open the index in {}: {e}",
-                index_dir.display()
-            ));
-        }
-    };
-    let service = StudiesService::new(
-        blobs,
-        index,
-        ServiceConfig::new(settings.data_dir.join("tmp")),
-    );
-    Ok(Arc::new(service))
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot open the index in {}: {e}",
+            index_dir.display()
+        )),
+    }
 }

@@ -76,6 +76,46 @@ async fn rebuild(service: &StudiesService) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes what a crash left behind before serving, and says what it did.
+async fn recover(service: &StudiesService) -> anyhow::Result<()> {
+    let report = service
+        .recover()
+        .await
+        .map_err(|e| anyhow::anyhow!("recovery at start failed: {e}"))?;
+    tracing::info!(
+        spool_files_removed = report.spool_files_removed,
+        pending_deletions_completed = report.pending_deletions_completed,
+        pending_deletions_left = report.pending_deletions_left,
+        "recovery at start"
+    );
+    Ok(())
+}
+
+/// How often storage is swept for leftovers of interrupted operations, and how old a leftover must be.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+const LEFTOVER_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// Sweeps storage now (for leftovers older than `first_older_than`) and then every [`SWEEP_INTERVAL`].
+fn spawn_storage_sweeps(service: Arc<StudiesService>, first_older_than: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut older_than = first_older_than;
+        loop {
+            match service.sweep_storage(older_than).await {
+                Ok(report) => tracing::info!(
+                    files_seen = report.files_seen,
+                    orphans_removed = report.orphans_removed,
+                    stale_uploads_removed = report.stale_uploads_removed,
+                    pending_deletions_completed = report.pending_deletions_completed,
+                    "storage swept for leftovers of interrupted operations"
+                ),
+                Err(error) => tracing::warn!(%error, "sweeping storage failed; retrying later"),
+            }
+            actix_web::rt::time::sleep(SWEEP_INTERVAL).await;
+            older_than = LEFTOVER_AGE;
+        }
+    });
+}
+
 /// Flushes and closes the index (pending commits complete first).
 async fn close(service: &StudiesService) -> anyhow::Result<()> {
     service
@@ -85,35 +125,45 @@ async fn close(service: &StudiesService) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("closing the index: {e}"))
 }
 
-/// `dicomweb reindex`: the same rebuild, with a progress bar on a terminal.
+/// `dicomweb reindex` (server stopped): rebuilds the search index from the catalogue of record, with a progress
+/// bar on a terminal; if the catalogue is empty, first rebuilds it from storage. Nothing that the catalogue does
+/// not hold (a deleted instance, a store that was never acknowledged) comes back.
 async fn reindex(settings: Settings) -> anyhow::Result<()> {
+    let index_dir = settings.data_dir.join("index");
+    if index_dir.exists() {
+        std::fs::remove_dir_all(&index_dir).map_err(|e| {
+            anyhow::anyhow!("cannot remove the old index {}: {e}", index_dir.display())
+        })?;
+    }
     let service = open_service(&settings)?;
-    let total = service
-        .stored_instance_count()
-        .await
-        .map_err(|e| anyhow::anyhow!("listing {} failed: {e}", settings.storage))?;
+    recover(&service).await?;
+    if service.catalogue_is_empty().await? && service.storage_has_instances().await? {
+        tracing::warn!(storage = %settings.storage, "the catalogue is empty: rebuilding it from storage first");
+        rebuild(&service).await?;
+    }
+    let total = service.catalogue().last_sequence();
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} instances ({per_sec}, {eta} left) {msg}",
+            "{elapsed_precise} [{bar:40}] {pos}/{len} catalogue changes indexed ({per_sec}, {eta} left)",
         )
         .map_err(|e| anyhow::anyhow!("progress bar template: {e}"))?
         .progress_chars("=> "),
     );
     let started = Instant::now();
-    let totals = service
-        .rebuild_catalogue(Duration::from_millis(200), |p| {
-            bar.set_position(p.seen);
-            bar.set_message(format!("{} added, {} unreadable", p.added, p.unreadable));
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("rebuilding the catalogue from storage failed: {e}"))?;
+    let sync = service.sync_search_index();
+    tokio::pin!(sync);
+    let applied = loop {
+        tokio::select! {
+            result = &mut sync => break result.map_err(|e| anyhow::anyhow!("indexing the catalogue failed: {e}"))?,
+            _ = actix_web::rt::time::sleep(Duration::from_millis(200)) => bar.set_position(service.index().applied_sequence()),
+        }
+    };
+    bar.set_position(applied);
     bar.finish();
     tracing::info!(
-        seen = totals.seen,
-        added = totals.added,
-        already_catalogued = totals.already_catalogued,
-        unreadable = totals.unreadable,
+        changes = applied,
+        instances = service.index().instance_count().unwrap_or_default(),
         seconds = started.elapsed().as_secs_f64(),
         "reindex finished"
     );
@@ -159,13 +209,25 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let auth = Arc::new(authenticator(&settings).await?);
     // Fail at start, with the cause, rather than at the first store.
     check_storage(&settings).await?;
+    let started = Instant::now();
     let service = open_service(&settings)?;
-    // A new or lost index in front of existing storage: rebuild before serving, so that no client ever sees a
-    // partial catalogue.
-    if service.catalogue_is_empty()? && service.storage_has_instances().await? {
-        tracing::warn!(storage = %settings.storage, "the index is empty but storage holds instances");
+    recover(&service).await?;
+    // A lost catalogue (or an archive written before it existed) in front of existing storage: rebuild before
+    // serving, so that no client ever sees a partial archive.
+    if service.catalogue_is_empty().await? && service.storage_has_instances().await? {
+        tracing::warn!(storage = %settings.storage, "the catalogue is empty but storage holds instances");
         rebuild(&service).await?;
+    } else {
+        // Leftovers of stores that a crash interrupted: everything older than this start is finished.
+        spawn_storage_sweeps(service.clone(), started.elapsed());
     }
+    let indexing = service.clone();
+    actix_web::rt::spawn(async move {
+        match indexing.sync_search_index().await {
+            Ok(sequence) => tracing::info!(sequence, "search index up to date with the catalogue"),
+            Err(error) => tracing::error!(%error, "bringing the search index up to date failed"),
+        }
+    });
     let state = AppState {
         service: service.clone(),
         auth,
@@ -193,7 +255,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .wrap(cors(&cors_origins))
             .configure(|cfg| configure_app(cfg, state.clone()))
     })
-    .workers(settings.workers);
+    .workers(settings.workers)
+    // Small writes (multipart boundaries, part headers) must not wait for the client's delayed ACK (Nagle).
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    });
     let server = match tls_config {
         Some(config) => server.bind_rustls_0_23(settings.bind, config),
         None => server.bind(settings.bind),

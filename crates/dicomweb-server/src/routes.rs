@@ -8,10 +8,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use dicomweb_index::{ChangeFeedEntry, ChangeQuery, Scope};
 use dicomweb_multipart::{
     MultipartReader, MultipartWriter, boundary_from_content_type, encode_parts,
 };
+use dicomweb_service::{ChangeFeedEntry, ChangeQuery, Scope};
 use dicomweb_service::{
     InstanceOutcome, SearchResource, ServiceError, StoreRequestError, StoreStatus, StudiesService,
     TransferSyntaxRequest, check_uid, store_response, store_status,
@@ -374,6 +374,8 @@ async fn store_request(
             // Each part is read whole, then stored by a task of its own while the next part is read, so the
             // parts of one request share index commits instead of paying one fsync'd commit each.
             let mut in_flight: VecDeque<PartStore> = VecDeque::new();
+            // Where the body broke, if it did: the parts before it are stored all the same.
+            let mut broken: Option<String> = None;
             loop {
                 while in_flight.len() >= PARTS_STORED_AT_ONCE {
                     if let Some(oldest) = in_flight.pop_front() {
@@ -384,9 +386,11 @@ async fn store_request(
                     Ok(Some(headers)) => headers,
                     Ok(None) => break,
                     Err(e) => {
-                        return Err(ApiError::BadRequest(format!(
-                            "malformed multipart body: {e}"
-                        )));
+                        broken = Some(format!(
+                            "part {}: malformed multipart body: {e}",
+                            part_number + 1
+                        ));
+                        break;
                     }
                 };
                 part_number += 1;
@@ -412,7 +416,14 @@ async fn store_request(
                         Err(e) => Some((Err(e), reader)),
                     }
                 }));
-                let received = service.receive_instance(body).await?;
+                let received = match service.receive_instance(body).await {
+                    Ok(received) => received,
+                    Err(StoreRequestError::MalformedBody(message)) => {
+                        broken = Some(format!("part {part_number}: {message}"));
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let (state, study) = (state.clone(), study.clone());
                 in_flight.push_back(PartStore::Task(actix_web::rt::spawn(async move {
                     state
@@ -423,6 +434,24 @@ async fn store_request(
             }
             for part in in_flight {
                 outcomes.push(part.outcome().await?);
+            }
+            if let Some(message) = broken {
+                // A request that changed the archive is never answered with a bare 400: the client learns which
+                // instances were stored (202) and that the rest of the body was not read. With nothing stored it is
+                // a plain malformed request.
+                let stored = outcomes
+                    .iter()
+                    .any(|o| matches!(o, InstanceOutcome::Stored { .. }));
+                if !stored {
+                    return Err(ApiError::BadRequest(message));
+                }
+                outcomes.push(InstanceOutcome::Failed {
+                    sop_class_uid: None,
+                    sop_instance_uid: None,
+                    reason: dicomweb_service::FailureReason::ProcessingFailure,
+                    message: format!("{message}; the rest of the request body was not read"),
+                    transient: false,
+                });
             }
         }
         DICOM => {
@@ -522,7 +551,7 @@ async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     let single_allowed = matches!(scope, Scope::Instance(..));
     let format = negotiate_instances(&req, single_allowed)?;
     let service = state.service.clone();
-    let records = service.instances_in(&scope)?;
+    let records = service.instances_in(&scope).await?;
     match format {
         InstanceFormat::Single(ts) => {
             service.check_instances_transfer_syntax(&records, &ts)?;
@@ -573,14 +602,14 @@ async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     require_json_accept(&req)?;
     let scope = path_scope(&req)?;
     if let Some(tags) = header_str(&req, header::IF_NONE_MATCH) {
-        let etag = state.service.metadata_etag(&scope)?;
+        let etag = state.service.metadata_etag(&scope).await?;
         if tags.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
             return Ok(HttpResponse::NotModified()
                 .insert_header((header::ETAG, etag))
                 .finish());
         }
     }
-    let document = state.service.metadata(&scope)?;
+    let document = state.service.metadata(&scope).await?;
     Ok(HttpResponse::Ok()
         .content_type(DICOM_JSON)
         .insert_header((header::ETAG, document.etag))
@@ -708,7 +737,8 @@ async fn search(
     let resource = search_resource(&req);
     let results = state
         .service
-        .search(&resource, &params, &base_url(&req, **version))?;
+        .search(&resource, &params, &base_url(&req, **version))
+        .await?;
     if results.is_empty() {
         return Ok(HttpResponse::NoContent().finish());
     }
@@ -761,16 +791,9 @@ fn change_feed_item(entry: ChangeFeedEntry) -> Result<ChangeFeedItem, ApiError> 
         study_instance_uid: entry.study_instance_uid,
         series_instance_uid: entry.series_instance_uid,
         sop_instance_uid: entry.sop_instance_uid,
-        action: match entry.action {
-            dicomweb_index::ChangeAction::Create => "create",
-            dicomweb_index::ChangeAction::Delete => "delete",
-        },
+        action: entry.action.as_str(),
         timestamp,
-        state: match entry.state {
-            dicomweb_index::ChangeState::Current => "current",
-            dicomweb_index::ChangeState::Replaced => "replaced",
-            dicomweb_index::ChangeState::Deleted => "deleted",
-        },
+        state: entry.state.as_str(),
         metadata,
     })
 }
@@ -857,7 +880,8 @@ async fn changefeed(
     let query = change_query(**version, &query_pairs(&req)?)?;
     let items = state
         .service
-        .changes(&query)?
+        .changes(&query)
+        .await?
         .into_iter()
         .map(change_feed_item)
         .collect::<Result<Vec<_>, _>>()?;
@@ -871,7 +895,7 @@ async fn changefeed_latest(req: HttpRequest, state: web::Data<AppState>) -> ApiR
             include_metadata = parse_include_metadata(&value)?;
         }
     }
-    match state.service.latest_change(include_metadata)? {
+    match state.service.latest_change(include_metadata).await? {
         Some(entry) => Ok(HttpResponse::Ok().json(change_feed_item(entry)?)),
         // Microsoft's server answers an empty feed with 204.
         None => Ok(HttpResponse::NoContent().finish()),

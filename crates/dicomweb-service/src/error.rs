@@ -1,5 +1,6 @@
 //! The service's error type. The server maps it to HTTP status codes in exactly one place.
 
+use dicomweb_catalogue::CatalogueError;
 use dicomweb_index::IndexError;
 use dicomweb_storage::StorageError;
 
@@ -18,9 +19,15 @@ pub enum ServiceError {
     /// The blob store failed; transient failures are worth a retry.
     #[error("storage error: {0}")]
     Storage(#[from] StorageError),
-    /// The catalogue failed.
+    /// The search index failed.
     #[error("index error: {0}")]
     Index(#[from] IndexError),
+    /// The catalogue of record failed.
+    #[error("catalogue error: {0}")]
+    Catalogue(#[from] CatalogueError),
+    /// The service cannot answer now (the search index is catching up too slowly): retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else that is the server's fault.
     #[error("{0}")]
     Internal(String),
@@ -31,7 +38,7 @@ impl ServiceError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ServiceError::Storage(StorageError::Unavailable { .. })
+            ServiceError::Storage(StorageError::Unavailable { .. }) | ServiceError::Unavailable(_)
         )
     }
 }

@@ -1,5 +1,14 @@
 //! The DICOMweb studies service: store (STOW-RS), retrieve (WADO-RS), search (QIDO-RS), delete and the change
-//! feed, as use cases over a [`BlobStore`] and an [`Index`], with no HTTP.
+//! feed, as use cases over a [`BlobStore`] (the files), a [`Catalogue`] (the catalogue of record) and an
+//! [`Index`] (search, derived from the catalogue), with no HTTP.
+//!
+//! # The write path
+//! A store spools and inspects the instance, writes its file under a key that names a fresh version, then
+//! commits the record to the catalogue: that commit is the commit point, and a 200 follows it. A delete commits
+//! the removal (with the files as pending deletion) to the catalogue, removes the files, then records that they
+//! are gone. The search index follows the catalogue in the background; searches wait for it to reflect every
+//! commit made before they arrived. [`StudiesService::recover`] and [`StudiesService::sweep_storage`] remove
+//! what a crash left behind.
 //!
 //! The server crate maps HTTP to these calls and their results back to HTTP; everything a client can observe apart
 //! from status codes, headers and framing is decided here.
@@ -14,8 +23,9 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let blobs = dicomweb_storage::open_store("memory://").unwrap();
+//! let catalogue = std::sync::Arc::new(dicomweb_catalogue::EmbeddedCatalogue::open(&dir.path().join("catalogue")).unwrap());
 //! let index = dicomweb_index::Index::open_in_ram().unwrap();
-//! let service = StudiesService::new(blobs, index, ServiceConfig::new(dir.path().join("spool")));
+//! let service = StudiesService::new(blobs, catalogue, index, ServiceConfig::new(dir.path().join("spool")));
 //!
 //! let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/blue-circle.dcm")).unwrap();
 //! let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(file))]);
@@ -28,14 +38,18 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use dicomweb_index::{ChangeFeedEntry, ChangeQuery, Index, Scope};
+use dicomweb_catalogue::Catalogue;
+use dicomweb_index::Index;
 use dicomweb_json::{BulkDataPolicy, JsonOptions};
 use dicomweb_storage::BlobStore;
+use futures::StreamExt;
 
 pub mod attributes;
 mod error;
+mod follower;
 pub mod keys;
 mod rebuild;
+mod recovery;
 mod retrieve;
 pub mod search;
 mod spool;
@@ -44,6 +58,7 @@ mod uid;
 
 pub use error::{Result, ServiceError};
 pub use rebuild::RebuildProgress;
+pub use recovery::{RecoveryReport, SweepReport};
 pub use retrieve::{
     FrameData, InstanceContent, MetadataDocument, TransferSyntaxRequest,
     media_type_of_transfer_syntax,
@@ -55,7 +70,14 @@ pub use store::{
 };
 pub use uid::check_uid;
 
-pub use dicomweb_index::{ChangeAction, ChangeState, Level};
+pub use dicomweb_catalogue::{
+    Catalogue as CatalogueOfRecord, CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery,
+    ChangeState, EmbeddedCatalogue, Scope,
+};
+pub use dicomweb_index::Level;
+
+/// Files of a delete removed at once.
+const BLOB_DELETIONS_AT_ONCE: usize = 16;
 
 /// Settings of the service.
 #[derive(Debug, Clone)]
@@ -84,10 +106,12 @@ impl ServiceConfig {
 /// The studies service. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct StudiesService {
     blobs: Arc<dyn BlobStore>,
-    index: Index,
+    catalogue: Arc<dyn Catalogue>,
+    search_index: Arc<follower::SearchIndex>,
     config: ServiceConfig,
-    /// SOPInstanceUIDs being stored right now by this process: a second concurrent store of one is a duplicate.
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Versions whose files are being written by stores of this process and are not committed yet: the orphan
+    /// sweep leaves their files alone.
+    in_flight: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl std::fmt::Debug for StudiesService {
@@ -100,56 +124,93 @@ impl std::fmt::Debug for StudiesService {
 }
 
 impl StudiesService {
-    /// Assembles the service from its storage and catalogue.
-    pub fn new(blobs: Arc<dyn BlobStore>, index: Index, config: ServiceConfig) -> Self {
+    /// Assembles the service from its storage, catalogue of record and search index. The index may lag the
+    /// catalogue (after a crash, or when it is new): it catches up in the background and before any search.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        catalogue: Arc<dyn Catalogue>,
+        index: Index,
+        config: ServiceConfig,
+    ) -> Self {
         StudiesService {
             blobs,
-            index,
+            search_index: Arc::new(follower::SearchIndex::new(catalogue.clone(), index)),
+            catalogue,
             config,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
-    /// The catalogue (for administration tasks such as closing it on shutdown).
+    /// The search index (for administration tasks such as closing it on shutdown).
     pub fn index(&self) -> &Index {
-        &self.index
+        &self.search_index.index
     }
 
-    /// Deletes every instance in `scope`: first from the catalogue (one commit that also appends the change feed's
-    /// delete entries, after which nothing of it is visible), then their files. Returns how many instances were
-    /// deleted; `NotFound` when nothing matched.
+    /// The catalogue of record.
+    pub fn catalogue(&self) -> &dyn Catalogue {
+        &*self.catalogue
+    }
+
+    /// Brings the search index up to date with every change the catalogue has committed; returns the sequence it
+    /// reflects then. Searches do this themselves; `dicomweb reindex` and shutdown call it.
+    pub async fn sync_search_index(&self) -> Result<u64> {
+        self.search_index
+            .catch_up(self.catalogue.last_sequence())
+            .await
+    }
+
+    /// Deletes every instance in `scope`: one catalogue commit removes them, appends their `delete` entries and
+    /// records their files as pending deletion (from then on nothing of it is visible, and a crash cannot bring
+    /// it back); then the files are removed and the catalogue told so. Returns how many instances were deleted;
+    /// `NotFound` when nothing matched. A file that cannot be removed now stays pending and is removed by the
+    /// next [`StudiesService::sweep_storage`].
     pub async fn delete(&self, scope: Scope) -> Result<usize> {
         check_scope(&scope)?;
-        let removed = self.index.delete(scope.clone()).await?;
+        let removed = self.catalogue.commit_delete(&scope).await?;
         if removed.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "{} not found",
                 describe_scope(&scope)
             )));
         }
-        for record in &removed {
-            // A store of the same instance that started after the catalogue commit owns the key now (it replaces
-            // whatever file it finds); deleting under its feet would lose its file.
-            let Some(_claim) = self.claim(&record.sop_instance_uid) else {
-                tracing::info!(key = %record.blob_key, "not deleting a file that a concurrent store is replacing");
-                continue;
-            };
-            // A failure here leaves an invisible orphan that a later store of the same instance replaces.
-            if let Err(e) = self.blobs.delete(&record.blob_key).await {
-                tracing::warn!(key = %record.blob_key, error = %e, "deleting the file of a deleted instance failed");
-            }
-        }
+        self.search_index.schedule();
+        let keys = removed
+            .iter()
+            .map(|record| record.blob_key.clone())
+            .collect();
+        self.delete_blobs(keys).await?;
         Ok(removed.len())
     }
 
+    /// Removes files of removed instances and records the ones that are gone; returns how many.
+    pub(crate) async fn delete_blobs(&self, keys: Vec<String>) -> Result<usize> {
+        let deleted: Vec<String> = futures::stream::iter(keys)
+            .map(|key| async move {
+                match self.blobs.delete(&key).await {
+                    Ok(()) => Some(key),
+                    Err(e) => {
+                        tracing::warn!(%key, error = %e, "deleting the file of a deleted instance failed; it stays pending");
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(BLOB_DELETIONS_AT_ONCE)
+            .filter_map(futures::future::ready)
+            .collect()
+            .await;
+        let count = deleted.len();
+        self.catalogue.blob_deletions_done(deleted).await?;
+        Ok(count)
+    }
+
     /// Change feed entries matching `query`, oldest first.
-    pub fn changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeFeedEntry>> {
-        Ok(self.index.changes(query)?)
+    pub async fn changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeFeedEntry>> {
+        Ok(self.catalogue.changes(query).await?)
     }
 
     /// The newest change feed entry, if any.
-    pub fn latest_change(&self, include_metadata: bool) -> Result<Option<ChangeFeedEntry>> {
-        Ok(self.index.latest_change(include_metadata)?)
+    pub async fn latest_change(&self, include_metadata: bool) -> Result<Option<ChangeFeedEntry>> {
+        Ok(self.catalogue.latest_change(include_metadata).await?)
     }
 }
 

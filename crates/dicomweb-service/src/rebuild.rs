@@ -1,15 +1,23 @@
-//! Rebuilding the catalogue from storage: what makes a node replaceable and an index directory disposable.
+//! Rebuilding the catalogue of record from storage: disaster recovery when the catalogue is lost (or an archive
+//! from before the catalogue existed), never part of normal operation.
 //!
-//! Every stored file is self-describing, so the catalogue (metadata, frame layout, search fields) can be derived
-//! again from storage alone. The rebuild adds what storage has and the catalogue lacks; the change feed gains one
-//! `create` entry per instance it adds (the history of a lost index cannot be recovered from the files).
+//! Every stored file is self-describing, so the records (metadata, frame layout, search fields) can be derived
+//! again from storage alone. When several versions of one instance are in storage (a crash during a delete
+//! whose catalogue was then lost), the newest wins. The change feed gains one `create` entry per instance; the
+//! history of a lost catalogue cannot be recovered from the files.
+//!
+//! What a rebuild can and cannot know: a file whose store crashed before its catalogue commit is
+//! indistinguishable from an acknowledged one once the catalogue is gone. The orphan sweep
+//! ([`StudiesService::sweep_storage`]) removes such files while the catalogue exists, so a rebuild publishes
+//! an unacknowledged instance only if the catalogue was lost before the sweep after that crash ran.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use dicomweb_index::IndexError;
-use futures::TryStreamExt;
+use dicomweb_catalogue::CatalogueError;
+use futures::{StreamExt, TryStreamExt};
 
-use crate::keys::INSTANCES_PREFIX;
+use crate::keys::{INSTANCES_PREFIX, parse_instance_key};
 use crate::spool::spool;
 use crate::store::inspect_spool;
 use crate::{Result, StudiesService};
@@ -21,7 +29,7 @@ pub struct RebuildProgress {
     pub seen: u64,
     /// Files added to the catalogue.
     pub added: u64,
-    /// Files that were already catalogued.
+    /// Files that were already catalogued (or older versions of a catalogued instance).
     pub already_catalogued: u64,
     /// Files that could not be read as instances (left in place, logged).
     pub unreadable: u64,
@@ -31,9 +39,9 @@ pub struct RebuildProgress {
 const CONCURRENCY: usize = 4;
 
 impl StudiesService {
-    /// True when the catalogue is empty: nothing was ever stored, or the index directory is new.
-    pub fn catalogue_is_empty(&self) -> Result<bool> {
-        Ok(self.index.latest_change(false)?.is_none() && self.index.instance_count()? == 0)
+    /// True when the catalogue is empty: nothing was ever stored, or the catalogue directory is new.
+    pub async fn catalogue_is_empty(&self) -> Result<bool> {
+        Ok(self.catalogue.last_sequence() == 0 && self.catalogue.instance_count().await? == 0)
     }
 
     /// True when storage holds at least one instance file.
@@ -48,31 +56,47 @@ impl StudiesService {
         listing
             .map_err(crate::ServiceError::from)
             .try_fold(0u64, |count, meta| {
-                futures::future::ready(Ok(count + u64::from(meta.key.ends_with(".dcm"))))
+                futures::future::ready(Ok(
+                    count + u64::from(parse_instance_key(&meta.key).is_some())
+                ))
             })
             .await
     }
 
-    /// Catalogues every instance file in storage that the catalogue lacks. `progress` is called at most every
-    /// `report_every` and once at the end.
+    /// Catalogues the newest version of every instance file in storage that the catalogue lacks. `progress` is
+    /// called at most every `report_every` and once at the end.
     pub async fn rebuild_catalogue(
         &self,
         report_every: Duration,
         mut progress: impl FnMut(&RebuildProgress),
     ) -> Result<RebuildProgress> {
         let mut totals = RebuildProgress::default();
-        let mut last_report = Instant::now();
-        let listing = self
-            .blobs
-            .list(INSTANCES_PREFIX)
-            .map_err(crate::ServiceError::from)
-            .try_filter(|meta| futures::future::ready(meta.key.ends_with(".dcm")));
-        let mut outcomes = listing
-            .map_ok(|meta| async move { self.catalogue_blob(&meta.key).await })
-            .try_buffer_unordered(CONCURRENCY);
-        while let Some(outcome) = outcomes.try_next().await? {
+        // The newest version of each SOP instance, by SOPInstanceUID.
+        let mut newest: HashMap<String, (Option<u64>, String)> = HashMap::new();
+        let mut listing = self.blobs.list(INSTANCES_PREFIX);
+        while let Some(meta) = listing.try_next().await? {
+            let Some(parsed) = parse_instance_key(&meta.key) else {
+                continue;
+            };
             totals.seen += 1;
-            match outcome {
+            let candidate = (parsed.version, meta.key.clone());
+            match newest.get_mut(parsed.sop) {
+                Some(kept) if kept.0 >= candidate.0 => totals.already_catalogued += 1,
+                Some(kept) => {
+                    totals.already_catalogued += 1;
+                    *kept = candidate;
+                }
+                None => {
+                    newest.insert(parsed.sop.to_owned(), candidate);
+                }
+            }
+        }
+        let mut last_report = Instant::now();
+        let mut outcomes = futures::stream::iter(newest.into_values())
+            .map(|(version, key)| async move { self.catalogue_blob(&key, version).await })
+            .buffer_unordered(CONCURRENCY);
+        while let Some(outcome) = outcomes.next().await {
+            match outcome? {
                 BlobOutcome::Added => totals.added += 1,
                 BlobOutcome::AlreadyCatalogued => totals.already_catalogued += 1,
                 BlobOutcome::Unreadable => totals.unreadable += 1,
@@ -83,15 +107,11 @@ impl StudiesService {
             }
         }
         progress(&totals);
+        self.search_index.schedule();
         Ok(totals)
     }
 
-    async fn catalogue_blob(&self, key: &str) -> Result<BlobOutcome> {
-        if let Some(sop) = sop_of_key(key)
-            && self.index.contains_sop(sop)?
-        {
-            return Ok(BlobOutcome::AlreadyCatalogued);
-        }
+    async fn catalogue_blob(&self, key: &str, version: Option<u64>) -> Result<BlobOutcome> {
         let (meta, body) = self.blobs.get(key).await?;
         let spooled = match spool(body, &self.config.spool_dir, self.config.memory_spool_limit)
             .await
@@ -109,22 +129,26 @@ impl StudiesService {
                 return Ok(BlobOutcome::Unreadable);
             }
         };
-        let expected = crate::keys::instance_key(
-            &info.study_instance_uid,
-            &info.series_instance_uid,
-            &info.sop_instance_uid,
-        );
-        if expected != key {
-            tracing::warn!(%key, %expected, "skipping a stored file whose UIDs do not match its key");
+        let named = parse_instance_key(key);
+        if named.is_none_or(|named| {
+            (named.study, named.series, named.sop)
+                != (
+                    info.study_instance_uid.as_str(),
+                    info.series_instance_uid.as_str(),
+                    info.sop_instance_uid.as_str(),
+                )
+        }) {
+            tracing::warn!(%key, "skipping a stored file whose UIDs do not match its key");
             return Ok(BlobOutcome::Unreadable);
         }
-        match self
-            .index
-            .insert(self.record_for(&info, key.to_owned(), meta.size))
-            .await
-        {
+        let version = match version {
+            Some(version) => version,
+            None => self.catalogue.allocate_version().await?,
+        };
+        let record = self.record_for(&info, key.to_owned(), meta.size);
+        match self.catalogue.commit_store(version, record).await {
             Ok(_) => Ok(BlobOutcome::Added),
-            Err(IndexError::AlreadyExists { .. }) => Ok(BlobOutcome::AlreadyCatalogued),
+            Err(CatalogueError::AlreadyExists { .. }) => Ok(BlobOutcome::AlreadyCatalogued),
             Err(e) => Err(e.into()),
         }
     }
@@ -134,9 +158,4 @@ enum BlobOutcome {
     Added,
     AlreadyCatalogued,
     Unreadable,
-}
-
-/// The SOPInstanceUID of an instance key (`studies/{study}/series/{series}/instances/{sop}.dcm`).
-fn sop_of_key(key: &str) -> Option<&str> {
-    key.rsplit('/').next()?.strip_suffix(".dcm")
 }

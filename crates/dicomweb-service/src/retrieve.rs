@@ -86,9 +86,9 @@ pub fn media_type_of_transfer_syntax(transfer_syntax_uid: &str) -> &'static str 
 
 impl StudiesService {
     /// The catalogued instances of `scope`, in a stable order; `NotFound` when there are none.
-    pub fn instances_in(&self, scope: &Scope) -> Result<Vec<InstanceRecord>> {
+    pub async fn instances_in(&self, scope: &Scope) -> Result<Vec<InstanceRecord>> {
         check_scope(scope)?;
-        let records = self.index.instances(scope)?;
+        let records = self.catalogue.instances(scope).await?;
         if records.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "{} not found",
@@ -133,8 +133,8 @@ impl StudiesService {
     }
 
     /// Metadata of every instance in `scope`, precomputed at store time, as one JSON array.
-    pub fn metadata(&self, scope: &Scope) -> Result<MetadataDocument> {
-        let records = self.instances_in(scope)?;
+    pub async fn metadata(&self, scope: &Scope) -> Result<MetadataDocument> {
+        let records = self.instances_in(scope).await?;
         let etag = metadata_etag(&records);
         let total: usize = records.iter().map(|r| r.metadata.len() + 1).sum();
         let mut body = Vec::with_capacity(total + 2);
@@ -153,8 +153,8 @@ impl StudiesService {
     }
 
     /// The entity tag the metadata of `scope` would have, without building the body (for `If-None-Match`).
-    pub fn metadata_etag(&self, scope: &Scope) -> Result<String> {
-        Ok(metadata_etag(&self.instances_in(scope)?))
+    pub async fn metadata_etag(&self, scope: &Scope) -> Result<String> {
+        Ok(metadata_etag(&self.instances_in(scope).await?))
     }
 
     /// Frames (1-based numbers) of one instance, read by byte ranges through the layout recorded at store time.
@@ -170,7 +170,8 @@ impl StudiesService {
             ));
         };
         let record = self
-            .instances_in(scope)?
+            .instances_in(scope)
+            .await?
             .into_iter()
             .next()
             .ok_or_else(|| {

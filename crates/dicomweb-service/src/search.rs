@@ -27,6 +27,9 @@ use crate::attributes::{
 use crate::uid::truncate_for_message;
 use crate::{Result, ServiceError, StudiesService, check_uid};
 
+/// How long a search waits for the search index to reflect the writes committed before it, before a 503.
+const SEARCH_INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Default number of results per page.
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest `limit` a client may ask for.
@@ -433,7 +436,7 @@ fn uid_filter(level: Level, tag: Tag, uid: &str) -> Filter {
 impl StudiesService {
     /// Runs a QIDO-RS search. `params` are the decoded query parameters; `base_url` is the service root as the
     /// client addressed it (for RetrieveURL). An empty result is `Ok(vec![])`.
-    pub fn search(
+    pub async fn search(
         &self,
         resource: &SearchResource,
         params: &[(String, String)],
@@ -460,12 +463,29 @@ impl StudiesService {
                 uid_filter(Level::Series, tags::SERIES_INSTANCE_UID, series),
             ));
         }
-        let hits = self.index.search(&SearchQuery {
+        // Read-your-writes: the index must reflect every change committed before this search arrived.
+        let target = self.catalogue.last_sequence();
+        match tokio::time::timeout(SEARCH_INDEX_WAIT, self.search_index.catch_up(target)).await {
+            Ok(caught_up) => {
+                caught_up?;
+            }
+            Err(_) => {
+                return Err(ServiceError::Unavailable(
+                    "the search index is catching up with recent stores; retry shortly".into(),
+                ));
+            }
+        }
+        let index = self.search_index.index.clone();
+        let index_query = SearchQuery {
             level,
             filters: query.filters.iter().map(|(_, f)| f.clone()).collect(),
             offset: query.offset,
             limit: query.limit,
-        })?;
+        };
+        // A search is CPU work of milliseconds: it runs on the blocking pool, not on an HTTP worker.
+        let hits = tokio::task::spawn_blocking(move || index.search(&index_query))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("a search failed: {e}")))??;
 
         let mut returned: BTreeSet<Tag> = default_return_tags(level).iter().copied().collect();
         if level != Level::Study && path_study.is_none() {

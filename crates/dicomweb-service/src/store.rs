@@ -7,8 +7,8 @@ use bytes::Bytes;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use dicomweb_index::{IndexError, InstanceRecord};
-use dicomweb_instance::{InspectError, InstanceInfo};
+use dicomweb_catalogue::{CatalogueError, InstanceRecord};
+use dicomweb_instance::InstanceInfo;
 use dicomweb_storage::StorageError;
 use futures::{Stream, StreamExt, TryStreamExt};
 
@@ -91,16 +91,16 @@ pub enum StoreStatus {
     Empty,
 }
 
-/// Removes a SOPInstanceUID from the in-flight set when the store or delete ends, whatever the path.
+/// Removes a version from the in-flight set when its store ends, whatever the path.
 pub(crate) struct InFlightGuard {
-    set: Arc<Mutex<HashSet<String>>>,
-    sop: String,
+    set: Arc<Mutex<HashSet<u64>>>,
+    version: u64,
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         if let Ok(mut set) = self.set.lock() {
-            set.remove(&self.sop);
+            set.remove(&self.version);
         }
     }
 }
@@ -201,58 +201,59 @@ impl StudiesService {
             return failed(ids, FailureReason::StudyMismatch, message);
         }
 
-        // One store per SOPInstanceUID at a time in this process; the catalogue decides between processes.
-        let Some(_guard) = self.claim(&info.sop_instance_uid) else {
-            return failed(ids, FailureReason::AlreadyStored, already_stored(&info));
-        };
-        match self.index.contains_sop(&info.sop_instance_uid) {
-            Ok(false) => {}
-            Ok(true) => return failed(ids, FailureReason::AlreadyStored, already_stored(&info)),
+        // A duplicate is refused before its file is written; the catalogue's commit decides between concurrent
+        // stores of one instance.
+        match self.catalogue.blob_key_of(&info.sop_instance_uid).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return failed(ids, FailureReason::AlreadyStored, already_stored(&info)),
             Err(e) => return failed(ids, FailureReason::ProcessingFailure, e.to_string()),
         }
-
+        let version = match self.catalogue.allocate_version().await {
+            Ok(version) => version,
+            Err(e) => return failed(ids, FailureReason::ProcessingFailure, e.to_string()),
+        };
+        let _in_flight = self.register_in_flight(version);
         let blob_key = keys::instance_key(
             &info.study_instance_uid,
             &info.series_instance_uid,
             &info.sop_instance_uid,
+            version,
         );
         let size = spooled.len();
-        match self.upload(&blob_key, &spooled).await {
-            Ok(()) => {}
-            Err(StorageError::AlreadyExists { .. }) => {
-                // Not catalogued and not in flight here: a leftover of a store that crashed between the upload and
-                // the catalogue commit. It was never acknowledged nor visible, so it is replaced.
-                tracing::warn!(key = %blob_key, "replacing an orphaned blob left by an interrupted store");
-                let replaced = match self.blobs.delete(&blob_key).await {
-                    Ok(()) => self.upload(&blob_key, &spooled).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = replaced {
-                    return storage_failure(ids, &blob_key, e);
-                }
-            }
-            Err(e) => return storage_failure(ids, &blob_key, e),
+        if let Err(e) = self.upload(&blob_key, &spooled).await {
+            // Whatever an interrupted upload left is an orphan of a version nobody will commit: the sweep removes it.
+            return storage_failure(ids, &blob_key, e);
         }
         drop(spooled);
 
         let record = self.record_for(&info, blob_key.clone(), size);
-        match self.index.insert(record).await {
-            Ok(_sequence) => InstanceOutcome::Stored {
-                study_instance_uid: info.study_instance_uid,
-                series_instance_uid: info.series_instance_uid,
-                sop_instance_uid: info.sop_instance_uid,
-                sop_class_uid: info.sop_class_uid,
-                warnings: info.warnings,
-            },
-            Err(IndexError::AlreadyExists { .. }) => {
-                // Another node catalogued it first; the blob we created under the same key is theirs now to keep.
+        match self.catalogue.commit_store(version, record).await {
+            Ok(_sequence) => {
+                self.search_index.schedule();
+                InstanceOutcome::Stored {
+                    study_instance_uid: info.study_instance_uid,
+                    series_instance_uid: info.series_instance_uid,
+                    sop_instance_uid: info.sop_instance_uid,
+                    sop_class_uid: info.sop_class_uid,
+                    warnings: info.warnings,
+                }
+            }
+            Err(CatalogueError::AlreadyExists { .. }) => {
+                // A concurrent store of the same instance committed first; this version's file is nobody's.
+                self.remove_uncommitted(&blob_key).await;
                 failed(ids, FailureReason::AlreadyStored, already_stored(&info))
             }
+            Err(CatalogueError::Closed) => {
+                // Whether the commit happened is unknown: leave the file to the sweep, which keeps it if it did.
+                failed(
+                    ids,
+                    FailureReason::ProcessingFailure,
+                    "cataloguing failed: the catalogue is closed".into(),
+                )
+            }
             Err(e) => {
-                tracing::error!(error = %e, "cataloguing an instance failed; removing its blob");
-                if let Err(cleanup) = self.blobs.delete(&blob_key).await {
-                    tracing::error!(key = %blob_key, error = %cleanup, "removing the blob of a failed store failed");
-                }
+                tracing::error!(error = %e, "cataloguing an instance failed; removing its file");
+                self.remove_uncommitted(&blob_key).await;
                 failed(
                     ids,
                     FailureReason::ProcessingFailure,
@@ -261,19 +262,34 @@ impl StudiesService {
             }
         }
     }
+
+    async fn remove_uncommitted(&self, blob_key: &str) {
+        if let Err(cleanup) = self.blobs.delete(blob_key).await {
+            tracing::error!(key = %blob_key, error = %cleanup, "removing the file of a failed store failed; the sweep will");
+        }
+    }
 }
 
 impl StudiesService {
-    /// Claims a SOPInstanceUID for a store or for deleting its file; `None` when another task holds it.
-    pub(crate) fn claim(&self, sop: &str) -> Option<InFlightGuard> {
+    /// Marks `version` as being written until the guard drops, so that the orphan sweep leaves its file alone.
+    pub(crate) fn register_in_flight(&self, version: u64) -> InFlightGuard {
         let mut set = match self.in_flight.lock() {
             Ok(set) => set,
             Err(poisoned) => poisoned.into_inner(),
         };
-        set.insert(sop.to_owned()).then(|| InFlightGuard {
+        set.insert(version);
+        InFlightGuard {
             set: self.in_flight.clone(),
-            sop: sop.to_owned(),
-        })
+            version,
+        }
+    }
+
+    /// Is a store of this process writing `version` now?
+    pub(crate) fn is_in_flight(&self, version: u64) -> bool {
+        match self.in_flight.lock() {
+            Ok(set) => set.contains(&version),
+            Err(poisoned) => poisoned.into_inner().contains(&version),
+        }
     }
 
     /// The catalogue record of an inspected instance stored at `blob_key`: precomputed metadata, frame layout and
@@ -374,17 +390,13 @@ pub(crate) async fn inspect_spool(
             } else {
                 FailureReason::ProcessingFailure
             };
-            Err((reason, describe_inspect_error(&e)))
+            Err((reason, e.to_string()))
         }
         Err(join) => Err((
             FailureReason::ProcessingFailure,
             format!("inspecting the instance failed: {join}"),
         )),
     }
-}
-
-fn describe_inspect_error(e: &InspectError) -> String {
-    e.to_string()
 }
 
 /// Overall status of a transaction from its per-instance outcomes.

@@ -11,6 +11,12 @@ use dicomweb_service::{InstanceOutcome, ServiceConfig, StudiesService, TransferS
 use dicomweb_storage::{BlobStore, open_store};
 use futures::TryStreamExt;
 
+/// A new, empty catalogue of record in a temporary directory kept for the test's lifetime.
+fn fresh_catalogue() -> std::sync::Arc<dicomweb_service::EmbeddedCatalogue> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::sync::Arc::new(dicomweb_service::EmbeddedCatalogue::open(&dir).unwrap())
+}
+
 fn sample(name: &str) -> Bytes {
     Bytes::from(
         std::fs::read(format!(
@@ -40,6 +46,7 @@ fn counted_service() -> (tempfile::TempDir, Arc<CountingStore>, StudiesService) 
     let store = Arc::new(CountingStore::new(open_store("memory://").unwrap()));
     let service = StudiesService::new(
         store.clone(),
+        fresh_catalogue(),
         Index::open_in_ram().unwrap(),
         ServiceConfig::new(dir.path().into()),
     );
@@ -106,6 +113,7 @@ async fn delete_removes_the_stored_files() {
     let blobs = open_store("memory://").unwrap();
     let service = StudiesService::new(
         blobs.clone(),
+        fresh_catalogue(),
         Index::open_in_ram().unwrap(),
         ServiceConfig::new(dir.path().into()),
     );

@@ -12,6 +12,12 @@ use dicomweb_service::{
 use dicomweb_storage::{BlobStore, open_store};
 use serde_json::Value;
 
+/// A new, empty catalogue of record in a temporary directory kept for the test's lifetime.
+fn fresh_catalogue() -> std::sync::Arc<dicomweb_service::EmbeddedCatalogue> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::sync::Arc::new(dicomweb_service::EmbeddedCatalogue::open(&dir).unwrap())
+}
+
 const STUDY: &str = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420";
 const SERIES_RED_GREEN: &str = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652";
 const SOP_RED: &str = "1.2.826.0.1.3680043.8.498.47359123102728459884412887463296905395";
@@ -33,6 +39,7 @@ fn body(bytes: Bytes) -> impl futures::Stream<Item = Result<Bytes, std::io::Erro
 fn service(blobs: Arc<dyn BlobStore>, spool: &std::path::Path) -> StudiesService {
     StudiesService::new(
         blobs,
+        fresh_catalogue(),
         Index::open_in_ram().expect("index"),
         ServiceConfig::new(spool.to_path_buf()),
     )
@@ -69,7 +76,12 @@ async fn large_instances_are_spooled_to_disk_and_stored_intact() {
     let blobs = open_store("memory://").unwrap();
     let mut config = ServiceConfig::new(dir.path().join("spool"));
     config.memory_spool_limit = 64 * 1024; // force the disk path for a 2.9 MB sample
-    let service = StudiesService::new(blobs, Index::open_in_ram().unwrap(), config);
+    let service = StudiesService::new(
+        blobs,
+        fresh_catalogue(),
+        Index::open_in_ram().unwrap(),
+        config,
+    );
     assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
     let records = service
         .instances_in(&Scope::Instance(
@@ -77,6 +89,7 @@ async fn large_instances_are_spooled_to_disk_and_stored_intact() {
             SERIES_RED_GREEN.into(),
             SOP_RED.into(),
         ))
+        .await
         .unwrap();
     let content = service.open_instance(records[0].clone()).await.unwrap();
     let stored = dicomweb_storage::read_to_bytes(content.body).await.unwrap();
@@ -91,24 +104,76 @@ async fn large_instances_are_spooled_to_disk_and_stored_intact() {
 }
 
 #[tokio::test]
-async fn an_orphaned_blob_from_an_interrupted_store_is_replaced() {
+async fn files_no_catalogue_record_names_are_swept_and_the_catalogued_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
     let blobs = open_store("memory://").unwrap();
-    // A crash between the upload and the catalogue commit leaves a (possibly different) file and no record.
-    let key = dicomweb_service::keys::instance_key(STUDY, SERIES_RED_GREEN, SOP_RED);
-    blobs
-        .create(
-            &key,
-            dicomweb_storage::body_from_bytes(Bytes::from_static(b"stale")),
+    // Crashes between an upload and its catalogue commit leave files that no record names: one of an old
+    // version, one of the first key layout.
+    let orphans = [
+        dicomweb_service::keys::instance_key(STUDY, SERIES_RED_GREEN, SOP_RED, 1),
+        format!("studies/{STUDY}/series/{SERIES_RED_GREEN}/instances/{SOP_RED}.dcm"),
+    ];
+    for key in &orphans {
+        blobs
+            .create(
+                key,
+                dicomweb_storage::body_from_bytes(Bytes::from_static(b"stale")),
+            )
+            .await
+            .unwrap();
+    }
+    let service = service(blobs.clone(), dir.path());
+    assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
+    let report = service.sweep_storage(Duration::ZERO).await.unwrap();
+    assert_eq!((report.files_seen, report.orphans_removed), (3, 2));
+    for key in &orphans {
+        assert!(blobs.head(key).await.is_err(), "{key} is removed");
+    }
+    let content = service
+        .open_instance(
+            service
+                .instances_in(&Scope::Instance(
+                    STUDY.into(),
+                    SERIES_RED_GREEN.into(),
+                    SOP_RED.into(),
+                ))
+                .await
+                .unwrap()
+                .remove(0),
         )
         .await
         .unwrap();
+    let stored = dicomweb_storage::read_to_bytes(content.body).await.unwrap();
+    assert_eq!(
+        stored[128..],
+        sample("red-triangle.dcm")[128..],
+        "the catalogued file is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_removes_the_files_before_it_answers_and_leaves_nothing_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = open_store("memory://").unwrap();
     let service = service(blobs.clone(), dir.path());
-    assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
-    let stored = dicomweb_storage::read_to_bytes(blobs.get(&key).await.unwrap().1)
+    for name in ["red-triangle.dcm", "green-square.dcm", "blue-circle.dcm"] {
+        assert_eq!(reason(&store(&service, name).await), None);
+    }
+    assert_eq!(service.delete(Scope::Study(STUDY.into())).await.unwrap(), 3);
+    let left: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(blobs.list("studies/"))
         .await
         .unwrap();
-    assert_eq!(stored[128..], sample("red-triangle.dcm")[128..]);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        service
+            .catalogue()
+            .pending_blob_deletions()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let report = service.recover().await.unwrap();
+    assert_eq!(report.pending_deletions_completed, 0);
 }
 
 #[tokio::test]
@@ -119,7 +184,11 @@ async fn a_lost_index_is_rebuilt_from_storage() {
     for name in ["red-triangle.dcm", "green-square.dcm", "blue-circle.dcm"] {
         assert_eq!(reason(&store(&first, name).await), None);
     }
-    let metadata_before = first.metadata(&Scope::Study(STUDY.into())).unwrap().body;
+    let metadata_before = first
+        .metadata(&Scope::Study(STUDY.into()))
+        .await
+        .unwrap()
+        .body;
     // Something that is not an instance sits among the files: it is skipped, not fatal.
     blobs
         .create(
@@ -130,7 +199,7 @@ async fn a_lost_index_is_rebuilt_from_storage() {
         .unwrap();
 
     let second = service(blobs, dir.path());
-    assert!(second.catalogue_is_empty().unwrap());
+    assert!(second.catalogue_is_empty().await.unwrap());
     assert!(second.storage_has_instances().await.unwrap());
     let mut reports = 0;
     let totals = second
@@ -142,6 +211,7 @@ async fn a_lost_index_is_rebuilt_from_storage() {
     assert_eq!(
         second
             .metadata(&Scope::Study(STUDY.into()))
+            .await
             .unwrap()
             .body
             .len(),
@@ -165,7 +235,7 @@ async fn a_lost_index_is_rebuilt_from_storage() {
     assert_eq!((again.added, again.already_catalogued), (0, 3));
 }
 
-fn search(
+async fn search(
     service: &StudiesService,
     resource: SearchResource,
     params: &[(&str, &str)],
@@ -176,6 +246,7 @@ fn search(
         .collect();
     let results = service
         .search(&resource, &params, "http://h/dicom-web")
+        .await
         .expect("a valid search");
     // The response body is the array of the results, each a JSON object.
     let body: Vec<Value> =
@@ -200,7 +271,7 @@ async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
         assert_eq!(reason(&store(&service, name).await), None);
     }
 
-    let studies = search(&service, SearchResource::Studies, &[]);
+    let studies = search(&service, SearchResource::Studies, &[]).await;
     assert_eq!(studies.len(), 1);
     let study = &studies[0];
     assert_eq!(value(study, "0020000D"), STUDY);
@@ -221,7 +292,8 @@ async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
         &service,
         SearchResource::Series { study: None },
         &[("SeriesInstanceUID", SERIES_RED_GREEN)],
-    );
+    )
+    .await;
     assert_eq!(series.len(), 1);
     assert_eq!(
         value(&series[0], "00201209"),
@@ -242,7 +314,8 @@ async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
             ("SOPInstanceUID", SOP_RED),
             ("includefield", "NumberOfStudyRelatedInstances,Rows"),
         ],
-    );
+    )
+    .await;
     assert_eq!(instances.len(), 1);
     let instance = &instances[0];
     assert_eq!(value(instance, "00080018"), SOP_RED);
@@ -264,7 +337,8 @@ async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
             series: None,
         },
         &[("includefield", "all")],
-    );
+    )
+    .await;
     assert_eq!(everything.len(), 3);
     assert!(everything.iter().all(|i| i.get("00280010").is_some()));
 }

@@ -118,6 +118,18 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     /// particular order. Staging blobs of in-progress creates are never listed. An invalid prefix yields a
     /// single [`StorageError::InvalidKey`].
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobMeta, StorageError>>;
+
+    /// Removes what creates interrupted by a crash left behind and never published (staged uploads,
+    /// partial files), if older than `older_than`; returns how many. Never touches a published blob.
+    /// Keep `older_than` above the longest upload while creates may be running (zero is right only
+    /// when none is). The default, for stores that leave nothing behind, removes nothing.
+    async fn remove_stale_uploads(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, StorageError> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 /// A one-chunk [`ByteStream`] holding `bytes`.

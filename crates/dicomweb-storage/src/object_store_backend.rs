@@ -53,6 +53,8 @@ const CONFLICT_RETRIES: u32 = 8;
 pub struct ObjectStoreBlobStore {
     store: Arc<dyn ObjectStore>,
     description: String,
+    /// The directory of a `LocalFileSystem` store, where interrupted writes leave `name#N` files.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ObjectStoreBlobStore {
@@ -73,7 +75,19 @@ enum WriteMode {
 impl ObjectStoreBlobStore {
     /// Wraps `store`; `description` (e.g. "local disk /var/lib/archive") names it in logs and `Debug`.
     pub fn new(store: Arc<dyn ObjectStore>, description: String) -> Self {
-        Self { store, description }
+        Self {
+            store,
+            description,
+            local_root: None,
+        }
+    }
+
+    /// Names the directory of a `LocalFileSystem` store, so that
+    /// [`BlobStore::remove_stale_uploads`] also removes the `name#N` files of writes that a crash
+    /// interrupted (object_store never lists them).
+    pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
+        self.local_root = Some(root);
+        self
     }
 
     /// What this store is, as given to [`ObjectStoreBlobStore::new`].
@@ -373,6 +387,18 @@ impl BlobStore for ObjectStoreBlobStore {
         self.write(key, WriteMode::Create, body).await
     }
 
+    async fn remove_stale_uploads(&self, older_than: Duration) -> Result<usize, StorageError> {
+        let mut removed = self.remove_stale_staging(older_than).await?;
+        if let Some(root) = self.local_root.clone() {
+            removed += tokio::task::spawn_blocking(move || {
+                remove_partial_files(&root, SystemTime::now() - older_than)
+            })
+            .await
+            .map_err(|e| StorageError::other(e.to_string()))?;
+        }
+        Ok(removed)
+    }
+
     async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StorageError> {
         self.write(key, WriteMode::Replace, body).await
     }
@@ -593,4 +619,42 @@ async fn remove_staging(store: &dyn ObjectStore, staging: &Path) {
         // Harmless beyond the space it takes: staging blobs are never listed nor readable.
         Err(error) => tracing::warn!(%staging, %error, "could not remove a staging blob"),
     }
+}
+
+/// Removes, below `root`, the `name#N` files that `LocalFileSystem` writes before renaming them into
+/// place and that a crash left behind, if last modified before `cutoff`. Returns how many.
+fn remove_partial_files(root: &std::path::Path, cutoff: SystemTime) -> usize {
+    let mut removed = 0;
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file()
+                && entry.file_name().to_string_lossy().contains('#')
+                && entry
+                    .metadata()
+                    .and_then(|meta| meta.modified())
+                    .is_ok_and(|modified| modified < cutoff)
+            {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed the partial file of an interrupted write");
+                        removed += 1;
+                    }
+                    Err(error) => {
+                        tracing::warn!(path = %path.display(), %error, "could not remove a partial file")
+                    }
+                }
+            }
+        }
+    }
+    removed
 }

@@ -236,7 +236,7 @@ fn open_local_dir(dir: &Path) -> Result<ObjectStoreBlobStore, StorageError> {
         .with_fsync(true);
     let description = format!("local disk {}", dir.display());
     tracing::debug!(%description, "opened blob store");
-    Ok(ObjectStoreBlobStore::new(Arc::new(local), description))
+    Ok(ObjectStoreBlobStore::new(Arc::new(local), description).with_local_root(dir.to_owned()))
 }
 
 #[cfg(test)]
