@@ -101,24 +101,36 @@ def test_kill_9_during_a_store_storm_loses_nothing_acknowledged(make_server):
         assert r.status_code == 200, r.text
 
 
+SAMPLES_STUDY = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
+
+
+def store_the_three_samples(server):
+    """Stores the tutorial's three instances in one request; returns their study metadata."""
+    body, content_type = related_body([sample("red-triangle.dcm"), sample("green-square.dcm"), sample("blue-circle.dcm")])
+    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
+    return requests.get(f"{server.root}/studies/{SAMPLES_STUDY}/metadata").json()
+
+
+def assert_the_three_samples_are_served(server, metadata_before):
+    """The samples' study has the same metadata as before and is found by QIDO with its three instances."""
+    after = requests.get(f"{server.root}/studies/{SAMPLES_STUDY}/metadata")
+    assert after.status_code == 200
+    key = lambda m: m["00080018"]["Value"][0]  # noqa: E731
+    assert sorted(after.json(), key=key) == sorted(metadata_before, key=key)
+    r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
+    assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
+
+
 def test_a_server_with_a_lost_search_index_rebuilds_it_from_the_catalogue(make_server):
     import shutil
 
     server = make_server()
-    body, content_type = related_body([sample("red-triangle.dcm"), sample("green-square.dcm"), sample("blue-circle.dcm")])
-    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
-    study = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
-    before = requests.get(f"{server.root}/studies/{study}/metadata").json()
+    before = store_the_three_samples(server)
     server.stop()
 
     shutil.rmtree(server.data_dir / "index")  # derived data: replayed from the catalogue of record
     server.start()
-    after = requests.get(f"{server.root}/studies/{study}/metadata")
-    assert after.status_code == 200
-    key = lambda m: m["00080018"]["Value"][0]  # noqa: E731
-    assert sorted(after.json(), key=key) == sorted(before, key=key)
-    r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
-    assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
+    assert_the_three_samples_are_served(server, before)
     assert len(requests.get(f"{server.root}/changefeed").json()) == 3
 
 
@@ -126,22 +138,14 @@ def test_a_server_that_lost_its_data_directory_rebuilds_the_catalogue_from_stora
     import shutil
 
     server = make_server()
-    body, content_type = related_body([sample("red-triangle.dcm"), sample("green-square.dcm"), sample("blue-circle.dcm")])
-    assert requests.post(server.root + "/studies", data=body, headers={"Content-Type": content_type}).status_code == 200
-    study = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420"
-    before = requests.get(f"{server.root}/studies/{study}/metadata").json()
+    before = store_the_three_samples(server)
     server.stop()
 
     # The node lost its local disk (catalogue and index); storage survived.
     shutil.rmtree(server.data_dir / "index")
     shutil.rmtree(server.data_dir / "catalogue")
     server.start()
-    after = requests.get(f"{server.root}/studies/{study}/metadata")
-    assert after.status_code == 200
-    key = lambda m: m["00080018"]["Value"][0]  # noqa: E731
-    assert sorted(after.json(), key=key) == sorted(before, key=key)
-    r = requests.get(f"{server.root}/studies", params={"PatientID": "ID1"})
-    assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [3]
+    assert_the_three_samples_are_served(server, before)
     # A new history starts: one create entry per instance.
     assert [e["Action"] for e in requests.get(f"{server.root}/changefeed").json()] == ["create"] * 3
 
