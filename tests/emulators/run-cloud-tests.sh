@@ -113,8 +113,9 @@ for backend in s3 azure; do
   DICOMWEB_E2E_STORAGE=$storage "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     tests/e2e/test_acceptance.py \
     tests/e2e/test_crash.py::test_kill_9_during_a_store_storm_loses_nothing_acknowledged \
-    tests/e2e/test_crash.py::test_a_server_with_a_lost_index_rebuilds_it_from_storage \
-    tests/e2e/test_crash.py::test_reindex_command_catalogues_what_storage_holds \
+    tests/e2e/test_crash.py::test_a_server_with_a_lost_search_index_rebuilds_it_from_the_catalogue \
+    tests/e2e/test_crash.py::test_a_server_that_lost_its_data_directory_rebuilds_the_catalogue_from_storage \
+    tests/e2e/test_crash.py::test_reindex_command_rebuilds_the_search_index_from_the_catalogue \
     tests/e2e/test_storage_faults.py
   # The servers must really have written there, not elsewhere (the story deletes what it stored, so count the
   # writes in the emulator's access log rather than what is left).
