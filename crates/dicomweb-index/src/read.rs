@@ -126,19 +126,6 @@ pub(crate) fn load_record(
     })
 }
 
-/// Order of `Index::instances`: series UID, InstanceNumber (numbered first), SOPInstanceUID.
-pub(crate) fn sort_instances(records: &mut [InstanceRecord]) {
-    records.sort_by_cached_key(|r| {
-        (
-            r.study_instance_uid.clone(),
-            r.series_instance_uid.clone(),
-            r.instance_number().is_none(),
-            r.instance_number(),
-            r.sop_instance_uid.clone(),
-        )
-    });
-}
-
 pub(crate) fn instances_in_scope(
     searcher: &Searcher,
     f: &Fields,
@@ -149,7 +136,8 @@ pub(crate) fn instances_in_scope(
         .into_iter()
         .map(|address| load_record(searcher, f, address))
         .collect::<Result<Vec<_>, _>>()?;
-    sort_instances(&mut records);
+    // The one order every listing of instances uses (a scope never spans two studies).
+    dicomweb_catalogue::sort_instances(&mut records);
     Ok(records)
 }
 

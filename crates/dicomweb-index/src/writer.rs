@@ -461,7 +461,7 @@ impl Writer {
         for record in &removed {
             state.touched.insert(record.study_instance_uid.clone());
         }
-        read::sort_instances(&mut removed);
+        dicomweb_catalogue::sort_instances(&mut removed);
         for record in &removed {
             // Deletes apply to every document added before them, committed or not; the
             // `sop_uid` field only exists on instance documents, so change entries stay.
