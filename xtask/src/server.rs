@@ -8,9 +8,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of this crate).
+///
+/// `cargo run` sets `CARGO_MANIFEST_DIR` for the program too; that one is preferred over the path baked in at
+/// compile time, because a target directory shared by several clones may hold an xtask built in another clone.
 pub fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest_dir)
 }
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the current directory, as cargo reads it) or

@@ -239,21 +239,24 @@ fn string_values(element_text: &str) -> Vec<String> {
 
 /// The searchable attribute values of a dataset, as the index stores them: trimmed strings, one
 /// per value; values inside sequence items under [`SearchableAttribute::index_tag`].
+///
+/// Elements are looked up with `get`, which answers `None` for a missing one: `element_opt` builds an error
+/// (with a captured backtrace when `RUST_BACKTRACE` is set) for each of the many attributes an instance lacks.
 pub fn searchable_attributes(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
     SEARCHABLE
         .iter()
         .filter_map(|a| {
             let values: Vec<String> = match a.sequence {
                 None => {
-                    let element = dataset.element_opt(a.tag).ok().flatten()?;
+                    let element = dataset.get(a.tag)?;
                     string_values(&element.to_str().ok()?)
                 }
                 Some(sequence) => {
-                    let element = dataset.element_opt(sequence).ok().flatten()?;
+                    let element = dataset.get(sequence)?;
                     element
                         .items()?
                         .iter()
-                        .filter_map(|item| item.element_opt(a.tag).ok().flatten())
+                        .filter_map(|item| item.get(a.tag))
                         .filter_map(|e| e.to_str().ok().map(|t| string_values(&t)))
                         .flatten()
                         .collect()
@@ -271,12 +274,7 @@ fn item_terms(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
     sequences.dedup();
     let mut out = Vec::new();
     for sequence in sequences {
-        let Some(items) = dataset
-            .element_opt(sequence)
-            .ok()
-            .flatten()
-            .and_then(|e| e.items())
-        else {
+        let Some(items) = dataset.get(sequence).and_then(|e| e.items()) else {
             continue;
         };
         let joined: Vec<String> = items
@@ -284,9 +282,7 @@ fn item_terms(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
             .map(|item| {
                 sequence_members(sequence)
                     .map(|member| {
-                        item.element_opt(member.tag)
-                            .ok()
-                            .flatten()
+                        item.get(member.tag)
                             .and_then(|e| e.to_str().ok())
                             .map(|text| string_values(&text).join("\\"))
                             .unwrap_or_default()
