@@ -6,6 +6,8 @@
 //! first, and every response is checked (a fast wrong answer fails the command). Orthanc cannot bind to loopback
 //! only: it listens on every interface and refuses other hosts (`RemoteAccessAllowed: false`).
 
+mod write_path;
+
 use crate::bench_stow_large::{boundary_of, first_part};
 use crate::machine::{self, Machine};
 use crate::prerequisites;
@@ -83,6 +85,15 @@ struct Sizes {
     large_mib: u64,
     large_repeats: usize,
     frame_repeats: usize,
+    /// Retrieves of one small instance, and of the 600-instance series.
+    small_retrieve_repeats: usize,
+    series_retrieve_repeats: usize,
+    /// Searches timed while 8 clients store, and the most instances they store meanwhile.
+    qido_under_load: usize,
+    store_load_cap: usize,
+    /// The long ingest (dicomweb only) and the block its rates are measured over.
+    ingest_instances: usize,
+    ingest_block: usize,
 }
 
 impl Sizes {
@@ -98,6 +109,12 @@ impl Sizes {
                 large_mib: 120,
                 large_repeats: 3,
                 frame_repeats: 10,
+                small_retrieve_repeats: 50,
+                series_retrieve_repeats: 3,
+                qido_under_load: 200,
+                store_load_cap: 20_000,
+                ingest_instances: 10_000,
+                ingest_block: 2_000,
             }
         } else {
             Sizes {
@@ -110,6 +127,12 @@ impl Sizes {
                 large_mib: 240,
                 large_repeats: 5,
                 frame_repeats: 40,
+                small_retrieve_repeats: 200,
+                series_retrieve_repeats: 10,
+                qido_under_load: 1000,
+                store_load_cap: 100_000,
+                ingest_instances: 100_000,
+                ingest_block: 10_000,
             }
         }
     }
@@ -157,11 +180,13 @@ pub fn run(args: &Args) -> Result<()> {
                 name: "dicomweb",
                 base: ours.base_url().to_string(),
                 pid: ours.pid(),
+                data_dir: ours_dir.join("data"),
             },
             Target {
                 name: "Orthanc",
                 base: peer.dicomweb_root(),
                 pid: peer.pid,
+                data_dir: work.path().join("orthanc"),
             },
         ];
         let measured = measure(&sizes, &targets, &agent).with_context(|| {
@@ -186,7 +211,7 @@ pub fn run(args: &Args) -> Result<()> {
     let machine = Machine::describe();
     let peer_version = orthanc_version(&orthanc_binary);
     let table = table(&outcome);
-    println!("\n{table}");
+    println!("\n{table}\n{}", outcome.write_path);
     if !args.no_report {
         let path = root.join("docs").join("benchmarks.md");
         let body = markdown(args, &sizes, &outcome, &table, &machine, &peer_version);
@@ -202,6 +227,8 @@ struct Target {
     /// The DICOMweb root (`/studies` and so on are below it).
     base: String,
     pid: u32,
+    /// Where the server keeps its files.
+    data_dir: PathBuf,
 }
 
 /// One measured figure of both servers, in the order of `targets`.
@@ -215,6 +242,9 @@ struct Figure {
 
 struct Outcome {
     figures: Vec<Figure>,
+    /// Markdown paragraphs on the write path (the durable-write bound, searches under load, the long
+    /// ingest), written after the table.
+    write_path: String,
     checked_responses: usize,
     qido_studies: usize,
 }
@@ -323,6 +353,8 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
     let stored = sizes.stow_sequential + sizes.stow_concurrent + sizes.stow_batches * BATCH;
     let data = DataSet::new(stored.div_ceil(INSTANCES_PER_STUDY))?;
     let mut checked = 0usize;
+    // Responses checked outside `both`, which borrows `checked`.
+    let mut extra_checked = 0usize;
     let mut figures = Vec::new();
     // Alternate which server goes first, phase by phase.
     let mut phase = 0usize;
@@ -346,34 +378,81 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
             Ok(values)
         };
 
-    // STOW of 10 KiB instances: one per request at concurrency 1 and 8, then 50 per request.
-    let first = 0..sizes.stow_sequential;
-    let values = both("STOW, 1 instance per request, 1 client", &mut |t| {
-        stow(agent, t, &data, first.clone(), 1, 1)
-    })?;
-    figures.push(Figure::throughput(
-        "STOW-RS, 10 KiB instances, one per request, 1 client",
-        "instances/s",
-        values,
-    ));
-    let second = first.end..first.end + sizes.stow_concurrent;
-    let values = both("STOW, 1 instance per request, 8 clients", &mut |t| {
-        stow(agent, t, &data, second.clone(), 1, CONCURRENCY)
-    })?;
-    figures.push(Figure::throughput(
-        "STOW-RS, 10 KiB instances, one per request, 8 clients",
-        "instances/s",
-        values,
-    ));
-    let third = second.end..second.end + sizes.stow_batches * BATCH;
-    let values = both("STOW, 50 instances per request, 1 client", &mut |t| {
-        stow(agent, t, &data, third.clone(), BATCH, 1)
-    })?;
-    figures.push(Figure::throughput(
-        "STOW-RS, 10 KiB instances, 50 per request, 1 client",
-        "instances/s",
-        values,
-    ));
+    // STOW of 10 KiB instances: one per request at concurrency 1 and 8, then 50 per request; the server's CPU
+    // time per stored instance of each, including the work the phase leaves behind (see write_path::settle).
+    let stow_phases = [
+        (
+            "1 instance per request, 1 client",
+            "one per request, 1 client",
+            1,
+            1,
+            sizes.stow_sequential,
+        ),
+        (
+            "1 instance per request, 8 clients",
+            "one per request, 8 clients",
+            1,
+            CONCURRENCY,
+            sizes.stow_concurrent,
+        ),
+        (
+            "50 instances per request, 1 client",
+            "50 per request, 1 client",
+            BATCH,
+            1,
+            sizes.stow_batches * BATCH,
+        ),
+    ];
+    let mut next_instance = 0;
+    let mut stow_rates = Vec::new();
+    for (phase_name, figure_name, per_request, clients, count) in stow_phases {
+        let range = next_instance..next_instance + count;
+        next_instance = range.end;
+        let cpu = Mutex::new([0.0; 2]);
+        let values = both(&format!("STOW, {phase_name}"), &mut |t| {
+            let before = write_path::cpu_ms(t.pid)?;
+            let (rate, responses) = stow(agent, t, &data, range.clone(), per_request, clients)?;
+            write_path::settle(agent, t);
+            let used = write_path::cpu_ms(t.pid)? - before;
+            cpu.lock().map_err(|_| anyhow::anyhow!("poisoned"))?
+                [usize::from(t.name != "dicomweb")] = used / count as f64;
+            Ok((rate, responses))
+        })?;
+        stow_rates.push(values);
+        figures.push(Figure::throughput(
+            &format!("STOW-RS, 10 KiB instances, {figure_name}"),
+            "instances/s",
+            values,
+        ));
+        figures.push(Figure::latency(
+            &format!("server CPU per stored instance, {figure_name}"),
+            "ms",
+            cpu.into_inner().map_err(|_| anyhow::anyhow!("poisoned"))?,
+        ));
+    }
+
+    // What a single client's stores are bound by: the fsyncs one acknowledged store waits for.
+    let costs = write_path::durable_write_costs(&targets[0].data_dir, 200)?;
+    let bound_ms = costs.per_store_ms();
+    let one_client_ms = 1000.0 / stow_rates[0][0];
+    let mut write_path_notes = String::new();
+    let _ = writeln!(
+        write_path_notes,
+        "Durable-write bound (measured in dicomweb's data directory, medians of 200): creating, writing and \
+         `fdatasync`ing a 10 KiB file {:.3} ms; a rename and `fsync` of its directory {:.3} ms; appending 10 KiB \
+         to an open file and `fdatasync` {:.3} ms. A small store in dicomweb waits for a file `fsync`, a \
+         directory `fsync` and the catalogue's commit (one `fdatasync`): {bound_ms:.3} ms, so one client \
+         storing one instance per request can reach at most {:.0} instances/s on this disk, {:.2}x Orthanc's \
+         {:.0}/s in this run (Orthanc does not fsync its files). dicomweb took {one_client_ms:.2} ms per \
+         request from one client, of which the fsyncs are {:.0}%.\n",
+        costs.new_file_ms,
+        costs.rename_dir_fsync_ms,
+        costs.log_append_ms,
+        1000.0 / bound_ms,
+        1000.0 / bound_ms / stow_rates[0][1],
+        stow_rates[0][1],
+        100.0 * bound_ms / one_client_ms,
+    );
 
     // QIDO-RS over the studies just stored.
     let queries = query_mix(&data, sizes.qido_latency.max(sizes.qido_throughput));
@@ -408,6 +487,59 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
         values,
     ));
 
+    // The same searches while 8 clients store instances that none of them matches.
+    let idle_p99 = p(0.99);
+    let filler = write_path::Filler {
+        run: data.run,
+        kinds: [10, 11, 12],
+        patients: 100,
+    };
+    let under_load = Mutex::new(Vec::new());
+    both("QIDO while 8 clients store", &mut |t| {
+        let (seen, responses) = write_path::searches_under_store_load(
+            agent,
+            t,
+            &queries[..sizes.qido_under_load],
+            &filler,
+            0,
+            sizes.store_load_cap,
+        )?;
+        under_load
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .push((t.name, seen));
+        Ok((0.0, responses))
+    })?;
+    let mut under_load = under_load
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    under_load.sort_by_key(|(name, _)| usize::from(*name != "dicomweb"));
+    let loaded_p99 = [
+        percentile(&under_load[0].1.latencies, 0.99),
+        percentile(&under_load[1].1.latencies, 0.99),
+    ];
+    figures.push(Figure::latency(
+        "QIDO-RS study search, query mix, 1 client, while 8 clients store: p99",
+        "ms",
+        loaded_p99,
+    ));
+    let _ = writeln!(
+        write_path_notes,
+        "Searches while 8 clients store ({} sequential searches of the mix; the storing clients store \
+         instances of other patients, one per request): p99 {:.2} ms for dicomweb, {:.2}x its idle p99 of \
+         {:.2} ms (target: within 2x), while it stored {:.0} instances/s; Orthanc {:.2} ms, {:.2}x its idle \
+         {:.2} ms, storing {:.0}/s.\n",
+        sizes.qido_under_load,
+        loaded_p99[0],
+        loaded_p99[0] / idle_p99[0],
+        idle_p99[0],
+        under_load[0].1.store_rate,
+        loaded_p99[1],
+        loaded_p99[1] / idle_p99[1],
+        idle_p99[1],
+        under_load[1].1.store_rate,
+    );
+
     // Series metadata of a 600-instance series (stored first, untimed).
     let series: Vec<(Uids, Vec<u8>)> = (0..METADATA_SERIES_INSTANCES)
         .map(|i| data.series_instance(i))
@@ -420,6 +552,49 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
         "ms",
         values,
     ));
+    let values = both("series retrieve", &mut |t| {
+        write_path::series_retrieve(agent, t, &series, sizes.series_retrieve_repeats)
+    })?;
+    figures.push(Figure::latency(
+        "WADO-RS series of 600 10 KiB instances, whole, multipart (median)",
+        "ms",
+        values,
+    ));
+
+    // One small instance, as multipart/related (both) and as single-part application/dicom (dicomweb).
+    let (small_uids, small_bytes) = &series[0];
+    let values = both("small instance retrieve", &mut |t| {
+        write_path::small_retrieve(
+            agent,
+            t,
+            small_uids,
+            small_bytes,
+            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+            sizes.small_retrieve_repeats,
+        )
+    })?;
+    figures.push(Figure::latency(
+        "WADO-RS one 10 KiB instance as multipart/related (median)",
+        "ms",
+        values,
+    ));
+    let (single_part, responses) = write_path::small_retrieve(
+        agent,
+        &targets[0],
+        small_uids,
+        small_bytes,
+        "application/dicom; transfer-syntax=*",
+        sizes.small_retrieve_repeats,
+    )?;
+    extra_checked += responses;
+    let _ = writeln!(
+        write_path_notes,
+        "One 10 KiB instance from dicomweb: {:.3} ms as `multipart/related`, {:.3} ms as single-part \
+         `application/dicom` ({:.2}x; target: within 1.5x). Orthanc's DICOMweb plugin answers multipart only.\n",
+        values[0],
+        single_part,
+        values[0] / single_part,
+    );
 
     // Whole-instance retrieve of a large instance.
     let large = Layout::for_size(sizes.large_mib * MIB, None)?;
@@ -469,10 +644,58 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
         "MiB",
         [hwm(&targets[0])?, hwm(&targets[1])?],
     ));
+
+    // A long ingest into dicomweb (after the peak-memory reading, which it would dominate).
+    if sizes.ingest_instances > 0 {
+        eprintln!(
+            "xtask: ingest of {} instances, 8 clients: dicomweb",
+            sizes.ingest_instances
+        );
+        let filler = write_path::Filler {
+            run: data.run,
+            kinds: [13, 14, 15],
+            patients: 1000,
+        };
+        let (ingest, responses) = write_path::ingest(
+            agent,
+            &targets[0],
+            &targets[0].data_dir,
+            &filler,
+            sizes.ingest_instances,
+            sizes.ingest_block,
+        )?;
+        extra_checked += responses;
+        let stored_total = (ingest.instances + stored + METADATA_SERIES_INSTANCES) as f64;
+        let rates: Vec<String> = ingest
+            .block_rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect();
+        let _ = writeln!(
+            write_path_notes,
+            "Ingest of {} more 10 KiB instances into dicomweb (8 clients, one per request, {:.0} instances/s \
+             overall, {:.2} ms of server CPU per instance): instances/s per block of {}: {}. The last block \
+             ran at {:.0}% of the first (target: within 20%). Afterwards, for about {:.0} small instances in all: \
+             {:.0} bytes of search index and {:.0} bytes of catalogue per instance, beside {:.0} bytes of \
+             DICOM files per instance (index {:.1}% of the files).\n",
+            ingest.instances,
+            ingest.overall_rate,
+            ingest.cpu_ms_per_instance,
+            ingest.block,
+            rates.join(", "),
+            100.0 * ingest.last_block_rate() / ingest.first_block_rate(),
+            stored_total,
+            ingest.index_bytes as f64 / stored_total,
+            ingest.catalogue_bytes as f64 / stored_total,
+            ingest.dicom_bytes as f64 / stored_total,
+            100.0 * ingest.index_bytes as f64 / ingest.dicom_bytes as f64,
+        );
+    }
     Ok(Outcome {
         figures,
-        checked_responses: checked,
+        checked_responses: checked + extra_checked,
         qido_studies: data.studies.len(),
+        write_path: write_path_notes,
     })
 }
 
@@ -1342,6 +1565,10 @@ fn markdown(
         outcome.checked_responses,
     );
     out.push_str(table);
+    if !outcome.write_path.is_empty() {
+        out.push('\n');
+        out.push_str(&outcome.write_path);
+    }
     let behind: Vec<&str> = outcome
         .figures
         .iter()

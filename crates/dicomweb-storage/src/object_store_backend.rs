@@ -152,14 +152,24 @@ impl ObjectStoreBlobStore {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        let cutoff_seconds =
-            i64::try_from(now.saturating_sub(older_than).as_secs()).unwrap_or(i64::MAX);
+        // In microseconds, not seconds: the sweep at start removes what is older than the start, which may
+        // be the same second as a staged blob that a crash left just before.
+        let cutoff_micros =
+            i64::try_from(now.saturating_sub(older_than).as_micros()).unwrap_or(i64::MAX);
         let staging_root = Path::from(STAGING_PREFIX.trim_end_matches('/'));
         let mut staged = self.store.list(Some(&staging_root));
         let mut removed = 0;
         while let Some(meta) = staged.next().await {
             let meta = meta.map_err(|e| from_object_store(e, "list", STAGING_PREFIX))?;
-            if meta.last_modified.timestamp() < cutoff_seconds {
+            // A time without a fraction of a second comes from a backend that keeps whole seconds (S3 and
+            // Azure lists): the blob may be up to a second younger than it reads, so it must be a second older.
+            let modified_micros = meta.last_modified.timestamp_micros();
+            let latest_possible = if meta.last_modified.timestamp_subsec_nanos() == 0 {
+                modified_micros.saturating_add(999_999)
+            } else {
+                modified_micros
+            };
+            if latest_possible < cutoff_micros {
                 match self.store.delete(&meta.location).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
                     Err(e) => return Err(from_object_store(e, "delete", meta.location.as_ref())),

@@ -170,6 +170,26 @@ async fn stale_staging_blobs_are_removed_and_fresh_ones_kept() {
 }
 
 #[tokio::test]
+async fn a_staging_blob_older_than_the_cutoff_by_milliseconds_is_removed() {
+    // The sweep at start removes what is older than the start: a crash a few milliseconds before it, in the
+    // same second, must not leave its staging blob for hours.
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, store) = local_store(dir.path());
+    raw.put(&".staging/orphan".into(), "partial".into())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        store
+            .remove_stale_staging(Duration::from_millis(10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(files_under(dir.path()).is_empty());
+}
+
+#[tokio::test]
 async fn invalid_keys_never_reach_the_backend() {
     let raw = Arc::new(InMemory::new());
     let store = ObjectStoreBlobStore::new(raw.clone(), "memory".into());
