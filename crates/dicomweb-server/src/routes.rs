@@ -577,19 +577,16 @@ async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
                 "multipart/related; type=\"{DICOM}\"; boundary={}",
                 writer.boundary()
             );
-            let parts = Box::pin(futures::stream::iter(records).then(move |record| {
-                let service = service.clone();
-                async move {
-                    let content = service.open_instance(record).await.map_err(io_error)?;
-                    let headers = vec![(
-                        "Content-Type".to_owned(),
-                        format!(
-                            "{DICOM}; transfer-syntax={}",
-                            content.record.transfer_syntax_uid
-                        ),
-                    )];
-                    Ok::<_, std::io::Error>((headers, content.body.map_err(io_error).boxed()))
-                }
+            let parts = Box::pin(service.open_instances(records).map(|opened| {
+                let content = opened.map_err(io_error)?;
+                let headers = vec![(
+                    "Content-Type".to_owned(),
+                    format!(
+                        "{DICOM}; transfer-syntax={}",
+                        content.record.transfer_syntax_uid
+                    ),
+                )];
+                Ok::<_, std::io::Error>((headers, content.body.map_err(io_error).boxed()))
             }));
             Ok(HttpResponse::Ok()
                 .content_type(content_type)
