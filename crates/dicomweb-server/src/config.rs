@@ -29,9 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the DICOMweb API.
     Serve(ServeArgs),
-    /// Catalogue every instance in storage that the index lacks (after losing or replacing the index directory),
-    /// then exit. The server does this by itself on start when its index is empty and storage is not. Stop the
-    /// server first: the index admits one process at a time.
+    /// Rebuild the search index from the catalogue of record (after losing, corrupting or replacing the index
+    /// directory), then exit; when the catalogue itself is empty and storage is not, rebuild the catalogue from
+    /// storage first. The server catches its index up with the catalogue by itself on start. Stop the server
+    /// first: the catalogue admits one process at a time.
     Reindex(ServeArgs),
     /// Verify that the storage backend is reachable and writable (writes, reads back and deletes a probe), then
     /// exit: 0 when it is, 1 with the URL and the cause when it is not.

@@ -373,6 +373,7 @@ pub(super) struct Ingest {
     pub block_rates: Vec<f64>,
     pub overall_rate: f64,
     pub cpu_ms_per_instance: f64,
+    /// How much the files, the search index and the catalogue grew over the ingest.
     pub dicom_bytes: u64,
     pub index_bytes: u64,
     pub catalogue_bytes: u64,
@@ -387,8 +388,8 @@ impl Ingest {
     }
 }
 
-/// Stores `count` filler instances, one per request from [`CONCURRENCY`] clients, then measures the data
-/// directory (`data_dir`: `blobs/`, `index/`, `catalogue/`).
+/// Stores `count` filler instances, one per request from [`CONCURRENCY`] clients, and measures how much the
+/// parts of the data directory (`data_dir`: `blobs/`, `index/`, `catalogue/`) grew.
 pub(super) fn ingest(
     agent: &ureq::Agent,
     target: &Target,
@@ -399,6 +400,8 @@ pub(super) fn ingest(
 ) -> Result<(Ingest, usize)> {
     let next = AtomicUsize::new(0);
     let completions = Mutex::new(Vec::with_capacity(count));
+    settle(agent, target);
+    let sizes_before = DataSizes::of(data_dir)?;
     let cpu_before = cpu_ms(target.pid)?;
     let started = Instant::now();
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -445,17 +448,36 @@ pub(super) fn ingest(
             block as f64 / (to - from)
         })
         .collect();
+    let sizes_after = DataSizes::of(data_dir)?;
+    let grown = |f: fn(&DataSizes) -> u64| f(&sizes_after).saturating_sub(f(&sizes_before));
     let outcome = Ingest {
         instances: count,
         block,
         block_rates,
         overall_rate: count as f64 / secs,
         cpu_ms_per_instance: cpu / count as f64,
-        dicom_bytes: directory_bytes(&data_dir.join("blobs"))?,
-        index_bytes: directory_bytes(&data_dir.join("index"))?,
-        catalogue_bytes: directory_bytes(&data_dir.join("catalogue"))?,
+        dicom_bytes: grown(|d| d.blobs),
+        index_bytes: grown(|d| d.index),
+        catalogue_bytes: grown(|d| d.catalogue),
     };
     Ok((outcome, count))
+}
+
+/// The bytes of dicomweb's data directory, by part.
+struct DataSizes {
+    blobs: u64,
+    index: u64,
+    catalogue: u64,
+}
+
+impl DataSizes {
+    fn of(data_dir: &Path) -> Result<DataSizes> {
+        Ok(DataSizes {
+            blobs: directory_bytes(&data_dir.join("blobs"))?,
+            index: directory_bytes(&data_dir.join("index"))?,
+            catalogue: directory_bytes(&data_dir.join("catalogue"))?,
+        })
+    }
 }
 
 /// The bytes of the files under `dir` (0 when it does not exist).
