@@ -330,7 +330,9 @@ impl StudiesService {
             message: format!("reading the spooled instance: {e}"),
             source: Some(Box::new(e)),
         });
-        self.blobs.create(key, upload.boxed()).await.map(|_| ())
+        self.blobs.create(key, upload.boxed()).await?;
+        // Durable before the catalogue commit names it (concurrent stores share the flush).
+        self.blobs.sync_writes().await
     }
 }
 

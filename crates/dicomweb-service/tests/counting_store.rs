@@ -37,6 +37,9 @@ impl BlobStore for CountingStore {
     async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StorageError> {
         self.inner.put(key, body).await
     }
+    async fn sync_writes(&self) -> Result<(), StorageError> {
+        self.inner.sync_writes().await
+    }
     async fn get(&self, key: &str) -> Result<(BlobMeta, ByteStream), StorageError> {
         let (meta, body) = self.inner.get(key).await?;
         let counter = self.bytes_read.clone();

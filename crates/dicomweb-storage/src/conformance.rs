@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
                 invalid_keys_are_rejected,
                 failing_body_leaves_nothing,
                 large_body_round_trips,
+                concurrent_syncs_after_writes_succeed,
             ]
         );
     };
@@ -111,6 +112,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     invalid_keys_are_rejected(store).await;
     failing_body_leaves_nothing(store).await;
     large_body_round_trips(store).await;
+    concurrent_syncs_after_writes_succeed(store).await;
 }
 
 /// `create` stores the body (small and large, many chunks) and reports its size; `get`/`head` agree.
@@ -250,6 +252,26 @@ pub async fn put_replaces(store: &dyn BlobStore) {
         matches!(outcome, Err(StorageError::AlreadyExists { .. })),
         "create after put: {outcome:?}"
     );
+}
+
+/// `sync_writes` succeeds after writes, also for many concurrent callers, and changes nothing visible.
+pub async fn concurrent_syncs_after_writes_succeed(store: &dyn BlobStore) {
+    let dir = scratch_dir("sync_writes");
+    let writes = (0..8).map(|k| {
+        let key = format!("{dir}{k}");
+        async move {
+            store.create(&key, chunked(&patterned(k, 100), 7)).await?;
+            store.sync_writes().await?;
+            Ok::<_, StorageError>(key)
+        }
+    });
+    let keys = futures::future::try_join_all(writes)
+        .await
+        .expect("writes and syncs");
+    store.sync_writes().await.expect("a sync with nothing new");
+    for (k, key) in keys.iter().enumerate() {
+        assert_content(store, key, &patterned(k as u64, 100)).await;
+    }
 }
 
 /// A zero-length body is a blob of size 0, distinct from no blob.

@@ -33,6 +33,7 @@
 //! ```
 
 mod error;
+mod filesystem_sync;
 mod key;
 mod object_store_backend;
 mod open;
@@ -118,6 +119,15 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     /// particular order. Staging blobs of in-progress creates are never listed. An invalid prefix yields a
     /// single [`StorageError::InvalidKey`].
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobMeta, StorageError>>;
+
+    /// Returns once every create and put that completed before the call is durable (survives a power cut or
+    /// a kernel crash, not only a process kill). A completed write is visible at once and durable after
+    /// this; callers that acknowledge a write to someone else call it first. Implementations may share one
+    /// flush among concurrent callers. The default, for backends whose writes are durable when they complete
+    /// (object stores, memory), does nothing.
+    async fn sync_writes(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// Removes what creates interrupted by a crash left behind and never published (staged uploads,
     /// partial files), if older than `older_than`; returns how many. Never touches a published blob.

@@ -31,8 +31,8 @@ pub fn open_store(url: &str) -> Result<Arc<dyn BlobStore>, StorageError> {
 ///
 /// * `memory://`: a new, empty in-process store on every call.
 /// * `file:///abs/dir` or a plain path (`./data`, `/var/lib/x`, relative to the working directory): a local
-///   directory, created if needed, opened with fsync enabled (see [`ObjectStoreBlobStore`]'s durability
-///   notes).
+///   directory, created if needed, whose writes [`BlobStore::sync_writes`] makes durable with one shared
+///   `syncfs` (see [`ObjectStoreBlobStore`]'s durability notes).
 /// * `s3://bucket/prefix`: Amazon S3 or a compatible store, configured by object_store's
 ///   `AmazonS3Builder::from_env` (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 ///   `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, web identity / ECS / instance metadata credentials, ...).
@@ -233,10 +233,13 @@ fn open_local_dir(dir: &Path) -> Result<ObjectStoreBlobStore, StorageError> {
             message: format!("cannot open storage directory {}: {e}", dir.display()),
             source: Some(Box::new(e)),
         })?
-        .with_fsync(true);
+        // Writes are made durable by `sync_writes` (one syncfs for all concurrent writers), not one by one.
+        .with_fsync(false);
     let description = format!("local disk {}", dir.display());
     tracing::debug!(%description, "opened blob store");
-    Ok(ObjectStoreBlobStore::new(Arc::new(local), description).with_local_root(dir.to_owned()))
+    ObjectStoreBlobStore::new(Arc::new(local), description)
+        .with_local_root(dir.to_owned())
+        .with_filesystem_sync(dir)
 }
 
 #[cfg(test)]
