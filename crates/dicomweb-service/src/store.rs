@@ -322,6 +322,11 @@ impl StudiesService {
     }
 
     async fn upload(&self, key: &str, spooled: &Spool) -> Result<(), StorageError> {
+        if let Spool::File { file, .. } = spooled {
+            // A large instance is written once: on local disk the spool file itself becomes the blob.
+            self.blobs.create_from_file(key, file.path()).await?;
+            return self.blobs.sync_writes().await;
+        }
         let stream = spooled.stream().map_err(|e| StorageError::Other {
             message: format!("reading the spooled instance: {e}"),
             source: Some(Box::new(e)),

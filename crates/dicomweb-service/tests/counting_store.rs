@@ -37,6 +37,13 @@ impl BlobStore for CountingStore {
     async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StorageError> {
         self.inner.put(key, body).await
     }
+    async fn create_from_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<u64, StorageError> {
+        self.inner.create_from_file(key, path).await
+    }
     async fn sync_writes(&self) -> Result<(), StorageError> {
         self.inner.sync_writes().await
     }

@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
                 failing_body_leaves_nothing,
                 large_body_round_trips,
                 concurrent_syncs_after_writes_succeed,
+                create_from_file_stores_the_file,
             ]
         );
     };
@@ -113,6 +114,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     failing_body_leaves_nothing(store).await;
     large_body_round_trips(store).await;
     concurrent_syncs_after_writes_succeed(store).await;
+    create_from_file_stores_the_file(store).await;
 }
 
 /// `create` stores the body (small and large, many chunks) and reports its size; `get`/`head` agree.
@@ -272,6 +274,35 @@ pub async fn concurrent_syncs_after_writes_succeed(store: &dyn BlobStore) {
     for (k, key) in keys.iter().enumerate() {
         assert_content(store, key, &patterned(k as u64, 100)).await;
     }
+}
+
+/// `create_from_file` stores the file's bytes, refuses an existing key, and the blob stays when the caller
+/// removes its file.
+pub async fn create_from_file_stores_the_file(store: &dyn BlobStore) {
+    let key = format!("{}from-file", scratch_dir("create_from_file"));
+    let data = patterned(11, LARGE + 3);
+    let dir = tempfile_dir();
+    let path = dir.join("spooled");
+    std::fs::write(&path, &data).expect("writing the source file");
+    assert_eq!(
+        store.create_from_file(&key, &path).await.ok(),
+        Some(data.len() as u64)
+    );
+    let again = store.create_from_file(&key, &path).await;
+    assert!(
+        matches!(again, Err(StorageError::AlreadyExists { .. })),
+        "second create_from_file: {again:?}"
+    );
+    std::fs::remove_file(&path).expect("removing the source file");
+    assert_content(store, &key, &data).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory of the system's temporary directory.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dicomweb-conformance-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+    dir
 }
 
 /// A zero-length body is a blob of size 0, distinct from no blob.

@@ -88,6 +88,19 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     /// An error yielded by `body` is returned as is. Returns the size written.
     async fn create(&self, key: &str, body: ByteStream) -> Result<u64, StorageError>;
 
+    /// [`BlobStore::create`] with the bytes of the local file at `path`, which the caller has finished writing
+    /// and must not change afterwards. A store on the local file system holding `path` may publish the file
+    /// itself (a hard link, so that a large instance is written once, not copied); the caller may still remove
+    /// its own name for the file. Same atomicity and [`StorageError::AlreadyExists`] rules as `create`. The
+    /// default streams the file to `create`.
+    async fn create_from_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<u64, StorageError> {
+        create_by_streaming_file(self, key, path).await
+    }
+
     /// Creates or replaces `key` atomically (same streaming rules as [`BlobStore::create`]): readers see the
     /// old blob or the new one, never a mix; when it fails the old blob (if any) is untouched. Returns the
     /// size written.
@@ -140,6 +153,28 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
         let _ = older_than;
         Ok(0)
     }
+}
+
+/// [`BlobStore::create`] with a stream of the file at `path`: what `create_from_file` does when it cannot do
+/// better.
+pub(crate) async fn create_by_streaming_file<S: BlobStore + ?Sized>(
+    store: &S,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<u64, StorageError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| StorageError::Other {
+            message: format!("cannot open {} to store it: {e}", path.display()),
+            source: Some(Box::new(e)),
+        })?;
+    let body = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).map(|chunk| {
+        chunk.map_err(|e| StorageError::Other {
+            message: format!("reading the file to store: {e}"),
+            source: Some(Box::new(e)),
+        })
+    });
+    store.create(key, body.boxed()).await
 }
 
 /// A one-chunk [`ByteStream`] holding `bytes`.

@@ -410,6 +410,42 @@ impl BlobStore for ObjectStoreBlobStore {
         self.write(key, WriteMode::Create, body).await
     }
 
+    async fn create_from_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<u64, StorageError> {
+        validate_key(key)?;
+        let Some(root) = self.local_root.clone() else {
+            return crate::create_by_streaming_file(self, key, path).await;
+        };
+        // Keys are made of `[A-Za-z0-9._-]` segments, which object_store maps to the same relative path.
+        let target = root.join(key);
+        let source = path.to_owned();
+        let linked = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::hard_link(&source, &target)?;
+            Ok(std::fs::metadata(&target)?.len())
+        })
+        .await
+        .map_err(|e| StorageError::other(format!("linking {key}: {e}")))?;
+        match linked {
+            Ok(len) => Ok(len),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StorageError::AlreadyExists {
+                    key: key.to_owned(),
+                })
+            }
+            Err(error) => {
+                // Another file system (EXDEV) or one without hard links: copy instead.
+                tracing::debug!(%key, %error, "cannot link the file into place; copying it");
+                crate::create_by_streaming_file(self, key, path).await
+            }
+        }
+    }
+
     async fn sync_writes(&self) -> Result<(), StorageError> {
         match &self.filesystem_sync {
             Some(sync) => sync.sync().await,

@@ -235,3 +235,34 @@ async fn open_store_reports_an_unusable_directory() {
     assert!(matches!(error, StorageError::Other { .. }), "{error:?}");
     assert!(error.to_string().contains("a-file"), "{error}");
 }
+
+#[tokio::test]
+async fn a_file_on_the_same_disk_is_published_by_a_link_not_a_copy() {
+    use std::os::unix::fs::MetadataExt;
+    // What a large store does with its spool file: the blob becomes that file, so it is written once.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path().join("blobs").to_str().unwrap()).unwrap();
+    let spool_dir = dir.path().join("tmp");
+    std::fs::create_dir_all(&spool_dir).unwrap();
+    let spooled = spool_dir.join("instance");
+    std::fs::write(&spooled, vec![7u8; 3 * 1024 * 1024]).unwrap();
+    let key = "studies/1/series/2/instances/3_0000000000000001.dcm";
+    assert_eq!(
+        store.create_from_file(key, &spooled).await.unwrap(),
+        3 * 1024 * 1024
+    );
+    store.sync_writes().await.unwrap();
+    let blob = dir.path().join("blobs").join(key);
+    assert_eq!(
+        std::fs::metadata(&blob).unwrap().ino(),
+        std::fs::metadata(&spooled).unwrap().ino(),
+        "the blob is the spool file itself"
+    );
+    std::fs::remove_file(&spooled).unwrap();
+    let (_, body) = store.get(key).await.unwrap();
+    assert_eq!(read_to_bytes(body).await.unwrap().len(), 3 * 1024 * 1024);
+    assert!(matches!(
+        store.create_from_file(key, &blob).await,
+        Err(StorageError::AlreadyExists { .. })
+    ));
+}
