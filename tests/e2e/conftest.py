@@ -44,7 +44,8 @@ class Server:
         base = os.environ.get("DICOMWEB_E2E_STORAGE", "").rstrip("/")
         self.storage = f"{base}/{uuid.uuid4().hex}" if base else None
 
-    def start(self):
+    def start(self, wait_until_healthy=True):
+        """Starts the server; by default returns once /health answers (after recovery at start)."""
         binary = os.environ.get("DICOMWEB_BIN") or shutil.which("dicomweb")
         if not binary:
             raise RuntimeError("set DICOMWEB_BIN to the dicomweb binary (tests/run.sh does)")
@@ -59,6 +60,8 @@ class Server:
             stderr=self.log,
             env=env,
         )
+        if not wait_until_healthy:
+            return self
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

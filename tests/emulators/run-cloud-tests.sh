@@ -113,6 +113,8 @@ for backend in s3 azure; do
   DICOMWEB_E2E_STORAGE=$storage "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     tests/e2e/test_acceptance.py \
     tests/e2e/test_crash.py::test_kill_9_during_a_store_storm_loses_nothing_acknowledged \
+    tests/e2e/test_crash.py::test_kill_9_while_the_search_index_commits_in_the_background_loses_nothing_acknowledged \
+    tests/e2e/test_crash.py::test_kill_9_during_recovery_at_start_loses_nothing_acknowledged \
     tests/e2e/test_crash.py::test_a_server_with_a_lost_search_index_rebuilds_it_from_the_catalogue \
     tests/e2e/test_crash.py::test_a_server_that_lost_its_data_directory_rebuilds_the_catalogue_from_storage \
     tests/e2e/test_crash.py::test_reindex_command_rebuilds_the_search_index_from_the_catalogue \

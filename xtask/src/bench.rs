@@ -573,7 +573,7 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
             t,
             small_uids,
             small_bytes,
-            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+            MULTIPART_DICOM,
             sizes.small_retrieve_repeats,
         )
     })?;
@@ -1161,22 +1161,7 @@ fn large_retrieve(
     let mut rates = Vec::new();
     for _ in 0..repeats {
         let started = Instant::now();
-        let mut response = agent
-            .get(&url)
-            .header(
-                "Accept",
-                "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
-            )
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status().as_u16();
-        let content_type = header(&response, "content-type");
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(len + MIB)
-            .read_to_vec()
-            .with_context(|| format!("reading the answer of GET {url}"))?;
+        let (status, content_type, body) = get_body(agent, &url, MULTIPART_DICOM, len + MIB)?;
         let secs = started.elapsed().as_secs_f64();
         ensure!(
             status == 200,
@@ -1226,6 +1211,32 @@ impl io::Write for HashWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// `multipart/related` of instances as stored.
+const MULTIPART_DICOM: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+
+/// GETs `url` with `accept`; the status, the Content-Type and the body (at most `limit` bytes).
+fn get_body(
+    agent: &ureq::Agent,
+    url: &str,
+    accept: &str,
+    limit: u64,
+) -> Result<(u16, String, Vec<u8>)> {
+    let mut response = agent
+        .get(url)
+        .header("Accept", accept)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status().as_u16();
+    let content_type = header(&response, "content-type");
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .with_context(|| format!("reading the answer of GET {url}"))?;
+    Ok((status, content_type, body))
 }
 
 fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> String {

@@ -2,8 +2,8 @@
 //! a single client to, searches while 8 clients store, small and series retrieves, and a long ingest.
 
 use super::{
-    CONCURRENCY, DICOM_JSON, Query, SMALL, Target, clip, header, ms, only_part, percentile,
-    post_and_check, related_body, search, uid,
+    CONCURRENCY, DICOM_JSON, MULTIPART_DICOM, Query, SMALL, Target, clip, get_body, ms, only_part,
+    percentile, post_and_check, related_body, search, uid,
 };
 use crate::bench_stow_large::boundary_of;
 use crate::synthetic::{Description, SyntheticInstance, Uids};
@@ -260,17 +260,7 @@ pub(super) fn small_retrieve(
     let mut times = Vec::with_capacity(repeats + 1);
     for _ in 0..repeats + 1 {
         let started = Instant::now();
-        let mut response = agent
-            .get(&url)
-            .header("Accept", accept)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status().as_u16();
-        let content_type = header(&response, "content-type");
-        let body = response
-            .body_mut()
-            .read_to_vec()
-            .with_context(|| format!("reading the answer of GET {url}"))?;
+        let (status, content_type, body) = get_body(agent, &url, accept, 16 << 20)?;
         times.push(ms(started.elapsed()));
         ensure!(
             status == 200,
@@ -312,22 +302,7 @@ pub(super) fn series_retrieve(
     let mut times = Vec::with_capacity(repeats + 1);
     for _ in 0..repeats + 1 {
         let started = Instant::now();
-        let mut response = agent
-            .get(&url)
-            .header(
-                "Accept",
-                "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
-            )
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status().as_u16();
-        let content_type = header(&response, "content-type");
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .with_context(|| format!("reading the answer of GET {url}"))?;
+        let (status, content_type, body) = get_body(agent, &url, MULTIPART_DICOM, 1 << 30)?;
         times.push(ms(started.elapsed()));
         ensure!(
             status == 200,
