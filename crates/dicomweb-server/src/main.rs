@@ -256,12 +256,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .configure(|cfg| configure_app(cfg, state.clone()))
     })
     .workers(settings.workers)
-    // Small writes (multipart boundaries, part headers) must not wait for the client's delayed ACK (Nagle).
-    .on_connect(|connection, _| {
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    });
+    // Small writes (multipart boundaries, part headers) must not wait for the client's delayed ACK (Nagle); set
+    // on every accepted socket, plain and TLS.
+    .tcp_nodelay(true);
     let server = match tls_config {
         Some(config) => server.bind_rustls_0_23(settings.bind, config),
         None => server.bind(settings.bind),
