@@ -171,11 +171,66 @@ pub(crate) fn str_values(
     Ok(values)
 }
 
-fn first_str(column: Option<&StrColumn>, doc: DocId, name: &str) -> Result<String, IndexError> {
-    str_values(column, doc)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| missing(name))
+/// The strings of the term ordinals `ords` of a string fast field, in the order given, resolved in one pass over
+/// the dictionary in ordinal order. Resolving ordinals one by one decodes a dictionary block from its start for
+/// each; for the rows of a large study (thousands of SOPInstanceUIDs, one index batch after another) that was most
+/// of the cost of refreshing its summary.
+fn ords_to_strings(column: &StrColumn, ords: &[u64]) -> Result<Vec<String>, IndexError> {
+    let mut order: Vec<usize> = (0..ords.len()).collect();
+    order.sort_unstable_by_key(|&k| ords[k]);
+    let sorted: Vec<u64> = order.iter().map(|&k| ords[k]).collect();
+    let mut resolved: Vec<Option<String>> = Vec::with_capacity(sorted.len());
+    let complete = column
+        .dictionary()
+        .sorted_ords_to_term_cb(&sorted, |bytes| {
+            resolved.push(std::str::from_utf8(bytes).ok().map(str::to_owned));
+        })?;
+    if !complete || resolved.len() != ords.len() {
+        return Err(IndexError::Corrupt(
+            "a fast field refers to a term its dictionary lacks".into(),
+        ));
+    }
+    let mut out = vec![String::new(); ords.len()];
+    for (value, &k) in resolved.into_iter().zip(&order) {
+        out[k] = value.ok_or_else(|| {
+            IndexError::Corrupt("a string fast field holds a term that is not UTF-8".into())
+        })?;
+    }
+    Ok(out)
+}
+
+/// The first value of a string fast field for each of `docs` (which must all have one).
+fn first_strs(
+    column: Option<&StrColumn>,
+    docs: &[DocId],
+    name: &str,
+) -> Result<Vec<String>, IndexError> {
+    let column = column.ok_or_else(|| missing(name))?;
+    let ords = docs
+        .iter()
+        .map(|&doc| column.term_ords(doc).next().ok_or_else(|| missing(name)))
+        .collect::<Result<Vec<u64>, IndexError>>()?;
+    ords_to_strings(column, &ords)
+}
+
+/// Every value of a string fast field for each of `docs`.
+fn all_strs(column: Option<&StrColumn>, docs: &[DocId]) -> Result<Vec<Vec<String>>, IndexError> {
+    let Some(column) = column else {
+        return Ok(vec![Vec::new(); docs.len()]);
+    };
+    let mut owners = Vec::new();
+    let mut ords = Vec::new();
+    for (k, &doc) in docs.iter().enumerate() {
+        for ord in column.term_ords(doc) {
+            owners.push(k);
+            ords.push(ord);
+        }
+    }
+    let mut out = vec![Vec::new(); docs.len()];
+    for (value, k) in ords_to_strings(column, &ords)?.into_iter().zip(owners) {
+        out[k].push(value);
+    }
+    Ok(out)
 }
 
 /// Documents matching `query`, grouped by segment.
@@ -211,7 +266,12 @@ pub(crate) fn study_instance_rows(
         let modality = fast.str("modality")?;
         let stored_at: Option<Column<DateTime>> = fast.column_opt("stored_at")?;
         let sequence: Option<Column<u64>> = fast.column_opt("instance_sequence")?;
-        for doc in docs {
+        let sops = first_strs(sop.as_ref(), &docs, "sop_uid")?;
+        let series = first_strs(series.as_ref(), &docs, "series_uid")?;
+        let modalities = all_strs(modality.as_ref(), &docs)?;
+        for (((doc, sop), series), modalities) in
+            docs.into_iter().zip(sops).zip(series).zip(modalities)
+        {
             let stored_at_ns = stored_at
                 .as_ref()
                 .and_then(|c| c.first(doc))
@@ -219,10 +279,10 @@ pub(crate) fn study_instance_rows(
             let sequence = sequence.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
             rows.push(InstanceRow {
                 address: DocAddress::new(segment_ord, doc),
-                sop: first_str(sop.as_ref(), doc, "sop_uid")?,
-                series: first_str(series.as_ref(), doc, "series_uid")?,
+                sop,
+                series,
                 recency: (stored_at_ns, sequence),
-                modalities: str_values(modality.as_ref(), doc)?,
+                modalities,
             });
         }
     }
