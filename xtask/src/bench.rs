@@ -1269,22 +1269,12 @@ fn frames(
             let url = format!("{base}/{number}");
             let started = Instant::now();
             // Orthanc needs the transfer syntax named; both serve native frames as Explicit VR Little Endian.
-            let mut response = agent
-                .get(&url)
-                .header(
-                    "Accept",
-                    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1",
-                )
-                .call()
-                .with_context(|| format!("GET {url}"))?;
-            let status = response.status().as_u16();
-            let content_type = header(&response, "content-type");
-            let body = response
-                .body_mut()
-                .with_config()
-                .limit(16 * MIB)
-                .read_to_vec()
-                .with_context(|| format!("reading the answer of GET {url}"))?;
+            let (status, content_type, body) = get_body(
+                agent,
+                &url,
+                "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1",
+                16 * MIB,
+            )?;
             let elapsed = ms(started.elapsed());
             ensure!(
                 status == 200,

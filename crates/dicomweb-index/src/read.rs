@@ -155,22 +155,6 @@ pub(crate) struct InstanceRow {
     pub modalities: Vec<String>,
 }
 
-pub(crate) fn str_values(
-    column: Option<&StrColumn>,
-    doc: DocId,
-) -> Result<Vec<String>, IndexError> {
-    let Some(column) = column else {
-        return Ok(Vec::new());
-    };
-    let mut values = Vec::new();
-    for ord in column.term_ords(doc) {
-        let mut value = String::new();
-        column.ord_to_str(ord, &mut value)?;
-        values.push(value);
-    }
-    Ok(values)
-}
-
 /// The strings of the term ordinals `ords` of a string fast field, in the order given, resolved in one pass over
 /// the dictionary in ordinal order. Resolving ordinals one by one decodes a dictionary block from its start for
 /// each; for the rows of a large study (thousands of SOPInstanceUIDs, one index batch after another) that was most
@@ -301,9 +285,12 @@ fn fast_strings(
             .segment_reader(segment_ord)
             .fast_fields()
             .str(field)?;
-        for doc in docs {
-            values.extend(str_values(column.as_ref(), doc)?);
-        }
+        let Some(column) = column else {
+            continue;
+        };
+        let ords: BTreeSet<u64> = docs.iter().flat_map(|&doc| column.term_ords(doc)).collect();
+        let ords: Vec<u64> = ords.into_iter().collect();
+        values.extend(ords_to_strings(&column, &ords)?);
     }
     Ok(values)
 }
