@@ -173,7 +173,7 @@ impl StudiesService {
                         .map_err(|e| instance_storage_error(&record, e))?;
                     Ok(InstanceContent {
                         record,
-                        body: futures::stream::once(async move { Ok(bytes) }).boxed(),
+                        body: dicomweb_storage::body_from_bytes(bytes),
                     })
                 }
             })
