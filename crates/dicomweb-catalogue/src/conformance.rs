@@ -383,6 +383,122 @@ pub async fn a_search_index_can_follow_and_rebuild_from_the_catalogue(catalogue:
     assert!(seen.contains(&(1, "8.1.1.0".to_owned())), "{seen:?}");
 }
 
+/// Stores `record` under a fresh version, keeping `copy` of its file until the copy is released.
+pub async fn store_with_copy(
+    catalogue: &dyn Catalogue,
+    mut record: InstanceRecord,
+    copy: &'static [u8],
+) -> (u64, InstanceRecord) {
+    let version = catalogue
+        .allocate_version()
+        .await
+        .expect("allocate a version");
+    record.blob_key = record
+        .blob_key
+        .replace(".dcm", &format!("_{version:016x}.dcm"));
+    catalogue
+        .commit_store_with_copy(version, record.clone(), bytes::Bytes::from_static(copy))
+        .await
+        .expect("store with a copy");
+    (version, record)
+}
+
+/// A copy committed with its record is listed, with its bytes, until it is released; a store without a copy
+/// lists none. The listing pages by key.
+pub async fn a_copy_is_kept_until_it_is_released(catalogue: &dyn Catalogue) {
+    let (_, plain) = store(catalogue, record("5.1", "5.1.1", "5.1.1.1", 1, "A")).await;
+    let (_, first) = store_with_copy(
+        catalogue,
+        record("5.1", "5.1.1", "5.1.1.2", 2, "B"),
+        b"second",
+    )
+    .await;
+    let (_, second) = store_with_copy(
+        catalogue,
+        record("5.1", "5.1.1", "5.1.1.3", 3, "C"),
+        b"third",
+    )
+    .await;
+    assert_eq!(
+        catalogue.instance("5.1", "5.1.1", "5.1.1.2").await.unwrap(),
+        Some(first.clone()),
+        "a record committed with a copy is an ordinary record"
+    );
+    let listed = catalogue.unpublished_copies(None, 10).await.unwrap();
+    let expected = [
+        (first.blob_key.clone(), bytes::Bytes::from_static(b"second")),
+        (second.blob_key.clone(), bytes::Bytes::from_static(b"third")),
+    ];
+    assert_eq!(
+        listed, expected,
+        "in key order, without the plain store's {}",
+        plain.blob_key
+    );
+    assert_eq!(
+        catalogue.unpublished_copies(None, 1).await.unwrap(),
+        expected[..1]
+    );
+    assert_eq!(
+        catalogue
+            .unpublished_copies(Some(first.blob_key.clone()), 10)
+            .await
+            .unwrap(),
+        expected[1..]
+    );
+    catalogue
+        .copies_published(vec![first.blob_key.clone(), "studies/unknown.dcm".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        catalogue.unpublished_copies(None, 10).await.unwrap(),
+        expected[1..]
+    );
+    assert_eq!(
+        catalogue.instance("5.1", "5.1.1", "5.1.1.2").await.unwrap(),
+        Some(first),
+        "releasing a copy leaves its record"
+    );
+}
+
+/// Deleting an instance releases its copy in the same commit (a deleted file is never written again), and a
+/// refused duplicate store keeps no copy.
+pub async fn a_deleted_or_refused_store_keeps_no_copy(catalogue: &dyn Catalogue) {
+    let (_, kept) = store_with_copy(
+        catalogue,
+        record("6.1", "6.1.1", "6.1.1.1", 1, "A"),
+        b"kept",
+    )
+    .await;
+    let (_, deleted) = store_with_copy(
+        catalogue,
+        record("6.1", "6.1.2", "6.1.2.1", 1, "B"),
+        b"deleted",
+    )
+    .await;
+    let version = catalogue.allocate_version().await.unwrap();
+    let mut duplicate = record("6.1", "6.1.1", "6.1.1.1", 1, "A");
+    duplicate.blob_key = format!("studies/6.1/series/6.1.1/instances/6.1.1.1_{version:016x}.dcm");
+    assert!(matches!(
+        catalogue
+            .commit_store_with_copy(version, duplicate, bytes::Bytes::from_static(b"dup"))
+            .await,
+        Err(crate::CatalogueError::AlreadyExists { .. })
+    ));
+    let removed = catalogue
+        .commit_delete(&Scope::Series("6.1".into(), "6.1.2".into()))
+        .await
+        .unwrap();
+    assert_eq!(removed, std::slice::from_ref(&deleted));
+    assert_eq!(
+        catalogue.unpublished_copies(None, 10).await.unwrap(),
+        [(kept.blob_key, bytes::Bytes::from_static(b"kept"))]
+    );
+    assert_eq!(
+        catalogue.pending_blob_deletions().await.unwrap(),
+        [deleted.blob_key]
+    );
+}
+
 /// Every check, in order, each on a catalogue made fresh by `make`.
 pub async fn run_all<C: Catalogue, F: std::future::Future<Output = C>>(
     mut make: impl FnMut() -> F,
@@ -396,6 +512,8 @@ pub async fn run_all<C: Catalogue, F: std::future::Future<Output = C>>(
     change_feed_entries_keep_their_own_version(&make().await).await;
     the_change_feed_filters_by_sequence_time_skip_and_limit(&make().await).await;
     a_search_index_can_follow_and_rebuild_from_the_catalogue(&make().await).await;
+    a_copy_is_kept_until_it_is_released(&make().await).await;
+    a_deleted_or_refused_store_keeps_no_copy(&make().await).await;
 }
 
 /// One `#[tokio::test]` per conformance check for an implementation: `conformance_tests!(name, expr)` where
@@ -415,7 +533,9 @@ macro_rules! conformance_tests {
                 a_delete_removes_its_scope_and_queues_the_files,
                 change_feed_entries_keep_their_own_version,
                 the_change_feed_filters_by_sequence_time_skip_and_limit,
-                a_search_index_can_follow_and_rebuild_from_the_catalogue
+                a_search_index_can_follow_and_rebuild_from_the_catalogue,
+                a_copy_is_kept_until_it_is_released,
+                a_deleted_or_refused_store_keeps_no_copy
             );
         }
     };

@@ -13,6 +13,8 @@
 //!   deletion, so that every change feed entry can show the metadata of the version it recorded.
 //! - `changes`: sequence → [`ChangeRow`].
 //! - `pending_deletions`: storage key → version, files of removed instances not yet deleted.
+//! - `copies`: storage key → the file's bytes, kept by [`Catalogue::commit_store_with_copy`] until the file is
+//!   known to be durable in storage.
 //! - `meta`: counters (`last_sequence`, `last_version`).
 //!
 //! # Writes
@@ -26,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
@@ -50,6 +53,7 @@ const SOPS: TableDefinition<&str, &[u8]> = TableDefinition::new("sops");
 const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 const PENDING_DELETIONS: TableDefinition<&str, u64> = TableDefinition::new("pending_deletions");
+const COPIES: TableDefinition<&str, &[u8]> = TableDefinition::new("copies");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const LAST_SEQUENCE: &str = "last_sequence";
@@ -121,6 +125,7 @@ enum Request {
     Store {
         version: u64,
         record: Box<InstanceRecord>,
+        copy: Option<Bytes>,
         reply: oneshot::Sender<Result<u64, CatalogueError>>,
     },
     Delete {
@@ -128,6 +133,10 @@ enum Request {
         reply: oneshot::Sender<Result<Vec<InstanceRecord>, CatalogueError>>,
     },
     DeletionsDone {
+        keys: Vec<String>,
+        reply: oneshot::Sender<Result<(), CatalogueError>>,
+    },
+    CopiesPublished {
         keys: Vec<String>,
         reply: oneshot::Sender<Result<(), CatalogueError>>,
     },
@@ -183,6 +192,7 @@ impl EmbeddedCatalogue {
                 txn.open_table(VERSIONS).map_err(db_error)?;
                 txn.open_table(CHANGES).map_err(db_error)?;
                 txn.open_table(PENDING_DELETIONS).map_err(db_error)?;
+                txn.open_table(COPIES).map_err(db_error)?;
                 let meta = txn.open_table(META).map_err(db_error)?;
                 let get = |name| -> Result<u64, CatalogueError> {
                     Ok(meta.get(name).map_err(db_error)?.map_or(0, |v| v.value()))
@@ -382,9 +392,61 @@ impl Catalogue for EmbeddedCatalogue {
         self.write(|reply| Request::Store {
             version,
             record: Box::new(record),
+            copy: None,
             reply,
         })
         .await
+    }
+
+    async fn commit_store_with_copy(
+        &self,
+        version: u64,
+        record: InstanceRecord,
+        copy: Bytes,
+    ) -> Result<u64, CatalogueError> {
+        self.write(|reply| Request::Store {
+            version,
+            record: Box::new(record),
+            copy: Some(copy),
+            reply,
+        })
+        .await
+    }
+
+    async fn unpublished_copies(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, Bytes)>, CatalogueError> {
+        self.read(move |txn| {
+            let copies = txn.open_table(COPIES).map_err(db_error)?;
+            let range = match &after {
+                Some(after) => copies.range::<&str>((
+                    std::ops::Bound::Excluded(after.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => copies.range::<&str>(..),
+            }
+            .map_err(db_error)?;
+            let mut found = Vec::new();
+            for entry in range.take(limit) {
+                let (key, bytes) = entry.map_err(db_error)?;
+                found.push((
+                    key.value().to_owned(),
+                    Bytes::copy_from_slice(bytes.value()),
+                ));
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn copies_published(&self, keys: Vec<String>) -> Result<(), CatalogueError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(|reply| Request::CopiesPublished { keys, reply })
+            .await
     }
 
     async fn commit_delete(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError> {
@@ -594,7 +656,8 @@ enum Applied {
         oneshot::Sender<Result<Vec<InstanceRecord>, CatalogueError>>,
         Result<Vec<InstanceRecord>, CatalogueError>,
     ),
-    DeletionsDone(oneshot::Sender<Result<(), CatalogueError>>),
+    /// Deletions done or copies released.
+    Released(oneshot::Sender<Result<(), CatalogueError>>),
 }
 
 /// Counters advanced by the requests of one batch.
@@ -638,7 +701,7 @@ impl Writer {
                         Err(error) => Err(error.replicate()),
                     });
                 }
-                Applied::DeletionsDone(reply) => {
+                Applied::Released(reply) => {
                     let _ = reply.send(match &outcome {
                         Ok(()) => Ok(()),
                         Err(error) => Err(error.replicate()),
@@ -673,11 +736,12 @@ impl Writer {
                 Request::Store {
                     version,
                     record,
+                    copy,
                     reply,
                 } => {
                     let result = match &failure {
                         Some(_) => Err(CatalogueError::Closed),
-                        None => apply_store(&txn, &mut counters, version, *record),
+                        None => apply_store(&txn, &mut counters, version, *record, copy),
                     };
                     let result = keep_batch_error(result, &mut failure);
                     applied.push(Applied::Store(reply, result));
@@ -692,11 +756,19 @@ impl Writer {
                 }
                 Request::DeletionsDone { keys, reply } => {
                     if failure.is_none()
-                        && let Err(error) = apply_deletions_done(&txn, &keys)
+                        && let Err(error) = remove_keys(&txn, PENDING_DELETIONS, &keys)
                     {
                         failure = Some(error);
                     }
-                    applied.push(Applied::DeletionsDone(reply));
+                    applied.push(Applied::Released(reply));
+                }
+                Request::CopiesPublished { keys, reply } => {
+                    if failure.is_none()
+                        && let Err(error) = remove_keys(&txn, COPIES, &keys)
+                    {
+                        failure = Some(error);
+                    }
+                    applied.push(Applied::Released(reply));
                 }
             }
         }
@@ -769,6 +841,7 @@ fn apply_store(
     counters: &mut BatchCounters,
     version: u64,
     record: InstanceRecord,
+    copy: Option<Bytes>,
 ) -> Result<u64, CatalogueError> {
     let sop = record.sop_instance_uid.clone();
     {
@@ -786,6 +859,12 @@ fn apply_store(
         &record.series_instance_uid,
         &sop,
     );
+    if let Some(copy) = copy {
+        txn.open_table(COPIES)
+            .map_err(db_error)?
+            .insert(record.blob_key.as_str(), copy.as_ref())
+            .map_err(db_error)?;
+    }
     let row = SopRow {
         path: path.clone(),
         version,
@@ -859,15 +938,24 @@ fn apply_delete(
             .map_err(db_error)?
             .insert(record.blob_key.as_str(), *version)
             .map_err(db_error)?;
+        txn.open_table(COPIES)
+            .map_err(db_error)?
+            .remove(record.blob_key.as_str())
+            .map_err(db_error)?;
         append_change(txn, counters, ChangeAction::Delete, record, *version)?;
     }
     Ok(removed.into_iter().map(|(_, record)| record).collect())
 }
 
-fn apply_deletions_done(txn: &WriteTransaction, keys: &[String]) -> Result<(), CatalogueError> {
-    let mut pending = txn.open_table(PENDING_DELETIONS).map_err(db_error)?;
+/// Removes `keys` from a table keyed by storage key (pending deletions, copies); missing keys are ignored.
+fn remove_keys<V: redb::Value + 'static>(
+    txn: &WriteTransaction,
+    table: TableDefinition<&'static str, V>,
+    keys: &[String],
+) -> Result<(), CatalogueError> {
+    let mut table = txn.open_table(table).map_err(db_error)?;
     for key in keys {
-        pending.remove(key.as_str()).map_err(db_error)?;
+        table.remove(key.as_str()).map_err(db_error)?;
     }
     Ok(())
 }

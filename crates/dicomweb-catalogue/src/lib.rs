@@ -62,6 +62,8 @@
 
 #![warn(missing_docs)]
 
+use bytes::Bytes;
+
 #[cfg(feature = "testing")]
 pub mod conformance;
 #[cfg(feature = "embedded")]
@@ -99,9 +101,37 @@ pub trait Catalogue: std::fmt::Debug + Send + Sync + 'static {
         record: InstanceRecord,
     ) -> Result<u64, CatalogueError>;
 
+    /// [`Catalogue::commit_store`], and in the same durable commit keeps `copy`, the bytes of the instance's
+    /// file, until [`Catalogue::copies_published`] names the record's blob key.
+    ///
+    /// What it is for: a store whose blob storage makes writes durable only on an explicit flush (local disk)
+    /// writes the file, commits with a copy and answers, waiting for one flush (this commit) instead of two
+    /// (the file's, then the commit's). The file is flushed later, for many stores at once, and then the copies
+    /// are released. Until then [`Catalogue::unpublished_copies`] lists them, so that recovery after a power
+    /// cut can write a lost file again. Meant for small files: the copy is written twice.
+    async fn commit_store_with_copy(
+        &self,
+        version: u64,
+        record: InstanceRecord,
+        copy: Bytes,
+    ) -> Result<u64, CatalogueError>;
+
+    /// Blob keys and bytes of up to `limit` copies kept by [`Catalogue::commit_store_with_copy`] and not
+    /// released yet, in key order after `after` (exclusive; `None` from the start).
+    async fn unpublished_copies(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, Bytes)>, CatalogueError>;
+
+    /// Releases the copies of these blob keys, whose files are now durable in storage (unknown keys are
+    /// ignored).
+    async fn copies_published(&self, keys: Vec<String>) -> Result<(), CatalogueError>;
+
     /// Removes every instance in `scope`, appends one `delete` entry each (in [`sort_instances`] order) and
     /// records their files as pending deletion, in one durable commit. Returns the removed records; empty if
-    /// nothing matched (and then nothing is appended).
+    /// nothing matched (and then nothing is appended). Copies kept for the removed records are released in the
+    /// same commit (a deleted instance's file is never written again).
     async fn commit_delete(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError>;
 
     /// Storage keys of files of removed instances that are not yet known to be deleted.

@@ -57,3 +57,35 @@ async fn a_directory_cannot_be_opened_twice() {
     let _first = EmbeddedCatalogue::open(dir.path()).unwrap();
     assert!(EmbeddedCatalogue::open(dir.path()).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_not_yet_released_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, released) = {
+        let catalogue = EmbeddedCatalogue::open(dir.path()).unwrap();
+        let (_, kept) = dicomweb_catalogue::conformance::store_with_copy(
+            &catalogue,
+            record("1.1", "1.1.1", "1.1.1.1", 1, "A"),
+            b"kept bytes",
+        )
+        .await;
+        let (_, released) = dicomweb_catalogue::conformance::store_with_copy(
+            &catalogue,
+            record("1.1", "1.1.1", "1.1.1.2", 2, "B"),
+            b"released bytes",
+        )
+        .await;
+        catalogue
+            .copies_published(vec![released.blob_key.clone()])
+            .await
+            .unwrap();
+        (kept, released)
+    };
+    let catalogue = EmbeddedCatalogue::open(dir.path()).unwrap();
+    assert_eq!(
+        catalogue.unpublished_copies(None, 10).await.unwrap(),
+        [(kept.blob_key, bytes::Bytes::from_static(b"kept bytes"))],
+        "what recovery after a power cut writes again"
+    );
+    assert_eq!(catalogue.instance_count().await.unwrap(), 2, "{released:?}");
+}

@@ -86,6 +86,8 @@ async fn recover(service: &StudiesService) -> anyhow::Result<()> {
         spool_files_removed = report.spool_files_removed,
         pending_deletions_completed = report.pending_deletions_completed,
         pending_deletions_left = report.pending_deletions_left,
+        copies_intact = report.copies_intact,
+        copies_rewritten = report.copies_rewritten,
         "recovery at start"
     );
     Ok(())
@@ -118,6 +120,10 @@ fn spawn_storage_sweeps(service: Arc<StudiesService>, first_older_than: Duration
 
 /// Flushes and closes the index (pending commits complete first).
 async fn close(service: &StudiesService) -> anyhow::Result<()> {
+    service
+        .flush_stores()
+        .await
+        .map_err(|e| anyhow::anyhow!("flushing stored files: {e}"))?;
     service
         .index()
         .close()

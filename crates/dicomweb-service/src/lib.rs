@@ -4,7 +4,8 @@
 //!
 //! # The write path
 //! A store spools and inspects the instance, writes its file under a key that names a fresh version, then
-//! commits the record to the catalogue: that commit is the commit point, and a 200 follows it. A delete commits
+//! commits the record to the catalogue: that commit is the commit point, and a 200 follows it. On local disk a
+//! small instance's commit carries a copy of its file, which is flushed later with others (see `copies.rs`). A delete commits
 //! the removal (with the files as pending deletion) to the catalogue, removes the files, then records that they
 //! are gone. The search index follows the catalogue in the background; searches wait for it to reflect every
 //! commit made before they arrived. [`StudiesService::recover`] and [`StudiesService::sweep_storage`] remove
@@ -45,6 +46,7 @@ use dicomweb_storage::BlobStore;
 use futures::StreamExt;
 
 pub mod attributes;
+mod copies;
 mod error;
 mod follower;
 pub mod keys;
@@ -88,14 +90,24 @@ pub struct ServiceConfig {
     pub memory_spool_limit: usize,
     /// How precomputed instance metadata is serialized (bulk values are left out by default).
     pub metadata_json: JsonOptions,
+    /// On storage whose writes need a flush (local disk), instances up to this size are committed with a copy
+    /// of their file, so that their 200 waits for the catalogue's flush only; storage is flushed in the
+    /// background for many stores at once. 0 turns it off (every store flushes storage before its commit).
+    pub durable_copy_limit: usize,
+    /// How long the background flush that releases those copies waits after the store that scheduled it, so
+    /// that the stores of this interval share one flush of storage.
+    pub copy_flush_delay: std::time::Duration,
 }
 
 impl ServiceConfig {
-    /// Defaults: 16 MiB in memory per instance, bulk values omitted from metadata.
+    /// Defaults: 16 MiB in memory per instance, bulk values omitted from metadata, copies in the catalogue for
+    /// instances up to 256 KiB.
     pub fn new(spool_dir: PathBuf) -> Self {
         ServiceConfig {
             spool_dir,
             memory_spool_limit: 16 * 1024 * 1024,
+            durable_copy_limit: 256 * 1024,
+            copy_flush_delay: std::time::Duration::from_millis(100),
             metadata_json: JsonOptions {
                 bulk_data: BulkDataPolicy::Omit,
             },
@@ -108,6 +120,7 @@ pub struct StudiesService {
     blobs: Arc<dyn BlobStore>,
     catalogue: Arc<dyn Catalogue>,
     search_index: Arc<follower::SearchIndex>,
+    copies: Arc<copies::CopyPublisher>,
     config: ServiceConfig,
     /// Versions whose files are being written by stores of this process and are not committed yet: the orphan
     /// sweep leaves their files alone.
@@ -133,8 +146,13 @@ impl StudiesService {
         config: ServiceConfig,
     ) -> Self {
         StudiesService {
-            blobs,
             search_index: Arc::new(follower::SearchIndex::new(catalogue.clone(), index)),
+            copies: Arc::new(copies::CopyPublisher::new(
+                blobs.clone(),
+                catalogue.clone(),
+                config.copy_flush_delay,
+            )),
+            blobs,
             catalogue,
             config,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
@@ -157,6 +175,13 @@ impl StudiesService {
         self.search_index
             .catch_up(self.catalogue.last_sequence())
             .await
+    }
+
+    /// Flushes storage for every store acknowledged through a catalogue copy and releases the copies; the
+    /// background does this within 100 ms of a store, and shutdown calls it so that the next start has nothing
+    /// to check.
+    pub async fn flush_stores(&self) -> Result<()> {
+        self.copies.flush_now().await
     }
 
     /// Deletes every instance in `scope`: one catalogue commit removes them, appends their `delete` entries and

@@ -1,7 +1,8 @@
 //! What a crash leaves behind, and its removal: at start ([`StudiesService::recover`]) and on a schedule
 //! ([`StudiesService::sweep_storage`]).
 //!
-//! After a `kill -9` or power loss there can be: spool files of requests being received; files of removed
+//! After a `kill -9` or power loss there can be: spool files of requests being received; files of small stores
+//! that were acknowledged through the catalogue's copy and lost with the page cache; files of removed
 //! instances not yet deleted (the catalogue lists them as pending); staged or partial uploads; and files of
 //! stores that never reached their catalogue commit (orphans: no catalogue record names them). None of these is
 //! visible to clients, and none is ever published: a file counts only through its catalogue record.
@@ -22,6 +23,11 @@ pub struct RecoveryReport {
     pub pending_deletions_completed: u64,
     /// Files of removed instances that could not be deleted yet (left for the next sweep).
     pub pending_deletions_left: u64,
+    /// Files of small stores acknowledged before storage was flushed, checked against the catalogue's copy and
+    /// found intact.
+    pub copies_intact: u64,
+    /// Such files written again from the catalogue's copy (lost or damaged, by a power cut for instance).
+    pub copies_rewritten: u64,
 }
 
 /// What [`StudiesService::sweep_storage`] did.
@@ -39,7 +45,9 @@ pub struct SweepReport {
 
 impl StudiesService {
     /// Run at start, before serving: removes spool files (the spool directory belongs to this process, which
-    /// holds the catalogue's lock, so all of them are leftovers) and completes interrupted deletes.
+    /// holds the catalogue's lock, so all of them are leftovers), writes again the files of acknowledged small
+    /// stores that storage lost before its flush (from the catalogue's copies) and completes interrupted
+    /// deletes.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         let spool_dir = self.config.spool_dir.clone();
@@ -47,6 +55,9 @@ impl StudiesService {
             tokio::task::spawn_blocking(move || remove_files_in(&spool_dir))
                 .await
                 .map_err(|e| crate::ServiceError::Internal(e.to_string()))?;
+        let copies = self.copies.recover().await?;
+        report.copies_intact = copies.intact;
+        report.copies_rewritten = copies.rewritten;
         let pending = self.catalogue.pending_blob_deletions().await?;
         let total = pending.len() as u64;
         report.pending_deletions_completed = self.delete_blobs(pending).await? as u64;

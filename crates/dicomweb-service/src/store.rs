@@ -220,15 +220,27 @@ impl StudiesService {
             version,
         );
         let size = spooled.len();
-        if let Err(e) = self.upload(&blob_key, &spooled).await {
+        let copy = match self.upload(&blob_key, &spooled).await {
+            Ok(copy) => copy,
             // Whatever an interrupted upload left is an orphan of a version nobody will commit: the sweep removes it.
-            return storage_failure(ids, &blob_key, e);
-        }
+            Err(e) => return storage_failure(ids, &blob_key, e),
+        };
         drop(spooled);
 
         let record = self.record_for(&info, blob_key.clone(), size);
-        match self.catalogue.commit_store(version, record).await {
+        let committed = match copy.clone() {
+            Some(copy) => {
+                self.catalogue
+                    .commit_store_with_copy(version, record, copy)
+                    .await
+            }
+            None => self.catalogue.commit_store(version, record).await,
+        };
+        match committed {
             Ok(_sequence) => {
+                if copy.is_some() {
+                    self.copies.committed(blob_key);
+                }
                 self.search_index.schedule();
                 InstanceOutcome::Stored {
                     study_instance_uid: info.study_instance_uid,
@@ -321,11 +333,24 @@ impl StudiesService {
         }
     }
 
-    async fn upload(&self, key: &str, spooled: &Spool) -> Result<(), StorageError> {
+    /// Writes the file of a store. Returns the copy of its bytes that the catalogue commit must carry when the
+    /// file is not flushed yet (a small instance on local disk); otherwise the file is durable on return.
+    async fn upload(&self, key: &str, spooled: &Spool) -> Result<Option<Bytes>, StorageError> {
         if let Spool::File { file, .. } = spooled {
             // A large instance is written once: on local disk the spool file itself becomes the blob.
             self.blobs.create_from_file(key, file.path()).await?;
-            return self.blobs.sync_writes().await;
+            self.blobs.sync_writes().await?;
+            return Ok(None);
+        }
+        if let Spool::Memory(bytes) = spooled
+            && bytes.len() <= self.config.durable_copy_limit
+            && self.blobs.writes_need_sync()
+        {
+            // Durable through the catalogue's copy: the flush comes later, shared (copies.rs).
+            self.blobs
+                .create(key, dicomweb_storage::body_from_bytes(bytes.clone()))
+                .await?;
+            return Ok(Some(bytes.clone()));
         }
         let stream = spooled.stream().map_err(|e| StorageError::Other {
             message: format!("reading the spooled instance: {e}"),
@@ -337,7 +362,8 @@ impl StudiesService {
         });
         self.blobs.create(key, upload.boxed()).await?;
         // Durable before the catalogue commit names it (concurrent stores share the flush).
-        self.blobs.sync_writes().await
+        self.blobs.sync_writes().await?;
+        Ok(None)
     }
 }
 

@@ -47,6 +47,9 @@ impl BlobStore for CountingStore {
     async fn sync_writes(&self) -> Result<(), StorageError> {
         self.inner.sync_writes().await
     }
+    fn writes_need_sync(&self) -> bool {
+        self.inner.writes_need_sync()
+    }
     async fn get(&self, key: &str) -> Result<(BlobMeta, ByteStream), StorageError> {
         let (meta, body) = self.inner.get(key).await?;
         let counter = self.bytes_read.clone();

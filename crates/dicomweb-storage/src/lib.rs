@@ -142,6 +142,13 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether a completed create or put becomes durable only through [`BlobStore::sync_writes`] (local
+    /// disk), so that a caller may rather keep a copy of a small write durable elsewhere and flush later, for
+    /// many writes at once. False (the default) when `sync_writes` does nothing.
+    fn writes_need_sync(&self) -> bool {
+        false
+    }
+
     /// Removes what creates interrupted by a crash left behind and never published (staged uploads,
     /// partial files), if older than `older_than`; returns how many. Never touches a published blob.
     /// Keep `older_than` above the longest upload while creates may be running (zero is right only

@@ -453,6 +453,10 @@ impl BlobStore for ObjectStoreBlobStore {
         }
     }
 
+    fn writes_need_sync(&self) -> bool {
+        self.filesystem_sync.is_some()
+    }
+
     async fn remove_stale_uploads(&self, older_than: Duration) -> Result<usize, StorageError> {
         let mut removed = self.remove_stale_staging(older_than).await?;
         if let Some(root) = self.local_root.clone() {

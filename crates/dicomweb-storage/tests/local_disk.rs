@@ -266,3 +266,21 @@ async fn a_file_on_the_same_disk_is_published_by_a_link_not_a_copy() {
         Err(StorageError::AlreadyExists { .. })
     ));
 }
+
+#[test]
+fn only_a_directory_store_needs_its_writes_flushed() {
+    // Callers rely on this to decide whether a small write is made durable elsewhere and flushed later.
+    let dir = tempfile::tempdir().unwrap();
+    let directory = open_store(dir.path().to_str().unwrap()).unwrap();
+    assert!(
+        directory.writes_need_sync(),
+        "a directory opened by open_store"
+    );
+    let memory = open_store("memory://").unwrap();
+    assert!(!memory.writes_need_sync(), "memory://");
+    let (_, unsynced) = local_store(dir.path());
+    assert!(
+        !unsynced.writes_need_sync(),
+        "a LocalFileSystem wrapped as is fsyncs each write itself"
+    );
+}
