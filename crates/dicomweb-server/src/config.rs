@@ -54,7 +54,8 @@ pub struct ServeArgs {
     /// Where DICOM files are stored: a path, file:///dir or memory:// [default: <data-dir>/blobs].
     #[arg(long, env = "DICOMWEB_STORAGE")]
     pub storage: Option<String>,
-    /// A TOML file with the same settings (bind, data_dir, storage, workers, cors_origins, tls_cert, tls_key,
+    /// A TOML file with the same settings (bind, data_dir, storage, workers, storage_retry_timeout,
+    /// store_flush_delay_ms, cors_origins, tls_cert, tls_key,
     /// allow_anonymous, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
     /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
@@ -66,6 +67,11 @@ pub struct ServeArgs {
     /// fails with 503, in seconds [default: 120].
     #[arg(long, env = "DICOMWEB_STORAGE_RETRY_TIMEOUT")]
     pub storage_retry_timeout: Option<u64>,
+    /// On local disk, how long after a store of a small instance (up to 256 KiB) its file is flushed, in
+    /// milliseconds; the 200 does not wait for it (a copy of the file is in the catalogue commit meanwhile),
+    /// and the stores of this interval share one flush [default: 100].
+    #[arg(long, env = "DICOMWEB_STORE_FLUSH_DELAY_MS")]
+    pub store_flush_delay_ms: Option<u64>,
     /// OpenID Connect issuer whose bearer tokens are accepted (discovery at
     /// <issuer>/.well-known/openid-configuration); enables authentication.
     #[arg(long, env = "DICOMWEB_AUTH_ISSUER")]
@@ -116,6 +122,7 @@ pub struct FileSettings {
     pub storage: Option<String>,
     pub workers: Option<usize>,
     pub storage_retry_timeout: Option<u64>,
+    pub store_flush_delay_ms: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -164,6 +171,8 @@ pub struct Settings {
     pub workers: usize,
     /// Retry deadline of storage operations.
     pub storage_retry_timeout: std::time::Duration,
+    /// How long the files of small local stores wait for their shared flush.
+    pub store_flush_delay: std::time::Duration,
     /// Bearer-token authentication; `None` serves everyone.
     pub auth: Option<OidcSettings>,
     /// Origins allowed by CORS; empty: CORS off.
@@ -245,6 +254,11 @@ impl Settings {
                 args.storage_retry_timeout
                     .or(file.storage_retry_timeout)
                     .unwrap_or(120),
+            ),
+            store_flush_delay: std::time::Duration::from_millis(
+                args.store_flush_delay_ms
+                    .or(file.store_flush_delay_ms)
+                    .unwrap_or(100),
             ),
             workers: args.workers.or(file.workers).unwrap_or_else(|| {
                 std::thread::available_parallelism()
