@@ -35,6 +35,7 @@
 mod error;
 mod filesystem_sync;
 mod key;
+mod local_read;
 mod object_store_backend;
 mod open;
 

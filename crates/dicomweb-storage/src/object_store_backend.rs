@@ -484,11 +484,21 @@ impl BlobStore for ObjectStoreBlobStore {
             key: key.to_owned(),
             size: result.meta.size,
         };
-        let owned_key = key.to_owned();
-        let body = result
-            .into_stream()
-            .map_err(move |e| from_object_store(e, "read", &owned_key))
-            .boxed();
+        let body = match result.payload {
+            // A local file: read in large chunks rather than object_store's 8 KiB (local_read.rs).
+            object_store::GetResultPayload::File(file, path) => crate::local_read::file_stream(
+                file,
+                path,
+                result.range,
+                crate::local_read::LOCAL_READ_CHUNK,
+            ),
+            object_store::GetResultPayload::Stream(stream) => {
+                let owned_key = key.to_owned();
+                stream
+                    .map_err(move |e| from_object_store(e, "read", &owned_key))
+                    .boxed()
+            }
+        };
         Ok((meta, body))
     }
 
