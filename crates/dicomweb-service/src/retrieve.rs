@@ -41,12 +41,17 @@ pub struct InstanceContent {
     pub body: ByteStream,
 }
 
-/// How many instances of a multi-instance retrieve are opened (and, when small, read) ahead of the one being
-/// sent: a series of small files is bound by one file open and read after another, not by the bytes.
-const READ_AHEAD: usize = 8;
+/// How many batches of a multi-instance retrieve are read ahead of the one being sent: a series of small files
+/// is bound by one file open and read after another, not by the bytes.
+const READ_AHEAD: usize = 2;
 
-/// Instances up to this size are read whole while they wait their turn (at most [`READ_AHEAD`] of them per
-/// retrieve, so 2 MiB); larger ones are streamed when their turn comes.
+/// Consecutive small instances are read in batches of this many, one call to storage each
+/// ([`BlobStore::get_whole_many`](dicomweb_storage::BlobStore::get_whole_many): on local disk one trip to the
+/// blocking pool for the batch, whose hand-offs cost more than reading 10 KiB).
+const READ_BATCH: usize = 16;
+
+/// Instances up to this size are read whole while they wait their turn (at most [`READ_AHEAD`] batches per
+/// retrieve, so 8 MiB); larger ones are streamed when their turn comes.
 const READ_AHEAD_MAX_BYTES: u64 = 256 * 1024;
 
 /// A metadata response body and its entity tag.
@@ -150,34 +155,51 @@ impl StudiesService {
         Ok(InstanceContent { record, body })
     }
 
-    /// The stored files of `records`, in order, for a multi-instance retrieve: up to [`READ_AHEAD`] are opened
-    /// ahead of the one being sent, and the small ones among them read whole meanwhile.
+    /// The stored files of `records`, in order, for a multi-instance retrieve: small ones are read whole in
+    /// batches of [`READ_BATCH`], up to [`READ_AHEAD`] batches ahead of the one being sent; a large one is
+    /// opened when its turn comes and streamed.
     pub fn open_instances(
         self: &Arc<Self>,
         records: Vec<InstanceRecord>,
     ) -> impl Stream<Item = Result<InstanceContent>> + Send + 'static {
+        let small = |record: &InstanceRecord| record.size <= READ_AHEAD_MAX_BYTES;
+        let mut batches: Vec<Vec<InstanceRecord>> = Vec::new();
+        for record in records {
+            match batches.last_mut() {
+                Some(batch) if small(&record) && small(&batch[0]) && batch.len() < READ_BATCH => {
+                    batch.push(record)
+                }
+                _ => batches.push(vec![record]),
+            }
+        }
         let service = self.clone();
-        futures::stream::iter(records)
-            .map(move |record| {
+        futures::stream::iter(batches)
+            .map(move |mut batch| {
                 let service = service.clone();
                 async move {
-                    if record.size > READ_AHEAD_MAX_BYTES {
-                        return service.open_instance(record).await;
+                    if !small(&batch[0]) {
+                        return vec![service.open_instance(batch.remove(0)).await];
                     }
-                    // One ranged read is one trip to the blocking pool on local disk; a streamed body is a
-                    // trip to open and one per chunk, and those hand-offs cost more than reading 10 KiB.
-                    let bytes = service
-                        .blobs
-                        .get_range(&record.blob_key, 0..record.size)
-                        .await
-                        .map_err(|e| instance_storage_error(&record, e))?;
-                    Ok(InstanceContent {
-                        record,
-                        body: dicomweb_storage::body_from_bytes(bytes),
-                    })
+                    let asked = batch
+                        .iter()
+                        .map(|record| (record.blob_key.clone(), record.size))
+                        .collect();
+                    let read = service.blobs.get_whole_many(asked).await;
+                    batch
+                        .into_iter()
+                        .zip(read)
+                        .map(|(record, bytes)| match bytes {
+                            Ok(bytes) => Ok(InstanceContent {
+                                record,
+                                body: dicomweb_storage::body_from_bytes(bytes),
+                            }),
+                            Err(e) => Err(instance_storage_error(&record, e)),
+                        })
+                        .collect()
                 }
             })
             .buffered(READ_AHEAD)
+            .flat_map(futures::stream::iter)
     }
 
     /// Metadata of every instance in `scope`, precomputed at store time, as one JSON array.

@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
                 missing_blob_is_not_found,
                 get_range_reads_exact_bytes,
                 get_ranges_reads_each_range,
+                get_whole_many_reads_each_blob,
                 delete_is_idempotent,
                 list_filters_by_prefix,
                 in_progress_create_is_invisible,
@@ -107,6 +108,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     missing_blob_is_not_found(store).await;
     get_range_reads_exact_bytes(store).await;
     get_ranges_reads_each_range(store).await;
+    get_whole_many_reads_each_blob(store).await;
     delete_is_idempotent(store).await;
     list_filters_by_prefix(store).await;
     in_progress_create_is_invisible(store).await;
@@ -374,6 +376,58 @@ pub async fn get_range_reads_exact_bytes(store: &dyn BlobStore) {
             "get_range {range:?} of a 1000-byte blob must fail with Other, got {got:?}"
         );
     }
+}
+
+/// `get_whole_many` answers each `(key, size)` as `get_range(key, 0..size)` would, in the order given: the
+/// bytes, `NotFound` for a missing blob, an error for a size past the end or an invalid key.
+pub async fn get_whole_many_reads_each_blob(store: &dyn BlobStore) {
+    let dir = scratch_dir("get_whole_many");
+    let blobs: Vec<(String, Bytes)> = [("a", 10_000), ("b", 1), ("empty", 0)]
+        .into_iter()
+        .map(|(name, len)| (format!("{dir}{name}"), patterned(len as u64, len)))
+        .collect();
+    for (key, data) in &blobs {
+        let created = store.create(key, chunked(data, 4096)).await;
+        assert!(created.is_ok(), "create {key}: {created:?}");
+    }
+    let (a, b, empty) = (&blobs[0], &blobs[1], &blobs[2]);
+    let asked = vec![
+        (b.0.clone(), 1),
+        (format!("{dir}missing"), 5),
+        (a.0.clone(), 10_000),
+        (a.0.clone(), 3),
+        (empty.0.clone(), 0),
+        (b.0.clone(), 2),
+        ("bad//key".to_owned(), 1),
+    ];
+    let got = store.get_whole_many(asked.clone()).await;
+    assert_eq!(got.len(), asked.len(), "one answer per blob asked");
+    let bytes = |i: usize| got[i].as_ref().ok().map(|b| b.to_vec());
+    let vec = |b: &Bytes| b.to_vec();
+    assert_eq!(bytes(0), Some(vec(&b.1)));
+    assert!(
+        matches!(got[1], Err(StorageError::NotFound { .. })),
+        "a missing blob: {:?}",
+        got[1]
+    );
+    assert_eq!(bytes(2), Some(vec(&a.1)));
+    assert_eq!(
+        bytes(3),
+        Some(a.1[..3].to_vec()),
+        "a shorter size reads the start"
+    );
+    assert_eq!(bytes(4), Some(Vec::new()));
+    assert!(
+        matches!(got[5], Err(StorageError::Other { .. })),
+        "a size past the end: {:?}",
+        got[5]
+    );
+    assert!(
+        matches!(got[6], Err(StorageError::InvalidKey { .. })),
+        "an invalid key: {:?}",
+        got[6]
+    );
+    assert!(store.get_whole_many(Vec::new()).await.is_empty());
 }
 
 /// `get_ranges` returns one result per range, in the order asked, whether ranges overlap, touch, repeat,

@@ -69,6 +69,29 @@ fn read_chunk(file: &mut File, position: u64, end: u64, chunk: usize) -> std::io
     Ok(Bytes::from(buffer))
 }
 
+/// The first `size` bytes of the file at `path` (the blob `key`), as `get_range(key, 0..size)`:
+/// [`StorageError::NotFound`] when missing, an error when shorter.
+pub(crate) fn read_whole(
+    path: &std::path::Path,
+    key: &str,
+    size: u64,
+) -> Result<Bytes, StorageError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::NotFound {
+                key: key.to_owned(),
+            });
+        }
+        Err(e) => return Err(StorageError::other(format!("opening {key:?}: {e}"))),
+    };
+    let chunk = usize::try_from(size).map_err(|_| {
+        StorageError::other(format!("{size} bytes of {key:?} do not fit in memory"))
+    })?;
+    read_chunk(&mut file, 0, size, chunk)
+        .map_err(|e| StorageError::other(format!("range 0..{size} of {key:?} cannot be read: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -516,6 +516,34 @@ impl BlobStore for ObjectStoreBlobStore {
         self.read_range_checked(key, range).await
     }
 
+    async fn get_whole_many(&self, blobs: Vec<(String, u64)>) -> Vec<Result<Bytes, StorageError>> {
+        let Some(root) = self.local_root.clone() else {
+            return futures::future::join_all(
+                blobs
+                    .iter()
+                    .map(|(key, size)| self.get_range(key, 0..*size)),
+            )
+            .await;
+        };
+        // Keys are [A-Za-z0-9._-] segments, which LocalFileSystem maps to the same relative path.
+        let count = blobs.len();
+        tokio::task::spawn_blocking(move || {
+            blobs
+                .iter()
+                .map(|(key, size)| {
+                    validate_key(key)?;
+                    crate::local_read::read_whole(&root.join(key), key, *size)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            (0..count)
+                .map(|_| Err(StorageError::other(format!("reading local files: {e}"))))
+                .collect()
+        })
+    }
+
     async fn get_ranges(
         &self,
         key: &str,
