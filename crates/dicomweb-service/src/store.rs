@@ -201,12 +201,17 @@ impl StudiesService {
             return failed(ids, FailureReason::StudyMismatch, message);
         }
 
-        // A duplicate is refused before its file is written; the catalogue's commit decides between concurrent
-        // stores of one instance.
-        match self.catalogue.blob_key_of(&info.sop_instance_uid).await {
-            Ok(None) => {}
-            Ok(Some(_)) => return failed(ids, FailureReason::AlreadyStored, already_stored(&info)),
-            Err(e) => return failed(ids, FailureReason::ProcessingFailure, e.to_string()),
+        // The catalogue's commit decides between stores of one instance. A large duplicate is refused before its
+        // file is written; for a small one that early look costs more (a read of the catalogue on every store)
+        // than the rare duplicate's file, written and removed.
+        if matches!(spooled, Spool::File { .. }) {
+            match self.catalogue.blob_key_of(&info.sop_instance_uid).await {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    return failed(ids, FailureReason::AlreadyStored, already_stored(&info));
+                }
+                Err(e) => return failed(ids, FailureReason::ProcessingFailure, e.to_string()),
+            }
         }
         let version = match self.catalogue.allocate_version().await {
             Ok(version) => version,
