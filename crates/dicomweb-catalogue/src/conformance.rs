@@ -34,7 +34,17 @@ pub fn record(study: &str, series: &str, sop: &str, number: u32, name: &str) -> 
 }
 
 /// Stores `record` under a freshly allocated version whose number is part of its blob key.
-pub async fn store(catalogue: &dyn Catalogue, mut record: InstanceRecord) -> (u64, InstanceRecord) {
+pub async fn store(catalogue: &dyn Catalogue, record: InstanceRecord) -> (u64, InstanceRecord) {
+    let (version, record) = versioned(catalogue, record).await;
+    catalogue
+        .commit_store(version, record.clone())
+        .await
+        .expect("store");
+    (version, record)
+}
+
+/// A freshly allocated version and `record` with that version in its blob key, ready to commit.
+async fn versioned(catalogue: &dyn Catalogue, mut record: InstanceRecord) -> (u64, InstanceRecord) {
     let version = catalogue
         .allocate_version()
         .await
@@ -42,10 +52,6 @@ pub async fn store(catalogue: &dyn Catalogue, mut record: InstanceRecord) -> (u6
     record.blob_key = record
         .blob_key
         .replace(".dcm", &format!("_{version:016x}.dcm"));
-    catalogue
-        .commit_store(version, record.clone())
-        .await
-        .expect("store");
     (version, record)
 }
 
@@ -386,16 +392,10 @@ pub async fn a_search_index_can_follow_and_rebuild_from_the_catalogue(catalogue:
 /// Stores `record` under a fresh version, keeping `copy` of its file until the copy is released.
 pub async fn store_with_copy(
     catalogue: &dyn Catalogue,
-    mut record: InstanceRecord,
+    record: InstanceRecord,
     copy: &'static [u8],
 ) -> (u64, InstanceRecord) {
-    let version = catalogue
-        .allocate_version()
-        .await
-        .expect("allocate a version");
-    record.blob_key = record
-        .blob_key
-        .replace(".dcm", &format!("_{version:016x}.dcm"));
+    let (version, record) = versioned(catalogue, record).await;
     catalogue
         .commit_store_with_copy(version, record.clone(), bytes::Bytes::from_static(copy))
         .await
