@@ -201,10 +201,10 @@ impl StudiesService {
             return failed(ids, FailureReason::StudyMismatch, message);
         }
 
-        // The catalogue's commit decides between stores of one instance. A large duplicate is refused before its
-        // file is written; for a small one that early look costs more (a read of the catalogue on every store)
-        // than the rare duplicate's file, written and removed.
-        if matches!(spooled, Spool::File { .. }) {
+        // The catalogue's commit decides between stores of one instance. A duplicate larger than a catalogue copy
+        // is refused before its file is written; for a smaller one that early look costs more (a read of the
+        // catalogue on every store) than the rare duplicate's file, written and removed.
+        if spooled.len() > self.config.durable_copy_limit as u64 {
             match self.catalogue.blob_key_of(&info.sop_instance_uid).await {
                 Ok(None) => {}
                 Ok(Some(_)) => {

@@ -128,12 +128,7 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     /// series): a local store reads them in one trip to the blocking pool instead of one each. The default
     /// makes one `get_range` each, concurrently.
     async fn get_whole_many(&self, blobs: Vec<(String, u64)>) -> Vec<Result<Bytes, StorageError>> {
-        futures::future::join_all(
-            blobs
-                .iter()
-                .map(|(key, size)| self.get_range(key, 0..*size)),
-        )
-        .await
+        get_whole_each(self, &blobs).await
     }
 
     /// Metadata of `key`; [`StorageError::NotFound`] when missing.
@@ -174,6 +169,20 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
         let _ = older_than;
         Ok(0)
     }
+}
+
+/// [`BlobStore::get_whole_many`] as one `get_range` per blob, concurrently: what a store does when it cannot
+/// do better.
+pub(crate) async fn get_whole_each<S: BlobStore + ?Sized>(
+    store: &S,
+    blobs: &[(String, u64)],
+) -> Vec<Result<Bytes, StorageError>> {
+    futures::future::join_all(
+        blobs
+            .iter()
+            .map(|(key, size)| store.get_range(key, 0..*size)),
+    )
+    .await
 }
 
 /// [`BlobStore::create`] with a stream of the file at `path`: what `create_from_file` does when it cannot do

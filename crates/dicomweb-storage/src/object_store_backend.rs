@@ -416,11 +416,10 @@ impl BlobStore for ObjectStoreBlobStore {
         path: &std::path::Path,
     ) -> Result<u64, StorageError> {
         validate_key(key)?;
-        let Some(root) = self.local_root.clone() else {
+        let Some(root) = &self.local_root else {
             return crate::create_by_streaming_file(self, key, path).await;
         };
-        // Keys are made of `[A-Za-z0-9._-]` segments, which object_store maps to the same relative path.
-        let target = root.join(key);
+        let target = local_path(root, key);
         let source = path.to_owned();
         let linked = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             if let Some(parent) = target.parent() {
@@ -518,21 +517,15 @@ impl BlobStore for ObjectStoreBlobStore {
 
     async fn get_whole_many(&self, blobs: Vec<(String, u64)>) -> Vec<Result<Bytes, StorageError>> {
         let Some(root) = self.local_root.clone() else {
-            return futures::future::join_all(
-                blobs
-                    .iter()
-                    .map(|(key, size)| self.get_range(key, 0..*size)),
-            )
-            .await;
+            return crate::get_whole_each(self, &blobs).await;
         };
-        // Keys are [A-Za-z0-9._-] segments, which LocalFileSystem maps to the same relative path.
         let count = blobs.len();
         tokio::task::spawn_blocking(move || {
             blobs
                 .iter()
                 .map(|(key, size)| {
                     validate_key(key)?;
-                    crate::local_read::read_whole(&root.join(key), key, *size)
+                    crate::local_read::read_whole(&local_path(&root, key), key, *size)
                 })
                 .collect()
         })
@@ -673,6 +666,12 @@ fn check_length(key: &str, range: &Range<u64>, bytes: &Bytes) -> Result<(), Stor
         )));
     }
     Ok(())
+}
+
+/// The file of a (validated) `key` in a local store rooted at `root`: keys are made of `[A-Za-z0-9._-]`
+/// segments, which object_store's `LocalFileSystem` maps to the same relative path.
+fn local_path(root: &std::path::Path, key: &str) -> std::path::PathBuf {
+    root.join(key)
 }
 
 fn range_past_end(key: &str, range: &Range<u64>, size: u64) -> StorageError {
