@@ -90,8 +90,10 @@
 
 mod durable_directory;
 mod matching;
+mod overlay;
 mod read;
 mod schema;
+mod summaries;
 mod top_by_key;
 mod types;
 mod writer;
@@ -333,7 +335,46 @@ impl Index {
     /// study/series, not only the matching ones. Fails only on an internal error (a wildcard
     /// whose regex cannot be built is reported as `Corrupt`).
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, IndexError> {
-        read::search(&self.inner.reader.searcher(), &self.inner.fields, query)
+        read::search(
+            &self.inner.reader.searcher(),
+            &self.inner.fields,
+            query,
+            None,
+        )
+    }
+
+    /// [`Index::search`] as if `unapplied` had been applied: the hits (and counts, modalities and
+    /// latest instances) equal those [`Index::search`] gives once [`Index::apply`] committed the
+    /// same changes, without waiting for that commit. For read-your-writes while the index
+    /// follows a log in the background: pass the log's changes after
+    /// [`Index::applied_sequence`], in sequence order, without gaps, up to the last change the
+    /// search must see. Changes at or below the watermark are skipped, and one the committed
+    /// index already reflects (a commit that landed meanwhile) is harmless to pass.
+    ///
+    /// The changes are applied in memory for this search alone: the instances they name, and the
+    /// summaries of the studies (and, for series and instance searches, series) they touch,
+    /// recomputed from the committed instances. It costs a read of those studies' instance rows
+    /// and a stored-document load per touched study (and series) whose latest instance is
+    /// committed; keep `unapplied` short by applying the log regularly.
+    pub fn search_including<C: std::borrow::Borrow<IndexChange>>(
+        &self,
+        query: &SearchQuery,
+        unapplied: &[C],
+    ) -> Result<Vec<SearchHit>, IndexError> {
+        // The watermark first: the searcher taken after it reflects at least that much.
+        let applied = self.applied_sequence();
+        let searcher = self.inner.reader.searcher();
+        let mut changes = unapplied
+            .iter()
+            .map(std::borrow::Borrow::borrow)
+            .filter(|change| change.sequence() > applied)
+            .peekable();
+        if changes.peek().is_none() {
+            return read::search(&searcher, &self.inner.fields, query, None);
+        }
+        let with_series = query.level != Level::Study;
+        let overlay = overlay::Overlay::build(&searcher, &self.inner.fields, changes, with_series)?;
+        read::search(&searcher, &self.inner.fields, query, Some(&overlay))
     }
 
     /// Counters since open: commits (to measure group commit), requests, last sequence.

@@ -7,6 +7,7 @@
 //! The caller picks the [`Matcher`] that fits the attribute's VR, so a time-looking ID is never
 //! range-matched unless the caller asks for it.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use tantivy::TantivyDocument;
@@ -243,24 +244,53 @@ fn range_term_text(tag: u32, key: &str) -> String {
     attr_term_text(tag, &format!("{}{key}", range_kind(key)))
 }
 
-/// Adds the matching terms of one attribute's values to a document.
-pub(crate) fn add_terms(doc: &mut TantivyDocument, f: &Fields, tag: u32, values: &[String]) {
+/// The fields of the terms [`Matcher`]s read: each is `"GGGGEEEE=..."` text (`has`: `"GGGGEEEE"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TermField {
+    /// Raw values (exact, wildcard).
+    Attr,
+    /// Folded person names, whole and per component group.
+    Pn,
+    /// Folded person name parts (fuzzy prefixes).
+    PnPart,
+    /// Comparable DA/TM/DT keys, one prefix letter per kind.
+    Range,
+    /// The tag of every attribute with a non-empty value.
+    Has,
+}
+
+impl TermField {
+    fn field(self, f: &Fields) -> Field {
+        match self {
+            TermField::Attr => f.attr,
+            TermField::Pn => f.pn,
+            TermField::PnPart => f.pn_part,
+            TermField::Range => f.range,
+            TermField::Has => f.has,
+        }
+    }
+}
+
+/// Every matching term of one attribute's values, in the order they are indexed. The one
+/// definition of what is indexed: tantivy documents ([`add_terms`]) and the in-memory documents
+/// of the overlay ([`DocumentTerms`]) both take their terms from here.
+pub(crate) fn for_each_term(tag: u32, values: &[String], mut sink: impl FnMut(TermField, String)) {
     let mut any = false;
     for value in values {
         if value.is_empty() {
             continue;
         }
         any = true;
-        doc.add_text(f.attr, attr_term_text(tag, value));
+        sink(TermField::Attr, attr_term_text(tag, value));
         let folded = fold_person_name(value);
-        doc.add_text(f.pn, attr_term_text(tag, &folded));
+        sink(TermField::Pn, attr_term_text(tag, &folded));
         for group in folded.split('=').filter(|g| !g.is_empty()) {
             if group != folded {
-                doc.add_text(f.pn, attr_term_text(tag, group));
+                sink(TermField::Pn, attr_term_text(tag, group));
             }
         }
         for part in name_parts(&folded) {
-            doc.add_text(f.pn_part, attr_term_text(tag, part));
+            sink(TermField::PnPart, attr_term_text(tag, part));
         }
         let keys = [
             date_key(value),
@@ -268,12 +298,291 @@ pub(crate) fn add_terms(doc: &mut TantivyDocument, f: &Fields, tag: u32, values:
             datetime_key(value, false),
         ];
         for key in keys.into_iter().flatten() {
-            doc.add_text(f.range, range_term_text(tag, &key));
+            sink(TermField::Range, range_term_text(tag, &key));
         }
     }
     if any {
-        doc.add_text(f.has, has_term_text(tag));
+        sink(TermField::Has, has_term_text(tag));
     }
+}
+
+/// Adds the matching terms of one attribute's values to a document.
+pub(crate) fn add_terms(doc: &mut TantivyDocument, f: &Fields, tag: u32, values: &[String]) {
+    for_each_term(tag, values, |field, text| {
+        doc.add_text(field.field(f), text)
+    });
+}
+
+/// The matching terms of a document kept in memory (the overlay of changes not yet indexed).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DocumentTerms {
+    terms: HashMap<TermField, Vec<String>>,
+}
+
+impl DocumentTerms {
+    /// Adds the terms of one attribute's values, as [`add_terms`] indexes them.
+    pub(crate) fn add(&mut self, tag: u32, values: &[String]) {
+        for_each_term(tag, values, |field, text| {
+            self.terms.entry(field).or_default().push(text);
+        });
+    }
+
+    fn of(&self, field: TermField) -> &[String] {
+        self.terms.get(&field).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What a [`Matcher`] asks of a document's terms: built once per filter, then either turned
+/// into a tantivy query ([`TermPredicate::query`]) or evaluated on a [`DocumentTerms`]
+/// ([`TermPredicate::matches`]), so the index and the overlay cannot disagree on semantics.
+#[derive(Debug, Clone)]
+pub(crate) enum TermPredicate {
+    /// The document has one of these terms.
+    AnyTerm(TermField, Vec<String>),
+    /// The document has a term `"GGGGEEEE=value"` of `tag` whose value matches `pattern` whole,
+    /// where `*` stands for any characters and `?` for one (neither matching a line feed, as in
+    /// the regex tantivy runs).
+    Wildcard {
+        /// Field searched.
+        field: TermField,
+        /// Tag whose terms are searched.
+        tag: u32,
+        /// Pattern of the value.
+        pattern: String,
+    },
+    /// The document has a term within these bounds (byte order, as tantivy orders terms).
+    Range(TermField, Bound<String>, Bound<String>),
+    /// Any of these (none: nothing matches).
+    Any(Vec<TermPredicate>),
+    /// All of these.
+    All(Vec<TermPredicate>),
+    /// The document has no `has` term of this tag (no non-empty value).
+    Lacks(u32),
+}
+
+impl TermPredicate {
+    /// The predicate of one matcher on attribute `tag` (without the UID special cases).
+    fn of_matcher(tag: u32, matcher: &Matcher) -> TermPredicate {
+        match matcher {
+            Matcher::Exact(values) => TermPredicate::AnyTerm(
+                TermField::Attr,
+                values.iter().map(|v| attr_term_text(tag, v)).collect(),
+            ),
+            Matcher::Wildcard(values) => TermPredicate::Any(
+                values
+                    .iter()
+                    .map(|value| {
+                        if has_wildcard(value) {
+                            TermPredicate::Wildcard {
+                                field: TermField::Attr,
+                                tag,
+                                pattern: value.clone(),
+                            }
+                        } else {
+                            TermPredicate::AnyTerm(
+                                TermField::Attr,
+                                vec![attr_term_text(tag, value)],
+                            )
+                        }
+                    })
+                    .collect(),
+            ),
+            Matcher::PersonName { values, fuzzy } => {
+                let mut alternatives = Vec::new();
+                for value in values {
+                    let folded = fold_person_name(value);
+                    if has_wildcard(&folded) {
+                        alternatives.push(TermPredicate::Wildcard {
+                            field: TermField::Pn,
+                            tag,
+                            pattern: folded,
+                        });
+                    } else if *fuzzy {
+                        let words: Vec<TermPredicate> = name_parts(&folded)
+                            .map(|word| TermPredicate::Wildcard {
+                                field: TermField::PnPart,
+                                tag,
+                                pattern: prefix_pattern(word),
+                            })
+                            .collect();
+                        if !words.is_empty() {
+                            alternatives.push(TermPredicate::All(words));
+                        }
+                    } else {
+                        alternatives.push(TermPredicate::AnyTerm(
+                            TermField::Pn,
+                            vec![attr_term_text(tag, &folded)],
+                        ));
+                    }
+                }
+                TermPredicate::Any(alternatives)
+            }
+            Matcher::Range { lower, upper } => {
+                let Some(kind) = lower.as_deref().or(upper.as_deref()).map(range_kind) else {
+                    return TermPredicate::Any(Vec::new());
+                };
+                if upper.as_deref().is_some_and(|u| range_kind(u) != kind) {
+                    return TermPredicate::Any(Vec::new());
+                }
+                let lower = match lower {
+                    Some(key) => Bound::Included(range_term_text(tag, key)),
+                    None => Bound::Included(attr_term_text(tag, &kind.to_string())),
+                };
+                let upper = match upper {
+                    Some(key) => Bound::Included(range_term_text(tag, key)),
+                    // The next kind letter: just past every key of this kind.
+                    None => {
+                        let next = char::from_u32(u32::from(kind) + 1).unwrap_or(kind);
+                        Bound::Excluded(attr_term_text(tag, &next.to_string()))
+                    }
+                };
+                TermPredicate::Range(TermField::Range, lower, upper)
+            }
+            Matcher::AnyOf(matchers) => TermPredicate::Any(
+                matchers
+                    .iter()
+                    .map(|m| TermPredicate::of_matcher(tag, m))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The predicate of a filter on the documents it applies to, with empty value matching.
+    pub(crate) fn of_filter(filter: &Filter) -> TermPredicate {
+        let predicate = TermPredicate::of_matcher(filter.tag, &filter.matcher);
+        if filter.or_empty {
+            TermPredicate::Any(vec![predicate, TermPredicate::Lacks(filter.tag)])
+        } else {
+            predicate
+        }
+    }
+
+    /// The tantivy query of this predicate.
+    pub(crate) fn query(&self, f: &Fields) -> Result<Box<dyn Query>, IndexError> {
+        Ok(match self {
+            TermPredicate::AnyTerm(field, texts) => match texts.as_slice() {
+                [one] => term_query(field.field(f), one),
+                _ => Box::new(TermSetQuery::new(
+                    texts.iter().map(|text| term(field.field(f), text)),
+                )),
+            },
+            TermPredicate::Wildcard {
+                field,
+                tag,
+                pattern,
+            } => regex_query(field.field(f), &wildcard_regex(*tag, pattern))?,
+            TermPredicate::Range(field, lower, upper) => {
+                let bound = |b: &Bound<String>| match b {
+                    Bound::Included(text) => Bound::Included(term(field.field(f), text)),
+                    Bound::Excluded(text) => Bound::Excluded(term(field.field(f), text)),
+                    Bound::Unbounded => Bound::Unbounded,
+                };
+                Box::new(RangeQuery::new(bound(lower), bound(upper)))
+            }
+            TermPredicate::Any(alternatives) => any_of(
+                alternatives
+                    .iter()
+                    .map(|p| p.query(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            TermPredicate::All(parts) => Box::new(BooleanQuery::new(
+                parts
+                    .iter()
+                    .map(|p| Ok((Occur::Must, p.query(f)?)))
+                    .collect::<Result<_, IndexError>>()?,
+            )),
+            TermPredicate::Lacks(tag) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+                (Occur::MustNot, term_query(f.has, &has_term_text(*tag))),
+            ])),
+        })
+    }
+
+    /// Does a document with these terms match?
+    pub(crate) fn matches(&self, doc: &DocumentTerms) -> bool {
+        match self {
+            TermPredicate::AnyTerm(field, texts) => {
+                let terms = doc.of(*field);
+                texts.iter().any(|text| terms.contains(text))
+            }
+            TermPredicate::Wildcard {
+                field,
+                tag,
+                pattern,
+            } => {
+                let prefix = has_term_text(*tag) + "=";
+                let pattern: Vec<char> = pattern.chars().collect();
+                doc.of(*field).iter().any(|text| {
+                    text.strip_prefix(&prefix)
+                        .is_some_and(|value| wildcard_matches(&pattern, value))
+                })
+            }
+            TermPredicate::Range(field, lower, upper) => doc.of(*field).iter().any(|text| {
+                let text = text.as_str();
+                let above = match lower {
+                    Bound::Included(l) => text >= l.as_str(),
+                    Bound::Excluded(l) => text > l.as_str(),
+                    Bound::Unbounded => true,
+                };
+                let below = match upper {
+                    Bound::Included(u) => text <= u.as_str(),
+                    Bound::Excluded(u) => text < u.as_str(),
+                    Bound::Unbounded => true,
+                };
+                above && below
+            }),
+            TermPredicate::Any(alternatives) => alternatives.iter().any(|p| p.matches(doc)),
+            TermPredicate::All(parts) => parts.iter().all(|p| p.matches(doc)),
+            TermPredicate::Lacks(tag) => !doc.of(TermField::Has).contains(&has_term_text(*tag)),
+        }
+    }
+}
+
+/// A fuzzy word as a prefix pattern: the word (which has no wildcard: fuzzy matching only
+/// applies to values without) followed by `*`.
+fn prefix_pattern(word: &str) -> String {
+    format!("{word}*")
+}
+
+/// Does `value` match `pattern` whole (`*` any run of characters, `?` one character; neither
+/// matches '\n', like `.` in the regex tantivy runs for the index)? Greedy with backtracking to
+/// the last `*`: O(pattern x value) at worst, no recursion.
+fn wildcard_matches(pattern: &[char], value: &str) -> bool {
+    let value: Vec<char> = value.chars().collect();
+    let (mut p, mut v) = (0, 0);
+    // Position of the last `*` seen and of the value character it is trying to absorb.
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, v));
+                p += 1;
+            }
+            Some('?') if value[v] != '\n' => {
+                p += 1;
+                v += 1;
+            }
+            Some(&c) if c != '*' && c != '?' && c == value[v] => {
+                p += 1;
+                v += 1;
+            }
+            _ => match star {
+                // Let the last `*` absorb one more character, unless that is a line feed.
+                Some((star_p, star_v)) if value[star_v] != '\n' => {
+                    star = Some((star_p, star_v + 1));
+                    p = star_p + 1;
+                    v = star_v + 1;
+                }
+                _ => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+pub(crate) fn wildcard_matches_for_tests(pattern: &[char], value: &str) -> bool {
+    wildcard_matches(pattern, value)
 }
 
 fn term(field: Field, text: &str) -> Term {
@@ -322,92 +631,6 @@ fn regex_query(field: Field, regex: &str) -> Result<Box<dyn Query>, IndexError> 
 
 fn has_wildcard(value: &str) -> bool {
     value.contains(['*', '?'])
-}
-
-/// The query of one matcher (without the UID special cases) on documents carrying `tag`.
-fn matcher_query(f: &Fields, tag: u32, matcher: &Matcher) -> Result<Box<dyn Query>, IndexError> {
-    match matcher {
-        Matcher::Exact(values) => Ok(Box::new(TermSetQuery::new(
-            values.iter().map(|v| term(f.attr, &attr_term_text(tag, v))),
-        ))),
-        Matcher::Wildcard(values) => {
-            let mut queries = Vec::new();
-            for value in values {
-                queries.push(if has_wildcard(value) {
-                    regex_query(f.attr, &wildcard_regex(tag, value))?
-                } else {
-                    term_query(f.attr, &attr_term_text(tag, value))
-                });
-            }
-            Ok(any_of(queries))
-        }
-        Matcher::PersonName { values, fuzzy } => {
-            let mut queries = Vec::new();
-            for value in values {
-                let folded = fold_person_name(value);
-                if has_wildcard(&folded) {
-                    queries.push(regex_query(f.pn, &wildcard_regex(tag, &folded))?);
-                } else if *fuzzy {
-                    let mut words = Vec::new();
-                    for word in name_parts(&folded) {
-                        let prefix = wildcard_regex(tag, word) + ".*";
-                        words.push((Occur::Must, regex_query(f.pn_part, &prefix)?));
-                    }
-                    if words.is_empty() {
-                        continue;
-                    }
-                    queries.push(Box::new(BooleanQuery::new(words)));
-                } else {
-                    queries.push(term_query(f.pn, &attr_term_text(tag, &folded)));
-                }
-            }
-            Ok(any_of(queries))
-        }
-        Matcher::Range { lower, upper } => {
-            let Some(kind) = lower.as_deref().or(upper.as_deref()).map(range_kind) else {
-                return Ok(Box::new(EmptyQuery));
-            };
-            if upper.as_deref().is_some_and(|u| range_kind(u) != kind) {
-                return Ok(Box::new(EmptyQuery));
-            }
-            let lower = match lower {
-                Some(key) => Bound::Included(term(f.range, &range_term_text(tag, key))),
-                None => Bound::Included(term(f.range, &attr_term_text(tag, &kind.to_string()))),
-            };
-            let upper = match upper {
-                Some(key) => Bound::Included(term(f.range, &range_term_text(tag, key))),
-                // The next kind letter: just past every key of this kind.
-                None => {
-                    let next = char::from_u32(u32::from(kind) + 1).unwrap_or(kind);
-                    Bound::Excluded(term(f.range, &attr_term_text(tag, &next.to_string())))
-                }
-            };
-            Ok(Box::new(RangeQuery::new(lower, upper)))
-        }
-        Matcher::AnyOf(matchers) => {
-            let mut queries = Vec::new();
-            for matcher in matchers {
-                queries.push(matcher_query(f, tag, matcher)?);
-            }
-            Ok(any_of(queries))
-        }
-    }
-}
-
-/// The query of a filter on the documents it applies to, with empty value matching.
-pub(crate) fn filter_query(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, IndexError> {
-    let query = matcher_query(f, filter.tag, &filter.matcher)?;
-    if !filter.or_empty {
-        return Ok(query);
-    }
-    let lacks: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
-        (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-        (
-            Occur::MustNot,
-            term_query(f.has, &has_term_text(filter.tag)),
-        ),
-    ]));
-    Ok(any_of(vec![query, lacks]))
 }
 
 #[cfg(test)]

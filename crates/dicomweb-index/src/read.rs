@@ -13,7 +13,8 @@ use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DateTime, DocAddress, DocId, Searcher, TantivyDocument, Term};
 use time::OffsetDateTime;
 
-use crate::matching::{Matcher, filter_query};
+use crate::matching::{DocumentTerms, Matcher, TermPredicate};
+use crate::overlay::{Overlay, SummaryView, hit_instance, instance_key, series_key, terms_of};
 use crate::schema::{Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
 use crate::top_by_key::TopByStringKey;
 use crate::types::{
@@ -297,24 +298,25 @@ fn fast_strings(
 
 /// A study or series summary document, as a hit needs it.
 #[derive(Clone)]
-struct Summary {
+pub(crate) struct Summary {
     /// The most recently stored instance of the study/series.
-    latest: HitInstance,
-    instances: u64,
+    pub latest: HitInstance,
+    pub instances: u64,
     /// Series in the study (study summaries).
-    series: u64,
+    pub series: u64,
     /// Instances in the series of `latest` (study summaries).
-    latest_series_instances: u64,
-    modalities: Vec<String>,
+    pub latest_series_instances: u64,
+    pub modalities: Vec<String>,
 }
 
-/// Summaries looked up by key, once per search: the hits of a page often share them.
-#[derive(Default)]
-struct SummaryCache {
+/// Summaries looked up by key, once per search: the hits of a page often share them. Those the
+/// overlay overrides come from it.
+struct SummaryCache<'a> {
     summaries: HashMap<(&'static str, String), Summary>,
+    overlay: Option<&'a Overlay<'a>>,
 }
 
-impl SummaryCache {
+impl SummaryCache<'_> {
     /// The summary document of `kind` whose `key_field` is `key`.
     fn get(
         &mut self,
@@ -324,6 +326,18 @@ impl SummaryCache {
         key_field: Field,
         key: &str,
     ) -> Result<Summary, IndexError> {
+        if let Some(overlay) = self.overlay {
+            let overridden = if kind == KIND_STUDY {
+                overlay.studies.get(key)
+            } else {
+                overlay.series.get(key)
+            };
+            if let Some(view) = overridden {
+                return view.as_ref().map(|v| v.summary.clone()).ok_or_else(|| {
+                    IndexError::Corrupt(format!("a hit belongs to the emptied {kind} {key}"))
+                });
+            }
+        }
         let cache_key = (kind, key.to_owned());
         if let Some(found) = self.summaries.get(&cache_key) {
             return Ok(found.clone());
@@ -383,21 +397,37 @@ fn load_hit_instance(
     })
 }
 
+/// The document a hit comes from: its own instance, or its own summary (study and series hits).
+pub(crate) enum Own {
+    Instance(HitInstance),
+    Series(Summary),
+    Study(Summary),
+}
+
+/// The own document of the index hit at `address`.
+fn own_of(
+    searcher: &Searcher,
+    f: &Fields,
+    level: Level,
+    address: DocAddress,
+) -> Result<Own, IndexError> {
+    Ok(match level {
+        Level::Instance => Own::Instance(load_hit_instance(searcher, f, address)?),
+        Level::Series => Own::Series(load_summary(searcher, f, address)?),
+        Level::Study => Own::Study(load_summary(searcher, f, address)?),
+    })
+}
+
 /// Builds a hit from its own document plus, for the Series and Instance levels, the summaries
 /// above it. A study hit needs its summary document alone.
 fn hit(
     searcher: &Searcher,
     f: &Fields,
-    level: Level,
-    address: DocAddress,
+    own: Own,
     cache: &mut SummaryCache,
 ) -> Result<SearchHit, IndexError> {
-    let study_summary = |cache: &mut SummaryCache, study: &str| {
-        cache.get(searcher, f, KIND_STUDY, f.group_study, study)
-    };
-    let (record, series_record, series_instances, study) = match level {
-        Level::Instance => {
-            let record = load_hit_instance(searcher, f, address)?;
+    let (record, series_record, series_instances, study) = match own {
+        Own::Instance(record) => {
             let series = cache.get(
                 searcher,
                 f,
@@ -405,17 +435,27 @@ fn hit(
                 f.group_series,
                 &record.series_instance_uid,
             )?;
-            let study = study_summary(cache, &record.study_instance_uid)?;
+            let study = cache.get(
+                searcher,
+                f,
+                KIND_STUDY,
+                f.group_study,
+                &record.study_instance_uid,
+            )?;
             (record, series.latest, series.instances, study)
         }
-        Level::Series => {
-            let own = load_summary(searcher, f, address)?;
-            let study = study_summary(cache, &own.latest.study_instance_uid)?;
+        Own::Series(own) => {
+            let study = cache.get(
+                searcher,
+                f,
+                KIND_STUDY,
+                f.group_study,
+                &own.latest.study_instance_uid,
+            )?;
             (own.latest.clone(), own.latest, own.instances, study)
         }
-        Level::Study => {
+        Own::Study(own) => {
             // The study's latest instance is also the latest of its series.
-            let own = load_summary(searcher, f, address)?;
             let series_instances = own.latest_series_instances;
             (
                 own.latest.clone(),
@@ -481,14 +521,147 @@ fn kind_of(level: Level) -> &'static str {
     }
 }
 
+/// How a hit's own document is checked against a filter of its level, in memory (overlay).
+enum OwnCheck {
+    /// One of the hierarchy UIDs the hit knows is one of these.
+    Uid(u32, Vec<String>),
+    /// The document's terms match.
+    Terms(TermPredicate),
+}
+
+/// A document of the overlay at the search's level.
+struct OverlayDoc<'a> {
+    key: String,
+    study: &'a str,
+    series: &'a str,
+    sop: &'a str,
+    terms: std::borrow::Cow<'a, DocumentTerms>,
+    own: OverlayOwn<'a>,
+}
+
+enum OverlayOwn<'a> {
+    Study(&'a Summary),
+    Series(&'a Summary),
+    Instance(&'a InstanceRecord),
+}
+
+impl OverlayDoc<'_> {
+    fn uid(&self, tag: u32) -> Option<&str> {
+        match tag {
+            TAG_STUDY_INSTANCE_UID => Some(self.study),
+            TAG_SERIES_INSTANCE_UID if !matches!(self.own, OverlayOwn::Study(_)) => {
+                Some(self.series)
+            }
+            TAG_SOP_INSTANCE_UID if matches!(self.own, OverlayOwn::Instance(_)) => Some(self.sop),
+            _ => None,
+        }
+    }
+
+    fn passes(&self, checks: &[OwnCheck]) -> bool {
+        checks.iter().all(|check| match check {
+            OwnCheck::Uid(tag, values) => self
+                .uid(*tag)
+                .is_some_and(|uid| values.iter().any(|v| v == uid)),
+            OwnCheck::Terms(predicate) => predicate.matches(&self.terms),
+        })
+    }
+}
+
+/// The overlay's documents of `level`, in hit order.
+fn overlay_docs<'a>(overlay: &'a Overlay<'a>, level: Level) -> Vec<OverlayDoc<'a>> {
+    let mut docs: Vec<OverlayDoc> = match level {
+        Level::Study => overlay
+            .studies
+            .iter()
+            .filter_map(|(study, view)| {
+                let view = view.as_ref()?;
+                Some(OverlayDoc {
+                    key: study.clone(),
+                    study,
+                    series: &view.summary.latest.series_instance_uid,
+                    sop: &view.summary.latest.sop_instance_uid,
+                    terms: std::borrow::Cow::Borrowed(&view.terms),
+                    own: OverlayOwn::Study(&view.summary),
+                })
+            })
+            .collect(),
+        Level::Series => overlay
+            .series
+            .iter()
+            .filter_map(|(series, view)| {
+                let view = view.as_ref()?;
+                let study = &view.summary.latest.study_instance_uid;
+                Some(OverlayDoc {
+                    key: series_key(study, series),
+                    study,
+                    series,
+                    sop: &view.summary.latest.sop_instance_uid,
+                    terms: std::borrow::Cow::Borrowed(&view.terms),
+                    own: OverlayOwn::Series(&view.summary),
+                })
+            })
+            .collect(),
+        Level::Instance => overlay
+            .instances
+            .values()
+            .flatten()
+            .map(|(record, _)| OverlayDoc {
+                key: instance_key(record),
+                study: &record.study_instance_uid,
+                series: &record.series_instance_uid,
+                sop: &record.sop_instance_uid,
+                terms: std::borrow::Cow::Owned(terms_of(record)),
+                own: OverlayOwn::Instance(record),
+            })
+            .collect(),
+    };
+    docs.sort_by(|a, b| a.key.cmp(&b.key));
+    docs
+}
+
+/// A term set query of `texts` in `field`.
+fn term_set(field: Field, texts: impl IntoIterator<Item = impl AsRef<str>>) -> Box<dyn Query> {
+    Box::new(TermSetQuery::new(
+        texts
+            .into_iter()
+            .map(|text| Term::from_field_text(field, text.as_ref())),
+    ))
+}
+
+/// `query` without the documents matching `excluded`.
+fn without(query: Box<dyn Query>, excluded: Box<dyn Query>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, query),
+        (Occur::MustNot, excluded),
+    ]))
+}
+
+/// The committed documents of `level` the overlay overrides.
+fn overridden(f: &Fields, overlay: &Overlay, level: Level) -> Box<dyn Query> {
+    match level {
+        Level::Study => term_set(f.group_study, overlay.studies.keys()),
+        Level::Series => term_set(f.group_series, overlay.series.keys()),
+        Level::Instance => term_set(f.sop_uid, overlay.instances.keys()),
+    }
+}
+
+/// A search over the committed index, with `overlay` (if any) applied on top: its overridden
+/// documents left out, its own documents matched in memory and merged in hit order.
 pub(crate) fn search(
     searcher: &Searcher,
     f: &Fields,
     query: &SearchQuery,
+    overlay: Option<&Overlay<'_>>,
 ) -> Result<Vec<SearchHit>, IndexError> {
     let level = query.level;
+    if overlay.is_some_and(|o| level != Level::Study && !o.has_series) {
+        return Err(IndexError::Corrupt(
+            "an overlay without series summaries cannot serve a series or instance search".into(),
+        ));
+    }
     let mut clauses = vec![term_query(f.kind, kind_of(level))];
-    let mut upper: BTreeMap<u8, Vec<Box<dyn Query>>> = BTreeMap::new();
+    let mut own_checks = Vec::new();
+    let mut upper: BTreeMap<u8, Vec<&crate::Filter>> = BTreeMap::new();
     for filter in &query.filters {
         if depth(filter.level) > depth(level) {
             return Ok(Vec::new());
@@ -501,16 +674,17 @@ pub(crate) fn search(
             // The hit knows its own and its parents' UIDs: no join needed.
             let terms = values.iter().map(|v| Term::from_field_text(field, v));
             clauses.push(Box::new(TermSetQuery::new(terms)));
+            own_checks.push(OwnCheck::Uid(filter.tag, values.clone()));
         } else if filter.level == level {
-            clauses.push(filter_query(f, filter)?);
+            let predicate = TermPredicate::of_filter(filter);
+            clauses.push(predicate.query(f)?);
+            own_checks.push(OwnCheck::Terms(predicate));
         } else {
-            upper
-                .entry(depth(filter.level))
-                .or_default()
-                .push(filter_query(f, filter)?);
+            upper.entry(depth(filter.level)).or_default().push(filter);
         }
     }
     // Filters of upper levels match the study/series summaries; the hit must belong to one.
+    let mut joins: Vec<(u8, BTreeSet<String>)> = Vec::new();
     for (filter_depth, filters) in upper {
         let (filter_level, key, target) = if filter_depth == 0 {
             let target = if level == Level::Instance {
@@ -522,23 +696,128 @@ pub(crate) fn search(
         } else {
             (Level::Series, "group_series", f.series_uid)
         };
+        let predicates: Vec<TermPredicate> = filters
+            .iter()
+            .map(|fl| TermPredicate::of_filter(fl))
+            .collect();
         let mut summary_clauses = vec![term_query(f.kind, kind_of(filter_level))];
-        summary_clauses.extend(filters);
-        let keys = fast_strings(searcher, &*all_of(summary_clauses), key)?;
+        for predicate in &predicates {
+            summary_clauses.push(predicate.query(f)?);
+        }
+        let mut summaries = all_of(summary_clauses);
+        if let Some(overlay) = overlay {
+            summaries = without(summaries, overridden(f, overlay, filter_level));
+        }
+        let mut keys = fast_strings(searcher, &*summaries, key)?;
+        if let Some(overlay) = overlay {
+            let views: Box<dyn Iterator<Item = (&String, &Option<SummaryView>)>> =
+                if filter_depth == 0 {
+                    Box::new(overlay.studies.iter())
+                } else {
+                    Box::new(overlay.series.iter())
+                };
+            for (uid, view) in views {
+                if let Some(view) = view
+                    && predicates.iter().all(|p| p.matches(&view.terms))
+                {
+                    keys.insert(uid.clone());
+                }
+            }
+        }
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let terms = keys.iter().map(|k| Term::from_field_text(target, k));
         clauses.push(Box::new(TermSetQuery::new(terms)));
+        joins.push((filter_depth, keys));
     }
-    let filter = all_of(clauses);
+    let mut filter = all_of(clauses);
     let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
-    let Some(range) = page(query.offset, query.limit, total) else {
+    let Some(overlay) = overlay else {
+        let Some(range) = page(query.offset, query.limit, total) else {
+            return Ok(Vec::new());
+        };
+        let top = searcher.search(&*filter, &TopByStringKey::new(order_field(level), range))?;
+        let mut cache = SummaryCache {
+            summaries: HashMap::new(),
+            overlay: None,
+        };
+        return top
+            .into_iter()
+            .map(|(_, address)| {
+                hit(
+                    searcher,
+                    f,
+                    own_of(searcher, f, level, address)?,
+                    &mut cache,
+                )
+            })
+            .collect();
+    };
+    filter = without(filter, overridden(f, overlay, level));
+    let docs: Vec<OverlayDoc> = overlay_docs(overlay, level)
+        .into_iter()
+        .filter(|doc| {
+            doc.passes(&own_checks)
+                && joins.iter().all(|(filter_depth, keys)| {
+                    keys.contains(if *filter_depth == 0 {
+                        doc.study
+                    } else {
+                        doc.series
+                    })
+                })
+        })
+        .collect();
+    let Some(range) = page(query.offset, query.limit, total.saturating_add(docs.len())) else {
         return Ok(Vec::new());
     };
-    let top = searcher.search(&*filter, &TopByStringKey::new(order_field(level), range))?;
-    let mut cache = SummaryCache::default();
-    top.into_iter()
-        .map(|address| hit(searcher, f, level, address, &mut cache))
+    // Both lists are in hit order: the first `range.end` of their merge hold the page.
+    let top = searcher.search(
+        &*filter,
+        &TopByStringKey::new(order_field(level), 0..range.end),
+    )?;
+    let mut from_index = top.into_iter().peekable();
+    let mut from_overlay = docs.into_iter().peekable();
+    let mut merged: Vec<Either> = Vec::with_capacity(range.end);
+    while merged.len() < range.end {
+        let take_index = match (from_index.peek(), from_overlay.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            // Documents without a key come last (none should lack one).
+            (Some((key, _)), Some(doc)) => key.as_deref().is_some_and(|key| key < doc.key.as_str()),
+        };
+        if take_index {
+            if let Some((_, address)) = from_index.next() {
+                merged.push(Either::Index(address));
+            }
+        } else if let Some(doc) = from_overlay.next() {
+            merged.push(Either::Overlay(match doc.own {
+                OverlayOwn::Study(summary) => Own::Study(summary.clone()),
+                OverlayOwn::Series(summary) => Own::Series(summary.clone()),
+                OverlayOwn::Instance(record) => Own::Instance(hit_instance(record)),
+            }));
+        }
+    }
+    let mut cache = SummaryCache {
+        summaries: HashMap::new(),
+        overlay: Some(overlay),
+    };
+    merged
+        .into_iter()
+        .skip(range.start)
+        .map(|entry| {
+            let own = match entry {
+                Either::Index(address) => own_of(searcher, f, level, address)?,
+                Either::Overlay(own) => own,
+            };
+            hit(searcher, f, own, &mut cache)
+        })
         .collect()
+}
+
+/// A hit of the merged page: from the index, or from the overlay.
+enum Either {
+    Index(DocAddress),
+    Overlay(Own),
 }

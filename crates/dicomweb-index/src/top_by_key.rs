@@ -14,8 +14,8 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-/// The hits ranked `range` (0-based) in ascending order of the string fast field `field`;
-/// documents without a value come last, in address order.
+/// The hits ranked `range` (0-based) in ascending order of the string fast field `field`, with
+/// their keys; documents without a value come last, in address order.
 pub(crate) struct TopByStringKey {
     field: &'static str,
     range: std::ops::Range<usize>,
@@ -51,7 +51,7 @@ impl SegmentTopByStringKey {
 }
 
 impl Collector for TopByStringKey {
-    type Fruit = Vec<DocAddress>;
+    type Fruit = Vec<(Option<String>, DocAddress)>;
     type Child = SegmentTopByStringKey;
 
     fn for_segment(
@@ -77,7 +77,7 @@ impl Collector for TopByStringKey {
     fn merge_fruits(
         &self,
         segment_fruits: Vec<io::Result<Vec<(Option<String>, DocAddress)>>>,
-    ) -> tantivy::Result<Vec<DocAddress>> {
+    ) -> tantivy::Result<Vec<(Option<String>, DocAddress)>> {
         let mut all = Vec::new();
         for fruit in segment_fruits {
             all.extend(fruit?);
@@ -90,7 +90,6 @@ impl Collector for TopByStringKey {
             .into_iter()
             .skip(self.range.start)
             .take(self.range.len())
-            .map(|(_, address)| address)
             .collect())
     }
 }
@@ -195,20 +194,22 @@ mod tests {
 
     fn ranked(index: &Index, range: std::ops::Range<usize>) -> Vec<Option<String>> {
         let searcher = index.reader().unwrap().searcher();
-        let addresses = searcher
+        let ranked = searcher
             .search(&AllQuery, &TopByStringKey::new("order", range))
             .unwrap();
-        addresses
+        ranked
             .into_iter()
-            .map(|address| {
+            .map(|(key, address)| {
                 let fast = searcher.segment_reader(address.segment_ord).fast_fields();
                 let column = fast.str("order").unwrap();
-                column.and_then(|c| {
+                let stored = column.and_then(|c| {
                     let ord = c.ords().first(address.doc_id)?;
                     let mut text = String::new();
                     c.ord_to_str(ord, &mut text).unwrap();
                     Some(text)
-                })
+                });
+                assert_eq!(key, stored, "the key returned is the document's");
+                key
             })
             .collect()
     }

@@ -10,7 +10,7 @@
 //! before the watermark is harmless. [`crate::Index::insert`] and [`crate::Index::delete`]
 //! number their changes themselves (watermark + 1, ...), for using the index on its own.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 
 use crate::matching::add_terms;
 use crate::read;
-use crate::read::InstanceRow;
 use crate::schema::{Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, SORT_KEY_SEPARATOR};
+use crate::summaries::{Member, study_state};
 use crate::types::{IndexError, InstanceRecord, Scope, TAG_MODALITIES_IN_STUDY, TAG_MODALITY};
 use dicomweb_catalogue::IndexChange;
 
@@ -302,46 +302,34 @@ impl Writer {
             // new ones (added after) stay.
             self.writer
                 .delete_term(Term::from_field_text(self.fields.group_study, study));
-            let Some(study_latest) = members.iter().max_by_key(|m| m.recency()) else {
+            let Some(summary) = study_state(&searcher, &self.fields, &members, |_| true)? else {
                 continue;
             };
-            let mut by_series: BTreeMap<&str, (u64, &Member)> = BTreeMap::new();
-            let mut modalities = BTreeSet::new();
-            for member in &members {
-                modalities.extend(member.modalities());
-                let entry = by_series.entry(member.series()).or_insert((0, member));
-                entry.0 += 1;
-                if member.recency() > entry.1.recency() {
-                    entry.1 = member;
-                }
-            }
-            let record = study_latest.record(&searcher, &self.fields)?;
-            let latest_series_instances = by_series
-                .get(record.series_instance_uid.as_str())
-                .map_or(0, |(count, _)| *count);
-            let mut doc = summary_document(&self.fields, KIND_STUDY, &record, members.len() as u64);
+            let mut doc =
+                summary_document(&self.fields, KIND_STUDY, &summary.latest, summary.instances);
             doc.add_text(self.fields.study_order, study);
-            doc.add_u64(self.fields.series_count, by_series.len() as u64);
-            doc.add_u64(self.fields.latest_series_instances, latest_series_instances);
-            let modalities: Vec<String> = modalities.into_iter().collect();
-            for modality in &modalities {
+            doc.add_u64(self.fields.series_count, summary.series_count);
+            doc.add_u64(
+                self.fields.latest_series_instances,
+                summary.latest_series_instances,
+            );
+            for modality in &summary.modalities {
                 doc.add_text(self.fields.modalities, modality);
             }
-            add_terms(&mut doc, &self.fields, TAG_MODALITIES_IN_STUDY, &modalities);
+            add_terms(
+                &mut doc,
+                &self.fields,
+                TAG_MODALITIES_IN_STUDY,
+                &summary.modalities,
+            );
             self.writer.add_document(doc)?;
-            for (series, (count, latest)) in by_series {
-                // The study's latest instance is its series' latest: no second load.
-                let loaded = if latest.sop() == record.sop_instance_uid {
-                    None
-                } else {
-                    Some(latest.record(&searcher, &self.fields)?)
-                };
-                let series_record = loaded.as_ref().unwrap_or(&record);
-                let mut doc = summary_document(&self.fields, KIND_SERIES, series_record, count);
-                doc.add_text(self.fields.group_series, series);
+            for series in &summary.series {
+                let mut doc =
+                    summary_document(&self.fields, KIND_SERIES, &series.latest, series.instances);
+                doc.add_text(self.fields.group_series, &series.series);
                 doc.add_text(
                     self.fields.series_order,
-                    format!("{study}{SORT_KEY_SEPARATOR}{series}"),
+                    format!("{study}{SORT_KEY_SEPARATOR}{}", series.series),
                 );
                 self.writer.add_document(doc)?;
             }
@@ -523,59 +511,6 @@ fn instance_document(
     }
     doc.add_u64(f.instance_sequence, sequence);
     Ok(doc)
-}
-
-/// An instance of a study whose summaries are being rebuilt.
-enum Member<'a> {
-    Committed(InstanceRow),
-    Pending(&'a InstanceRecord, u64),
-}
-
-impl Member<'_> {
-    fn recency(&self) -> (i64, u64) {
-        match self {
-            Member::Committed(row) => row.recency,
-            Member::Pending(record, sequence) => {
-                let nanos = read::to_tantivy_date(record.stored_at).into_timestamp_nanos();
-                (nanos, *sequence)
-            }
-        }
-    }
-
-    fn sop(&self) -> &str {
-        match self {
-            Member::Committed(row) => &row.sop,
-            Member::Pending(record, _) => &record.sop_instance_uid,
-        }
-    }
-
-    fn series(&self) -> &str {
-        match self {
-            Member::Committed(row) => &row.series,
-            Member::Pending(record, _) => &record.series_instance_uid,
-        }
-    }
-
-    fn modalities(&self) -> Vec<String> {
-        match self {
-            Member::Committed(row) => row.modalities.clone(),
-            Member::Pending(record, _) => record
-                .attribute_values(TAG_MODALITY)
-                .map(str::to_owned)
-                .collect(),
-        }
-    }
-
-    fn record(
-        &self,
-        searcher: &tantivy::Searcher,
-        f: &Fields,
-    ) -> Result<InstanceRecord, IndexError> {
-        match self {
-            Member::Committed(row) => read::load_record(searcher, f, row.address),
-            Member::Pending(record, _) => Ok((*record).clone()),
-        }
-    }
 }
 
 /// A study or series summary: the latest instance's attributes (matched at that level) and

@@ -2,14 +2,17 @@
 //!
 //! A store or delete is acknowledged once the catalogue committed it; the search index (tantivy, whose commits
 //! cost milliseconds each) follows in the background, applying the catalogue's changes in sequence order in
-//! batches, so that many acknowledged writes share one index commit. A search first waits until the index
-//! reflects every change the catalogue had committed when the search arrived, so a client always finds what it
-//! was told is stored (read-your-writes) and never finds what it deleted.
+//! batches, so that many acknowledged writes share one index commit. A search sees every change the catalogue
+//! had committed when it arrived, so a client always finds what it was told is stored (read-your-writes) and
+//! never finds what it deleted: it runs on the committed index with the changes after the index's watermark
+//! laid over it in memory ([`Index::search_including`]), read from the catalogue once and kept here for the
+//! searches that follow, instead of waiting for a commit. Only a backlog too long for that
+//! ([`OVERLAY_LIMIT`]) makes a search commit it first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dicomweb_catalogue::Catalogue;
+use dicomweb_catalogue::{Catalogue, IndexChange};
 use dicomweb_index::Index;
 
 use crate::{Result, ServiceError};
@@ -17,11 +20,11 @@ use crate::{Result, ServiceError};
 /// Most catalogue changes applied in one index commit.
 const CHANGES_PER_COMMIT: usize = 2000;
 
-/// How long a background catch-up waits after the commit that scheduled it. A tantivy commit has a fixed cost
-/// (a new segment per field, and the merges that follow) that dwarfs one instance's documents: committing after
-/// every store spent ~4 ms of CPU per stored instance. Waiting lets the writes of this interval share one
-/// commit. Nothing waits on it: a search catches up by itself, at once, before it reads the index.
-const BACKGROUND_COMMIT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Most changes a search lays over the committed index in memory; with more pending (a burst the background
+/// task has not caught up with, a huge delete) the search commits them first. Each search recomputes the
+/// summaries of the studies the changes touch, so the cost grows with the backlog; the background task keeps
+/// it to the writes of about one commit delay (`ServiceConfig::index_commit_delay`).
+pub(crate) const OVERLAY_LIMIT: usize = 20_000;
 
 /// The search index and the work of keeping it in step.
 pub(crate) struct SearchIndex {
@@ -31,16 +34,61 @@ pub(crate) struct SearchIndex {
     applying: tokio::sync::Mutex<()>,
     /// A background catch-up is scheduled and has not started yet.
     scheduled: AtomicBool,
+    /// How long a background catch-up waits after the commit that scheduled it. A tantivy commit has a fixed
+    /// cost (a new segment per field, and the merges that follow) that dwarfs one instance's documents:
+    /// committing after every store spent ~4 ms of CPU per stored instance. Waiting lets the writes of this
+    /// interval share one commit. Searches do not wait for it (see [`SearchIndex::unapplied_until`]).
+    commit_delay: std::time::Duration,
+    /// The catalogue's changes after the index's watermark (as of the last read), in sequence order, without
+    /// gaps: read once, shared by the searches that follow until the index applies them.
+    unapplied: tokio::sync::Mutex<Vec<Arc<IndexChange>>>,
 }
 
 impl SearchIndex {
-    pub(crate) fn new(catalogue: Arc<dyn Catalogue>, index: Index) -> Self {
+    pub(crate) fn new(
+        catalogue: Arc<dyn Catalogue>,
+        index: Index,
+        commit_delay: std::time::Duration,
+    ) -> Self {
         SearchIndex {
             catalogue,
             index,
             applying: tokio::sync::Mutex::new(()),
             scheduled: AtomicBool::new(false),
+            commit_delay,
+            unapplied: tokio::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The changes after the index's watermark up to sequence `target` at least, in order, to search with
+    /// ([`Index::search_including`]); `None` when more than [`OVERLAY_LIMIT`] are pending.
+    pub(crate) async fn unapplied_until(
+        &self,
+        target: u64,
+    ) -> Result<Option<Vec<Arc<IndexChange>>>> {
+        let applied = self.index.applied_sequence();
+        if applied >= target {
+            return Ok(Some(Vec::new()));
+        }
+        let mut unapplied = self.unapplied.lock().await;
+        // What the index applied since is dropped; the rest still starts right after the watermark.
+        let applied = self.index.applied_sequence();
+        unapplied.retain(|change| change.sequence() > applied);
+        let mut last = unapplied.last().map_or(applied, |change| change.sequence());
+        while last < target {
+            if unapplied.len() >= OVERLAY_LIMIT {
+                return Ok(None);
+            }
+            let changes = self.catalogue.index_feed(last, CHANGES_PER_COMMIT).await?;
+            let Some(newest) = changes.last() else {
+                return Err(ServiceError::Internal(format!(
+                    "the catalogue has no change after sequence {last}, but reports {target}"
+                )));
+            };
+            last = newest.sequence();
+            unapplied.extend(changes.into_iter().map(Arc::new));
+        }
+        Ok(Some(unapplied.clone()))
     }
 
     /// Applies the catalogue's changes until the index reflects sequence `target` (at least); returns the
@@ -69,7 +117,7 @@ impl SearchIndex {
         }
     }
 
-    /// Brings the index up to date in the background, [`BACKGROUND_COMMIT_DELAY`] after a commit. Coalesces:
+    /// Brings the index up to date in the background, one commit delay after a commit. Coalesces:
     /// while one catch-up waits to start, further calls add nothing, and the one that runs covers every commit
     /// made before it starts.
     pub(crate) fn schedule(self: &Arc<Self>) {
@@ -82,7 +130,7 @@ impl SearchIndex {
         };
         let this = self.clone();
         runtime.spawn(async move {
-            tokio::time::sleep(BACKGROUND_COMMIT_DELAY).await;
+            tokio::time::sleep(this.commit_delay).await;
             let _turn = this.applying.lock().await;
             drop(_turn);
             // Cleared before the target is read: a commit after this point schedules another run.

@@ -97,17 +97,22 @@ pub struct ServiceConfig {
     /// How long the background flush that releases those copies waits after the store that scheduled it, so
     /// that the stores of this interval share one flush of storage.
     pub copy_flush_delay: std::time::Duration,
+    /// How long the background update of the search index waits after the write that scheduled it, so that the
+    /// writes of this interval share one index commit. Searches never wait for it: they lay what the index
+    /// has not applied yet over it in memory.
+    pub index_commit_delay: std::time::Duration,
 }
 
 impl ServiceConfig {
     /// Defaults: 16 MiB in memory per instance, bulk values omitted from metadata, copies in the catalogue for
-    /// instances up to 256 KiB.
+    /// instances up to 256 KiB flushed within 100 ms, the search index updated 250 ms after a write.
     pub fn new(spool_dir: PathBuf) -> Self {
         ServiceConfig {
             spool_dir,
             memory_spool_limit: 16 * 1024 * 1024,
             durable_copy_limit: 256 * 1024,
             copy_flush_delay: std::time::Duration::from_millis(100),
+            index_commit_delay: std::time::Duration::from_millis(250),
             metadata_json: JsonOptions {
                 bulk_data: BulkDataPolicy::Omit,
             },
@@ -138,7 +143,7 @@ impl std::fmt::Debug for StudiesService {
 
 impl StudiesService {
     /// Assembles the service from its storage, catalogue of record and search index. The index may lag the
-    /// catalogue (after a crash, or when it is new): it catches up in the background and before any search.
+    /// catalogue (after a crash, or when it is new): it catches up in the background, and searches lay what it has not applied yet over it.
     pub fn new(
         blobs: Arc<dyn BlobStore>,
         catalogue: Arc<dyn Catalogue>,
@@ -146,7 +151,11 @@ impl StudiesService {
         config: ServiceConfig,
     ) -> Self {
         StudiesService {
-            search_index: Arc::new(follower::SearchIndex::new(catalogue.clone(), index)),
+            search_index: Arc::new(follower::SearchIndex::new(
+                catalogue.clone(),
+                index,
+                config.index_commit_delay,
+            )),
             copies: Arc::new(copies::CopyPublisher::new(
                 blobs.clone(),
                 catalogue.clone(),

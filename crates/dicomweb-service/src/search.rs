@@ -11,11 +11,13 @@
 //! SeriesInstanceUID, then SOPInstanceUID.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicomweb_index::{
-    Filter, HitInstance, Level, Matcher, SearchHit, SearchQuery, date_key, datetime_key, time_key,
+    Filter, HitInstance, IndexChange, Level, Matcher, SearchHit, SearchQuery, date_key,
+    datetime_key, time_key,
 };
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -463,18 +465,28 @@ impl StudiesService {
                 uid_filter(Level::Series, tags::SERIES_INSTANCE_UID, series),
             ));
         }
-        // Read-your-writes: the index must reflect every change committed before this search arrived.
+        // Read-your-writes: the search sees every change committed before it arrived, the committed index's and,
+        // laid over it, those the index has not applied yet.
         let target = self.catalogue.last_sequence();
-        match tokio::time::timeout(SEARCH_INDEX_WAIT, self.search_index.catch_up(target)).await {
-            Ok(caught_up) => {
-                caught_up?;
+        let wait = async {
+            match self.search_index.unapplied_until(target).await? {
+                Some(unapplied) => Ok::<_, ServiceError>(unapplied),
+                None => {
+                    // Too many to lay over: commit them first.
+                    self.search_index.catch_up(target).await?;
+                    Ok(Vec::new())
+                }
             }
-            Err(_) => {
-                return Err(ServiceError::Unavailable(
-                    "the search index is catching up with recent stores; retry shortly".into(),
-                ));
-            }
-        }
+        };
+        let unapplied: Vec<Arc<IndexChange>> =
+            match tokio::time::timeout(SEARCH_INDEX_WAIT, wait).await {
+                Ok(unapplied) => unapplied?,
+                Err(_) => {
+                    return Err(ServiceError::Unavailable(
+                        "the search index is catching up with recent stores; retry shortly".into(),
+                    ));
+                }
+            };
         let index = self.search_index.index.clone();
         let index_query = SearchQuery {
             level,
@@ -483,9 +495,10 @@ impl StudiesService {
             limit: query.limit,
         };
         // A search is CPU work of milliseconds: it runs on the blocking pool, not on an HTTP worker.
-        let hits = tokio::task::spawn_blocking(move || index.search(&index_query))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("a search failed: {e}")))??;
+        let hits =
+            tokio::task::spawn_blocking(move || index.search_including(&index_query, &unapplied))
+                .await
+                .map_err(|e| ServiceError::Internal(format!("a search failed: {e}")))??;
 
         let mut returned: BTreeSet<Tag> = default_return_tags(level).iter().copied().collect();
         if level != Level::Study && path_study.is_none() {

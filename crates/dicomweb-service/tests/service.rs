@@ -342,3 +342,103 @@ async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
     assert_eq!(everything.len(), 3);
     assert!(everything.iter().all(|i| i.get("00280010").is_some()));
 }
+
+#[tokio::test]
+async fn searches_see_acknowledged_stores_and_deletes_without_waiting_for_an_index_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServiceConfig::new(dir.path().to_path_buf());
+    // No background update during the test: only the searches could make the index commit.
+    config.index_commit_delay = Duration::from_secs(3600);
+    let service = StudiesService::new(
+        open_store("memory://").unwrap(),
+        fresh_catalogue(),
+        Index::open_in_ram().expect("index"),
+        config,
+    );
+    assert_eq!(reason(&store(&service, "red-triangle.dcm").await), None);
+    service.sync_search_index().await.unwrap();
+    let commits = service.index().stats().commits;
+
+    // Stored, not yet in the index: every level finds it, with counts that include it.
+    for name in ["green-square.dcm", "blue-circle.dcm"] {
+        assert_eq!(reason(&store(&service, name).await), None);
+    }
+    let studies = search(&service, SearchResource::Studies, &[]).await;
+    assert_eq!(
+        value(&studies[0], "00201208"),
+        3,
+        "NumberOfStudyRelatedInstances"
+    );
+    assert_eq!(
+        value(&studies[0], "00201206"),
+        2,
+        "NumberOfStudyRelatedSeries"
+    );
+    let series = search(
+        &service,
+        SearchResource::Series { study: None },
+        &[("SeriesInstanceUID", SERIES_RED_GREEN)],
+    )
+    .await;
+    assert_eq!(
+        value(&series[0], "00201209"),
+        2,
+        "NumberOfSeriesRelatedInstances"
+    );
+    let instances = search(
+        &service,
+        SearchResource::Instances {
+            study: None,
+            series: None,
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(instances.len(), 3);
+
+    // Deleted, not yet removed from the index: no longer found.
+    service
+        .delete(Scope::Instance(
+            STUDY.into(),
+            SERIES_RED_GREEN.into(),
+            SOP_RED.into(),
+        ))
+        .await
+        .unwrap();
+    let instances = search(
+        &service,
+        SearchResource::Instances {
+            study: None,
+            series: None,
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(instances.len(), 2);
+    assert!(instances.iter().all(|i| value(i, "00080018") != SOP_RED));
+    let studies = search(&service, SearchResource::Studies, &[]).await;
+    assert_eq!(
+        value(&studies[0], "00201208"),
+        2,
+        "NumberOfStudyRelatedInstances"
+    );
+    assert_eq!(
+        service.index().stats().commits,
+        commits,
+        "the searches laid the changes over the index instead of committing them"
+    );
+
+    // Once the index applies them, the answers are the same.
+    service.sync_search_index().await.unwrap();
+    assert!(service.index().stats().commits > commits);
+    let after = search(
+        &service,
+        SearchResource::Instances {
+            study: None,
+            series: None,
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(after, instances);
+}
