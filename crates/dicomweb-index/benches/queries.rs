@@ -1,11 +1,13 @@
 //! Criterion micro-benchmarks of index queries over an in-memory catalogue of 10,000 instances (100 studies of 10
 //! series of 10 instances, 50 patients): study searches by each kind of matcher, one instance by UID, the
-//! instances of a study, and a page of the change feed. `cargo bench -p dicomweb-index`.
+//! instances of a study, and a page of the change feed; and the same study search with 250 acknowledged stores
+//! the index has not applied yet laid over it (`Index::search_including`, what a search pays while clients
+//! store). `cargo bench -p dicomweb-index`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dicomweb_index::{
-    Filter, Index, InstanceRecord, Level, Matcher, Scope, SearchQuery, TAG_MODALITIES_IN_STUDY,
-    date_key,
+    Filter, Index, IndexChange, InstanceRecord, Level, Matcher, Scope, SearchQuery,
+    TAG_MODALITIES_IN_STUDY, date_key,
 };
 use std::hint::black_box;
 
@@ -131,6 +133,43 @@ fn queries(c: &mut Criterion) {
             b.iter(|| index.search(black_box(&query)).expect("a search"))
         });
     }
+    // 250 stores after the watermark: 50 into each of two committed studies, the rest into new studies.
+    let applied = index.applied_sequence();
+    let unapplied: Vec<IndexChange> = (0..250u64)
+        .map(|k| {
+            let mut record = record(INSTANCES + k);
+            if k < 100 {
+                record.study_instance_uid = study_uid(k / 50 * 7);
+            }
+            IndexChange::Insert {
+                sequence: applied + 1 + k,
+                record,
+            }
+        })
+        .collect();
+    // Between two searches of a store storm, one more store arrives: the summaries of the study it
+    // touches are computed again, those of the others are kept from the previous search.
+    let mut one_more = unapplied.clone();
+    let mut record = record(INSTANCES + 250);
+    record.study_instance_uid = study_uid(7);
+    one_more.push(IndexChange::Insert {
+        sequence: applied + 251,
+        record,
+    });
+    let query = study_search(filter(PATIENT_ID, Matcher::Exact(vec!["PAT007".into()])));
+    let mut turn = false;
+    group.bench_function(
+        "study search PatientID (exact), 250 unapplied stores laid over, 1 new per search",
+        |b| {
+            b.iter(|| {
+                turn = !turn;
+                let changes = if turn { &one_more } else { &unapplied };
+                index
+                    .search_including(black_box(&query), changes)
+                    .expect("a search")
+            })
+        },
+    );
     group.bench_function("instances of a study", |b| {
         let scope = Scope::Study(study_uid(42));
         b.iter(|| index.instances(black_box(&scope)).expect("instances"))

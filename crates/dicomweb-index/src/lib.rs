@@ -136,6 +136,8 @@ struct Inner {
     requests: Option<mpsc::Sender<Request>>,
     writer_thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
+    /// Study summaries computed by the last overlay, for the searches that follow.
+    overlay_views: std::sync::Mutex<overlay::ViewCache>,
 }
 
 impl Drop for Inner {
@@ -252,6 +254,7 @@ impl Index {
                 requests: Some(requests),
                 writer_thread: Some(writer_thread),
                 counters,
+                overlay_views: std::sync::Mutex::new(overlay::ViewCache::new()),
             }),
         })
     }
@@ -355,7 +358,8 @@ impl Index {
     /// summaries of the studies (and, for series and instance searches, series) they touch,
     /// recomputed from the committed instances. It costs a read of those studies' instance rows
     /// and a stored-document load per touched study (and series) whose latest instance is
-    /// committed; keep `unapplied` short by applying the log regularly.
+    /// committed, except for studies no change touched since the previous such search (their
+    /// summaries are kept); keep `unapplied` short by applying the log regularly.
     pub fn search_including<C: std::borrow::Borrow<IndexChange>>(
         &self,
         query: &SearchQuery,
@@ -373,7 +377,21 @@ impl Index {
             return read::search(&searcher, &self.inner.fields, query, None);
         }
         let with_series = query.level != Level::Study;
-        let overlay = overlay::Overlay::build(&searcher, &self.inner.fields, changes, with_series)?;
+        let overlay = {
+            // A panic while building leaves at worst views that are right or absent: take them anyway.
+            let mut cache = self
+                .inner
+                .overlay_views
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            overlay::Overlay::build(
+                &searcher,
+                &self.inner.fields,
+                changes,
+                with_series,
+                &mut cache,
+            )?
+        };
         read::search(&searcher, &self.inner.fields, query, Some(&overlay))
     }
 

@@ -33,6 +33,22 @@ pub(crate) struct SummaryView {
     pub terms: DocumentTerms,
 }
 
+/// The summaries the overlay computed for one study, reusable by later searches: a study's state
+/// after the log up to its last change is the same whichever part of that log the index has
+/// committed, so the views stay right until a newer change touches the study.
+#[derive(Clone)]
+pub(crate) struct StudyViews {
+    /// Sequence of the last change touching the study that the views reflect.
+    as_of: u64,
+    /// `series` holds the study's changed series (else it is empty).
+    with_series: bool,
+    study: Option<Arc<SummaryView>>,
+    series: Vec<(String, Option<Arc<SummaryView>>)>,
+}
+
+/// The views of the studies of the last overlay built, by StudyInstanceUID.
+pub(crate) type ViewCache = HashMap<String, StudyViews>;
+
 /// Changes after the watermark, applied in memory over one searcher (borrowing the changes).
 pub(crate) struct Overlay<'a> {
     /// Final state of every instance the changes name: its record and the sequence that added
@@ -40,100 +56,64 @@ pub(crate) struct Overlay<'a> {
     pub instances: HashMap<&'a str, Option<(&'a InstanceRecord, u64)>>,
     /// Every study a change touched: its summary now, `None` when no instance is left. Their
     /// committed study summaries are overridden.
-    pub studies: BTreeMap<String, Option<SummaryView>>,
+    pub studies: BTreeMap<String, Option<Arc<SummaryView>>>,
     /// Series whose instances changed (only when built with series): summary now, or `None`.
     /// Their committed series summaries are overridden.
-    pub series: HashMap<String, Option<SummaryView>>,
+    pub series: HashMap<String, Option<Arc<SummaryView>>>,
     /// Whether `series` was computed (searches at the study level need no series summaries).
     pub has_series: bool,
 }
 
 impl<'a> Overlay<'a> {
     /// Applies `changes` (in sequence order) over `searcher`. With `with_series`, the summaries of
-    /// changed series are computed too (series and instance searches need them).
+    /// changed series are computed too (series and instance searches need them). Views in `cache`
+    /// that are still right are reused; afterwards it holds the views of this overlay's studies.
     pub(crate) fn build(
         searcher: &Searcher,
         f: &Fields,
         changes: impl IntoIterator<Item = &'a IndexChange>,
         with_series: bool,
+        cache: &mut ViewCache,
     ) -> Result<Overlay<'a>, IndexError> {
         let mut instances: HashMap<&'a str, Option<(&'a InstanceRecord, u64)>> = HashMap::new();
-        let mut touched = BTreeSet::new();
+        // Every touched study, with the sequence of the last change touching it.
+        let mut touched: BTreeMap<&'a str, u64> = BTreeMap::new();
         for change in changes {
             match change {
                 IndexChange::Insert { sequence, record } => {
-                    touched.insert(record.study_instance_uid.clone());
+                    touched.insert(&record.study_instance_uid, *sequence);
                     instances.insert(&record.sop_instance_uid, Some((record, *sequence)));
                 }
                 IndexChange::Remove {
+                    sequence,
                     study_instance_uid,
                     sop_instance_uid,
-                    ..
                 } => {
-                    touched.insert(study_instance_uid.clone());
+                    touched.insert(study_instance_uid, *sequence);
                     instances.insert(sop_instance_uid, None);
                 }
             }
         }
+        let mut views = ViewCache::with_capacity(touched.len());
+        for (study, as_of) in touched {
+            let reusable = cache
+                .get(study)
+                .filter(|c| c.as_of == as_of && (c.with_series || !with_series));
+            let study_views = match reusable {
+                Some(cached) => cached.clone(),
+                None => study_views(searcher, f, study, as_of, &instances, with_series)?,
+            };
+            views.insert(study.to_owned(), study_views);
+        }
         let mut studies = BTreeMap::new();
         let mut series = HashMap::new();
-        for study in touched {
-            let rows = read::study_instance_rows(searcher, f, &study)?;
-            let mut changed_series: BTreeSet<String> = BTreeSet::new();
-            let mut members = Vec::with_capacity(rows.len());
-            for row in rows {
-                if instances.contains_key(row.sop.as_str()) {
-                    changed_series.insert(row.series.clone());
-                } else {
-                    members.push(Member::Committed(row));
-                }
-            }
-            for (record, sequence) in instances.values().flatten() {
-                if record.study_instance_uid == study {
-                    changed_series.insert(record.series_instance_uid.clone());
-                    members.push(Member::Pending(record, *sequence));
-                }
-            }
-            let wanted = |uid: &str| with_series && changed_series.contains(uid);
-            let Some(state) = study_state(searcher, f, &members, wanted)? else {
-                studies.insert(study, None);
-                if with_series {
-                    series.extend(changed_series.into_iter().map(|uid| (uid, None)));
-                }
-                continue;
-            };
-            let mut terms = terms_of(&state.latest);
-            terms.add(TAG_MODALITIES_IN_STUDY, &state.modalities);
-            let view = SummaryView {
-                summary: Summary {
-                    latest: hit_instance(&state.latest),
-                    instances: state.instances,
-                    series: state.series_count,
-                    latest_series_instances: state.latest_series_instances,
-                    modalities: state.modalities,
-                },
-                terms,
-            };
+        for (study, study_views) in &views {
+            studies.insert(study.clone(), study_views.study.clone());
             if with_series {
-                for uid in &changed_series {
-                    series.insert(uid.clone(), None);
-                }
-                for summary in state.series {
-                    let view = SummaryView {
-                        terms: terms_of(&summary.latest),
-                        summary: Summary {
-                            latest: hit_instance(&summary.latest),
-                            instances: summary.instances,
-                            series: 0,
-                            latest_series_instances: 0,
-                            modalities: Vec::new(),
-                        },
-                    };
-                    series.insert(summary.series, Some(view));
-                }
+                series.extend(study_views.series.iter().cloned());
             }
-            studies.insert(study, Some(view));
         }
+        *cache = views;
         Ok(Overlay {
             instances,
             studies,
@@ -141,6 +121,77 @@ impl<'a> Overlay<'a> {
             has_series: with_series,
         })
     }
+}
+
+/// The summaries of `study` with `instances` applied over its committed instances.
+fn study_views(
+    searcher: &Searcher,
+    f: &Fields,
+    study: &str,
+    as_of: u64,
+    instances: &HashMap<&str, Option<(&InstanceRecord, u64)>>,
+    with_series: bool,
+) -> Result<StudyViews, IndexError> {
+    let rows = read::study_instance_rows(searcher, f, study)?;
+    let mut changed_series: BTreeSet<String> = BTreeSet::new();
+    let mut members = Vec::with_capacity(rows.len());
+    for row in rows {
+        if instances.contains_key(row.sop.as_str()) {
+            changed_series.insert(row.series.clone());
+        } else {
+            members.push(Member::Committed(row));
+        }
+    }
+    for (record, sequence) in instances.values().flatten() {
+        if record.study_instance_uid == study {
+            changed_series.insert(record.series_instance_uid.clone());
+            members.push(Member::Pending(record, *sequence));
+        }
+    }
+    let wanted = |uid: &str| with_series && changed_series.contains(uid);
+    let mut views = StudyViews {
+        as_of,
+        with_series,
+        study: None,
+        series: Vec::new(),
+    };
+    let Some(state) = study_state(searcher, f, &members, wanted)? else {
+        if with_series {
+            views.series = changed_series.into_iter().map(|uid| (uid, None)).collect();
+        }
+        return Ok(views);
+    };
+    let mut terms = terms_of(&state.latest);
+    terms.add(TAG_MODALITIES_IN_STUDY, &state.modalities);
+    views.study = Some(Arc::new(SummaryView {
+        summary: Summary {
+            latest: hit_instance(&state.latest),
+            instances: state.instances,
+            series: state.series_count,
+            latest_series_instances: state.latest_series_instances,
+            modalities: state.modalities,
+        },
+        terms,
+    }));
+    if with_series {
+        let mut series: HashMap<String, Option<Arc<SummaryView>>> =
+            changed_series.into_iter().map(|uid| (uid, None)).collect();
+        for summary in state.series {
+            let view = SummaryView {
+                terms: terms_of(&summary.latest),
+                summary: Summary {
+                    latest: hit_instance(&summary.latest),
+                    instances: summary.instances,
+                    series: 0,
+                    latest_series_instances: 0,
+                    modalities: Vec::new(),
+                },
+            };
+            series.insert(summary.series, Some(Arc::new(view)));
+        }
+        views.series = series.into_iter().collect();
+    }
+    Ok(views)
 }
 
 /// The matching terms of an instance's attributes, as its documents carry them.
@@ -436,9 +487,15 @@ mod tests {
             let half = applied.len() / 2;
             rt.block_on(index.apply(applied[..half].to_vec())).expect("applied");
             rt.block_on(index.apply(applied[half..].to_vec())).expect("applied");
+            // Searches over the first part of the pending changes leave summaries behind that
+            // the searches over all of them may reuse (those of studies no later change touches).
+            let shorter = &pending[..pending.len() / 2];
             let overlaid: Vec<_> = queries
                 .iter()
-                .map(|q| index.search_including(q, pending).expect("a search"))
+                .map(|q| {
+                    index.search_including(q, shorter).expect("a search");
+                    index.search_including(q, pending).expect("a search")
+                })
                 .collect();
             rt.block_on(index.apply(pending.to_vec())).expect("applied");
             for (query, before) in queries.iter().zip(overlaid) {
@@ -452,6 +509,7 @@ mod tests {
                     &index.inner.fields,
                     pending,
                     query.level != Level::Study,
+                    &mut ViewCache::new(),
                 )
                 .expect("an overlay");
                 let replayed = read::search(&searcher, &index.inner.fields, query, Some(&overlay))

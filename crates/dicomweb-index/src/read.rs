@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DateTime, DocAddress, DocId, Searcher, TantivyDocument, Term};
 use time::OffsetDateTime;
@@ -619,14 +619,7 @@ fn overlay_docs<'a>(overlay: &'a Overlay<'a>, level: Level) -> Vec<OverlayDoc<'a
     docs
 }
 
-/// A term set query of `texts` in `field`.
-fn term_set(field: Field, texts: impl IntoIterator<Item = impl AsRef<str>>) -> Box<dyn Query> {
-    Box::new(TermSetQuery::new(
-        texts
-            .into_iter()
-            .map(|text| Term::from_field_text(field, text.as_ref())),
-    ))
-}
+use crate::matching::any_term as term_set;
 
 /// `query` without the documents matching `excluded`.
 fn without(query: Box<dyn Query>, excluded: Box<dyn Query>) -> Box<dyn Query> {
@@ -672,8 +665,7 @@ pub(crate) fn search(
             filter.or_empty,
         ) {
             // The hit knows its own and its parents' UIDs: no join needed.
-            let terms = values.iter().map(|v| Term::from_field_text(field, v));
-            clauses.push(Box::new(TermSetQuery::new(terms)));
+            clauses.push(term_set(field, values));
             own_checks.push(OwnCheck::Uid(filter.tag, values.clone()));
         } else if filter.level == level {
             let predicate = TermPredicate::of_filter(filter);
@@ -710,7 +702,7 @@ pub(crate) fn search(
         }
         let mut keys = fast_strings(searcher, &*summaries, key)?;
         if let Some(overlay) = overlay {
-            let views: Box<dyn Iterator<Item = (&String, &Option<SummaryView>)>> =
+            let views: Box<dyn Iterator<Item = (&String, &Option<Arc<SummaryView>>)>> =
                 if filter_depth == 0 {
                     Box::new(overlay.studies.iter())
                 } else {
@@ -727,8 +719,7 @@ pub(crate) fn search(
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let terms = keys.iter().map(|k| Term::from_field_text(target, k));
-        clauses.push(Box::new(TermSetQuery::new(terms)));
+        clauses.push(term_set(target, &keys));
         joins.push((filter_depth, keys));
     }
     let mut filter = all_of(clauses);
