@@ -1538,8 +1538,9 @@ fn markdown(
          defaults (Orthanc cannot bind to one address: it listens on every interface with `RemoteAccessAllowed: \
          false`). dicomweb: a release build, `--workers 2`, a temporary data directory on the same disk; it answers a \
          store only once the file and the catalogue commit that names it are fsynced (group commit batches \
-         concurrent requests), and its search index follows in the background (a search first catches up with \
-         every store acknowledged before it), which is what its STOW and loaded-search figures pay for.\n"
+         concurrent requests), and its search index follows in the background, committed 250 ms after a write \
+         (a search sees every store acknowledged before it: those the index has not committed yet are matched in \
+         memory), which is what its STOW and loaded-search figures pay for.\n"
     );
     let _ = writeln!(
         out,
@@ -1555,7 +1556,7 @@ fn markdown(
          `application/octet-stream` in Explicit VR Little Endian ({} times each after a warm-up); peak RSS \
          (VmHWM) of each server process over the whole run. Then the write-path figures: each server's CPU time \
          (user + system, from `/proc/<pid>/stat`) per instance of each STOW phase, read after a search and \
-         half a second more so that work left behind is counted; the cost of `fdatasync` and directory \
+         a second more so that work left behind is counted; the cost of `fdatasync` and directory \
          `fsync` on this disk; {} searches of the mix while 8 clients store other instances; the 600-instance \
          series retrieved whole ({} times) and one of its instances as multipart and single part ({} times); \
          and, against dicomweb only, an ingest of {} more instances from 8 clients with its rate per block of \

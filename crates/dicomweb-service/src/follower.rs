@@ -21,10 +21,12 @@ use crate::{Result, ServiceError};
 const CHANGES_PER_COMMIT: usize = 2000;
 
 /// Most changes a search lays over the committed index in memory; with more pending (a burst the background
-/// task has not caught up with, a huge delete) the search commits them first. Each search recomputes the
-/// summaries of the studies the changes touch, so the cost grows with the backlog; the background task keeps
-/// it to the writes of about one commit delay (`ServiceConfig::index_commit_delay`).
-pub(crate) const OVERLAY_LIMIT: usize = 20_000;
+/// task has not caught up with, a huge delete) the search commits them first. The changes are kept in memory
+/// (records with their metadata, a few KiB each: this bounds that memory to tens of MiB), and a search
+/// recomputes the summaries of the studies that changed since the previous one, so the cost grows with the
+/// backlog; the background task keeps it to the writes of about one commit delay
+/// (`ServiceConfig::index_commit_delay`).
+pub(crate) const OVERLAY_LIMIT: usize = 5_000;
 
 /// The search index and the work of keeping it in step.
 pub(crate) struct SearchIndex {

@@ -45,12 +45,12 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// Lets a server finish the work a phase left behind (dicomweb commits its search index shortly after the
-/// stores; a search makes it catch up at once), so that CPU time read afterwards covers it.
+/// Lets a server finish the work a phase left behind (dicomweb commits its search index 250 ms after the last
+/// store, and flushes the files of small stores within 100 ms), so that CPU time read afterwards covers it.
 pub(super) fn settle(agent: &ureq::Agent, target: &Target) {
     let url = format!("{}/studies?PatientID=BENCH-SETTLE", target.base);
     let _ = agent.get(&url).header("Accept", DICOM_JSON).call();
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1000));
 }
 
 /// The cost of the durable writes on this disk, medians in ms.
