@@ -343,6 +343,15 @@ async fn search_results_carry_the_levels_attributes_and_the_computed_ones() {
     assert!(everything.iter().all(|i| i.get("00280010").is_some()));
 }
 
+/// Every instance, as an instance-level search finds them.
+async fn all_instances(service: &StudiesService) -> Vec<Value> {
+    let every = SearchResource::Instances {
+        study: None,
+        series: None,
+    };
+    search(service, every, &[]).await
+}
+
 #[tokio::test]
 async fn searches_see_acknowledged_stores_and_deletes_without_waiting_for_an_index_commit() {
     let dir = tempfile::tempdir().unwrap();
@@ -385,15 +394,7 @@ async fn searches_see_acknowledged_stores_and_deletes_without_waiting_for_an_ind
         2,
         "NumberOfSeriesRelatedInstances"
     );
-    let instances = search(
-        &service,
-        SearchResource::Instances {
-            study: None,
-            series: None,
-        },
-        &[],
-    )
-    .await;
+    let instances = all_instances(&service).await;
     assert_eq!(instances.len(), 3);
 
     // Deleted, not yet removed from the index: no longer found.
@@ -405,15 +406,7 @@ async fn searches_see_acknowledged_stores_and_deletes_without_waiting_for_an_ind
         ))
         .await
         .unwrap();
-    let instances = search(
-        &service,
-        SearchResource::Instances {
-            study: None,
-            series: None,
-        },
-        &[],
-    )
-    .await;
+    let instances = all_instances(&service).await;
     assert_eq!(instances.len(), 2);
     assert!(instances.iter().all(|i| value(i, "00080018") != SOP_RED));
     let studies = search(&service, SearchResource::Studies, &[]).await;
@@ -431,14 +424,6 @@ async fn searches_see_acknowledged_stores_and_deletes_without_waiting_for_an_ind
     // Once the index applies them, the answers are the same.
     service.sync_search_index().await.unwrap();
     assert!(service.index().stats().commits > commits);
-    let after = search(
-        &service,
-        SearchResource::Instances {
-            study: None,
-            series: None,
-        },
-        &[],
-    )
-    .await;
+    let after = all_instances(&service).await;
     assert_eq!(after, instances);
 }
