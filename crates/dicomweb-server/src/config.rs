@@ -55,7 +55,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DICOMWEB_STORAGE")]
     pub storage: Option<String>,
     /// A TOML file with the same settings (bind, data_dir, storage, workers, storage_retry_timeout,
-    /// store_flush_delay_ms, cors_origins, tls_cert, tls_key,
+    /// store_flush_delay_ms, index_commit_delay_ms, cors_origins, tls_cert, tls_key,
     /// allow_anonymous, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
     /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// and the stores of this interval share one flush [default: 100].
     #[arg(long, env = "DICOMWEB_STORE_FLUSH_DELAY_MS")]
     pub store_flush_delay_ms: Option<u64>,
+    /// How long after a write the search index commits it, in milliseconds; searches do not wait for it (what
+    /// the index has not committed is matched in memory), and the writes of this interval share one index
+    /// commit [default: 250].
+    #[arg(long, env = "DICOMWEB_INDEX_COMMIT_DELAY_MS")]
+    pub index_commit_delay_ms: Option<u64>,
     /// OpenID Connect issuer whose bearer tokens are accepted (discovery at
     /// <issuer>/.well-known/openid-configuration); enables authentication.
     #[arg(long, env = "DICOMWEB_AUTH_ISSUER")]
@@ -123,6 +128,7 @@ pub struct FileSettings {
     pub workers: Option<usize>,
     pub storage_retry_timeout: Option<u64>,
     pub store_flush_delay_ms: Option<u64>,
+    pub index_commit_delay_ms: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -173,6 +179,8 @@ pub struct Settings {
     pub storage_retry_timeout: std::time::Duration,
     /// How long the files of small local stores wait for their shared flush.
     pub store_flush_delay: std::time::Duration,
+    /// How long after a write the search index commits it.
+    pub index_commit_delay: std::time::Duration,
     /// Bearer-token authentication; `None` serves everyone.
     pub auth: Option<OidcSettings>,
     /// Origins allowed by CORS; empty: CORS off.
@@ -259,6 +267,11 @@ impl Settings {
                 args.store_flush_delay_ms
                     .or(file.store_flush_delay_ms)
                     .unwrap_or(100),
+            ),
+            index_commit_delay: std::time::Duration::from_millis(
+                args.index_commit_delay_ms
+                    .or(file.index_commit_delay_ms)
+                    .unwrap_or(250),
             ),
             workers: args.workers.or(file.workers).unwrap_or_else(|| {
                 std::thread::available_parallelism()
@@ -422,6 +435,8 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         assert_eq!(s.storage, "./data/blobs");
+        assert_eq!(s.store_flush_delay, std::time::Duration::from_millis(100));
+        assert_eq!(s.index_commit_delay, std::time::Duration::from_millis(250));
     }
 
     #[test]
@@ -430,15 +445,19 @@ mod tests {
         let path = dir.path().join("dicomweb.toml");
         std::fs::write(
             &path,
-            "bind = \"127.0.0.1:9000\"\nstorage = \"memory://\"\ndata_dir = \"/tmp/x\"\n",
+            "bind = \"127.0.0.1:9000\"\nstorage = \"memory://\"\ndata_dir = \"/tmp/x\"\n\
+             index_commit_delay_ms = 1000\nstore_flush_delay_ms = 50\n",
         )
         .unwrap();
         let args = ServeArgs {
             config: Some(path.clone()),
             storage: Some("/srv/dicom".into()),
+            index_commit_delay_ms: Some(500),
             ..Default::default()
         };
         let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.index_commit_delay, std::time::Duration::from_millis(500));
+        assert_eq!(s.store_flush_delay, std::time::Duration::from_millis(50));
         assert_eq!(s.bind.to_string(), "127.0.0.1:9000");
         assert_eq!(s.storage, "/srv/dicom");
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));

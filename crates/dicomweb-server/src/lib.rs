@@ -118,6 +118,7 @@ pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesSe
     let index = open_index(&settings.data_dir.join("index"), &settings.data_dir)?;
     let mut config = ServiceConfig::new(settings.data_dir.join("tmp"));
     config.copy_flush_delay = settings.store_flush_delay;
+    config.index_commit_delay = settings.index_commit_delay;
     let service = StudiesService::new(blobs, Arc::new(catalogue), index, config);
     Ok(Arc::new(service))
 }
