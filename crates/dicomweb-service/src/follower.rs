@@ -141,6 +141,12 @@ impl SearchIndex {
             if let Err(error) = this.catch_up(target).await {
                 tracing::error!(%error, "updating the search index failed; the next search retries");
             }
+            // What the index applied need not stay in memory until the next search.
+            let applied = this.index.applied_sequence();
+            this.unapplied
+                .lock()
+                .await
+                .retain(|change| change.sequence() > applied);
         });
     }
 }
