@@ -9,8 +9,9 @@
 //! searches that follow, instead of waiting for a commit. Only a backlog too long for that
 //! ([`OVERLAY_LIMIT`]) makes a search commit it first.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dicomweb_catalogue::{Catalogue, IndexChange};
 use dicomweb_index::Index;
@@ -44,6 +45,10 @@ pub(crate) struct SearchIndex {
     /// The catalogue's changes after the index's watermark (as of the last read), in sequence order, without
     /// gaps: read once, shared by the searches that follow until the index applies them.
     unapplied: tokio::sync::Mutex<Vec<Arc<IndexChange>>>,
+    /// Changes this process's own stores announced once committed ([`SearchIndex::announce`]), by sequence,
+    /// possibly out of order: they spare searches a read of the catalogue. Only an optimization: what is
+    /// missing is read from the catalogue.
+    announced: Mutex<BTreeMap<u64, Arc<IndexChange>>>,
 }
 
 impl SearchIndex {
@@ -59,7 +64,38 @@ impl SearchIndex {
             scheduled: AtomicBool::new(false),
             commit_delay,
             unapplied: tokio::sync::Mutex::new(Vec::new()),
+            announced: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Hands over a change the catalogue has committed (as [`Catalogue::index_feed`] would return it), so that
+    /// searches need not read it back. Dropped when [`OVERLAY_LIMIT`] changes wait already.
+    pub(crate) fn announce(&self, change: IndexChange) {
+        let mut announced = self
+            .announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if announced.len() < OVERLAY_LIMIT {
+            announced.insert(change.sequence(), Arc::new(change));
+        }
+    }
+
+    /// Moves the announced changes that continue `unapplied` (whose last sequence is `last`) into it; forgets
+    /// those at or below `last`. Returns the new last sequence.
+    fn take_announced(&self, unapplied: &mut Vec<Arc<IndexChange>>, mut last: u64) -> u64 {
+        let mut announced = self
+            .announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *announced = announced.split_off(&(last + 1));
+        while let Some(entry) = announced.first_entry() {
+            if *entry.key() != last + 1 {
+                break;
+            }
+            unapplied.push(entry.remove());
+            last += 1;
+        }
+        last
     }
 
     /// The changes after the index's watermark up to sequence `target` at least, in order, to search with
@@ -77,6 +113,7 @@ impl SearchIndex {
         let applied = self.index.applied_sequence();
         unapplied.retain(|change| change.sequence() > applied);
         let mut last = unapplied.last().map_or(applied, |change| change.sequence());
+        last = self.take_announced(&mut unapplied, last);
         while last < target {
             if unapplied.len() >= OVERLAY_LIMIT {
                 return Ok(None);
@@ -89,6 +126,7 @@ impl SearchIndex {
             };
             last = newest.sequence();
             unapplied.extend(changes.into_iter().map(Arc::new));
+            last = self.take_announced(&mut unapplied, last);
         }
         Ok(Some(unapplied.clone()))
     }
@@ -147,6 +185,8 @@ impl SearchIndex {
                 .lock()
                 .await
                 .retain(|change| change.sequence() > applied);
+            let mut announced = this.announced.lock().unwrap_or_else(PoisonError::into_inner);
+            *announced = announced.split_off(&(applied + 1));
         });
     }
 }

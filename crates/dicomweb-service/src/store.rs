@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use dicomweb_catalogue::{CatalogueError, InstanceRecord};
+use dicomweb_catalogue::{CatalogueError, IndexChange, InstanceRecord};
 use dicomweb_instance::InstanceInfo;
 use dicomweb_storage::StorageError;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -233,6 +233,8 @@ impl StudiesService {
         drop(spooled);
 
         let record = self.record_for(&info, blob_key.clone(), size);
+        // Kept to hand to the search index once committed: searches then need not read it back.
+        let indexed = record.clone();
         let committed = match copy.clone() {
             Some(copy) => {
                 self.catalogue
@@ -242,10 +244,14 @@ impl StudiesService {
             None => self.catalogue.commit_store(version, record).await,
         };
         match committed {
-            Ok(_sequence) => {
+            Ok(sequence) => {
                 if copy.is_some() {
                     self.copies.committed(blob_key);
                 }
+                self.search_index.announce(IndexChange::Insert {
+                    sequence,
+                    record: indexed,
+                });
                 self.search_index.schedule();
                 InstanceOutcome::Stored {
                     study_instance_uid: info.study_instance_uid,
