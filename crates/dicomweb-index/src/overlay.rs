@@ -401,11 +401,6 @@ mod tests {
     }
 
     fn filter(search_level: Level) -> BoxedStrategy<Filter> {
-        let depth = |level: Level| match level {
-            Level::Study => 0,
-            Level::Series => 1,
-            Level::Instance => 2,
-        };
         let attribute = (
             level(),
             prop::sample::select(vec![
@@ -442,7 +437,7 @@ mod tests {
         prop_oneof![3 => attribute, 1 => uids]
             // Mostly filters a search can apply (deeper ones match nothing, on both sides).
             .prop_filter("deeper than the search, mostly", move |f| {
-                depth(f.level) <= depth(search_level) || f.tag == TAG_DATE
+                f.level.depth() <= search_level.depth() || f.tag == TAG_DATE
             })
             .boxed()
     }

@@ -482,14 +482,6 @@ fn page(offset: usize, limit: usize, total: usize) -> Option<std::ops::Range<usi
     (offset < end).then_some(offset..end)
 }
 
-fn depth(level: Level) -> u8 {
-    match level {
-        Level::Study => 0,
-        Level::Series => 1,
-        Level::Instance => 2,
-    }
-}
-
 /// The field of the hit document of `level` that holds the hierarchy UID `tag`, if any.
 fn uid_field(f: &Fields, level: Level, tag: u32) -> Option<Field> {
     match (level, tag) {
@@ -656,7 +648,7 @@ pub(crate) fn search(
     let mut own_checks = Vec::new();
     let mut upper: BTreeMap<u8, Vec<&crate::Filter>> = BTreeMap::new();
     for filter in &query.filters {
-        if depth(filter.level) > depth(level) {
+        if filter.level.depth() > level.depth() {
             return Ok(Vec::new());
         }
         if let (Some(field), Matcher::Exact(values), false) = (
@@ -672,7 +664,7 @@ pub(crate) fn search(
             clauses.push(predicate.query(f)?);
             own_checks.push(OwnCheck::Terms(predicate));
         } else {
-            upper.entry(depth(filter.level)).or_default().push(filter);
+            upper.entry(filter.level.depth()).or_default().push(filter);
         }
     }
     // Filters of upper levels match the study/series summaries; the hit must belong to one.

@@ -24,6 +24,17 @@ pub enum Level {
     Instance,
 }
 
+impl Level {
+    /// How deep the level is in the hierarchy: 0 for studies, 1 for series, 2 for instances.
+    pub fn depth(self) -> u8 {
+        match self {
+            Level::Study => 0,
+            Level::Series => 1,
+            Level::Instance => 2,
+        }
+    }
+}
+
 /// A search: a conjunction of filters at one level, with paging.
 #[derive(Debug, Clone)]
 pub struct SearchQuery {

@@ -61,14 +61,6 @@ impl SearchResource {
     }
 }
 
-fn depth(level: Level) -> u8 {
-    match level {
-        Level::Study => 0,
-        Level::Series => 1,
-        Level::Instance => 2,
-    }
-}
-
 fn level_name(level: Level) -> &'static str {
     match level {
         Level::Study => "study",
@@ -289,7 +281,7 @@ fn parse_query(level: Level, params: &[(String, String)]) -> Result<ParsedQuery>
                         "attribute {name} is not searchable on this server"
                     ))
                 })?;
-                if depth(attribute.level) > depth(level) {
+                if attribute.level.depth() > level.depth() {
                     return Err(ServiceError::InvalidInput(format!(
                         "attribute {name} is a {}-level attribute and cannot be searched at {} level",
                         level_name(attribute.level),
