@@ -427,3 +427,174 @@ async fn searches_see_acknowledged_stores_and_deletes_without_waiting_for_an_ind
     let after = all_instances(&service).await;
     assert_eq!(after, instances);
 }
+
+/// The red triangle sample as another SOP instance of the same series: `n` replaces the last five digits of its
+/// SOPInstanceUID (same length, so the file stays valid).
+fn red_triangle_numbered(n: u32) -> Bytes {
+    let bytes = sample("red-triangle.dcm");
+    let other = format!("{}{n:05}", &SOP_RED[..SOP_RED.len() - 5]);
+    let mut out = bytes.to_vec();
+    let needle = SOP_RED.as_bytes();
+    let mut at = 0;
+    while let Some(found) = out[at..].windows(needle.len()).position(|w| w == needle) {
+        out[at + found..at + found + needle.len()].copy_from_slice(other.as_bytes());
+        at += found + needle.len();
+    }
+    Bytes::from(out)
+}
+
+fn sop_numbered(n: u32) -> String {
+    format!("{}{n:05}", &SOP_RED[..SOP_RED.len() - 5])
+}
+
+/// What the writers of the race test have been told, by SOPInstanceUID.
+#[derive(Default)]
+struct Acknowledged {
+    stored: std::collections::HashSet<String>,
+    deleting: std::collections::HashSet<String>,
+    deleted: std::collections::HashSet<String>,
+}
+
+#[test]
+fn searches_racing_stores_deletes_and_index_commits_see_every_acknowledged_write() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServiceConfig::new(dir.path().to_path_buf());
+        // Index commits land all the time, between and during the searches.
+        config.index_commit_delay = Duration::from_millis(3);
+        let service = Arc::new(StudiesService::new(
+            open_store("memory://").unwrap(),
+            fresh_catalogue(),
+            Index::open_in_ram().expect("index"),
+            config,
+        ));
+        let acknowledged = Arc::new(std::sync::Mutex::new(Acknowledged::default()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+        let storers: Vec<_> = (0..4u32)
+            .map(|storer| {
+                let (service, acknowledged) = (service.clone(), acknowledged.clone());
+                tokio::spawn(async move {
+                    for k in 0..40u32 {
+                        let n = storer * 1000 + k;
+                        let outcome = service
+                            .store_instance(None, body(red_triangle_numbered(n)))
+                            .await
+                            .expect("a valid body");
+                        assert_eq!(reason(&outcome), None, "instance {n}");
+                        acknowledged.lock().unwrap().stored.insert(sop_numbered(n));
+                    }
+                })
+            })
+            .collect();
+        let deleter = {
+            let (service, acknowledged, done) =
+                (service.clone(), acknowledged.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut deletions = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) && deletions < 40 {
+                    let victim = {
+                        let mut known = acknowledged.lock().unwrap();
+                        let victim = known
+                            .stored
+                            .iter()
+                            .find(|sop| !known.deleting.contains(*sop))
+                            .cloned();
+                        if let Some(sop) = &victim {
+                            known.deleting.insert(sop.clone());
+                        }
+                        victim
+                    };
+                    let Some(sop) = victim else {
+                        tokio::task::yield_now().await;
+                        continue;
+                    };
+                    service
+                        .delete(Scope::Instance(
+                            STUDY.into(),
+                            SERIES_RED_GREEN.into(),
+                            sop.clone(),
+                        ))
+                        .await
+                        .unwrap();
+                    {
+                        let mut known = acknowledged.lock().unwrap();
+                        known.stored.remove(&sop);
+                        known.deleted.insert(sop);
+                    }
+                    deletions += 1;
+                    // Slower than the storers: most instances stay, and the searches have many to find.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let mut searches = 0;
+        let mut storers = storers;
+        loop {
+            // What was acknowledged before the search started must be seen by it.
+            let (must_find, must_not_find) = {
+                let known = acknowledged.lock().unwrap();
+                let must_find: Vec<String> = known
+                    .stored
+                    .iter()
+                    .filter(|sop| !known.deleting.contains(*sop))
+                    .cloned()
+                    .collect();
+                (must_find, known.deleted.clone())
+            };
+            let params = [("limit", "200")];
+            let instances = search(
+                &service,
+                SearchResource::Instances {
+                    study: None,
+                    series: None,
+                },
+                &params,
+            )
+            .await;
+            let found: std::collections::HashSet<String> = instances
+                .iter()
+                .map(|i| value(i, "00080018").as_str().unwrap().to_owned())
+                .collect();
+            // A delete that started while the search ran may or may not be seen by it.
+            let deleting_now = acknowledged.lock().unwrap().deleting.clone();
+            for sop in must_find.iter().filter(|sop| !deleting_now.contains(*sop)) {
+                assert!(
+                    found.contains(sop),
+                    "search {searches}: stored {sop} not found"
+                );
+            }
+            for sop in &must_not_find {
+                assert!(
+                    !found.contains(sop),
+                    "search {searches}: deleted {sop} found"
+                );
+            }
+            searches += 1;
+            if storers.iter().all(|s| s.is_finished()) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        for storer in storers.drain(..) {
+            storer.await.unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        deleter.await.unwrap();
+        assert!(searches > 5, "the searches ran while the writers wrote");
+        // Settled: the index alone answers the same.
+        service.sync_search_index().await.unwrap();
+        let known = acknowledged.lock().unwrap();
+        let studies = search(&service, SearchResource::Studies, &[]).await;
+        assert_eq!(
+            value(&studies[0], "00201208"),
+            known.stored.len(),
+            "NumberOfStudyRelatedInstances"
+        );
+    });
+}
