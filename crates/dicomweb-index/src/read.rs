@@ -759,29 +759,7 @@ pub(crate) fn search(
         &*filter,
         &TopByStringKey::new(order_field(level), 0..range.end),
     )?;
-    let mut from_index = top.into_iter().peekable();
-    let mut from_overlay = docs.into_iter().peekable();
-    let mut merged: Vec<Either> = Vec::with_capacity(range.end);
-    while merged.len() < range.end {
-        let take_index = match (from_index.peek(), from_overlay.peek()) {
-            (None, None) => break,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            // Documents without a key come last (none should lack one).
-            (Some((key, _)), Some(doc)) => key.as_deref().is_some_and(|key| key < doc.key.as_str()),
-        };
-        if take_index {
-            if let Some((_, address)) = from_index.next() {
-                merged.push(Either::Index(address));
-            }
-        } else if let Some(doc) = from_overlay.next() {
-            merged.push(Either::Overlay(match doc.own {
-                OverlayOwn::Study(summary) => Own::Study(summary.clone()),
-                OverlayOwn::Series(summary) => Own::Series(summary.clone()),
-                OverlayOwn::Instance(record) => Own::Instance(hit_instance(record)),
-            }));
-        }
-    }
+    let merged = merge_in_hit_order(top, docs, range.end);
     let mut cache = SummaryCache {
         summaries: HashMap::new(),
         overlay: Some(overlay),
@@ -803,4 +781,37 @@ pub(crate) fn search(
 enum Either {
     Index(DocAddress),
     Overlay(Own),
+}
+
+/// The first `end` hits of two lists that are each in hit order (by key); the index's hits
+/// without a key come last (none should lack one).
+fn merge_in_hit_order(
+    from_index: Vec<(Option<String>, DocAddress)>,
+    from_overlay: Vec<OverlayDoc<'_>>,
+    end: usize,
+) -> Vec<Either> {
+    let mut from_index = from_index.into_iter().peekable();
+    let mut from_overlay = from_overlay.into_iter().peekable();
+    let mut merged = Vec::with_capacity(end);
+    while merged.len() < end {
+        let take_index = match (from_index.peek(), from_overlay.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((key, _)), Some(doc)) => key.as_deref().is_some_and(|key| key < doc.key.as_str()),
+        };
+        let next = if take_index {
+            from_index.next().map(|(_, address)| Either::Index(address))
+        } else {
+            from_overlay.next().map(|doc| {
+                Either::Overlay(match doc.own {
+                    OverlayOwn::Study(summary) => Own::Study(summary.clone()),
+                    OverlayOwn::Series(summary) => Own::Series(summary.clone()),
+                    OverlayOwn::Instance(record) => Own::Instance(hit_instance(record)),
+                })
+            })
+        };
+        merged.extend(next);
+    }
+    merged
 }
