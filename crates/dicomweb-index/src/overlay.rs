@@ -22,7 +22,7 @@ use tantivy::Searcher;
 
 use crate::matching::DocumentTerms;
 use crate::read::{self, Summary};
-use crate::schema::{Fields, SORT_KEY_SEPARATOR};
+use crate::schema::Fields;
 use crate::summaries::{Member, study_state};
 use crate::types::{HitInstance, IndexError, InstanceRecord, TAG_MODALITIES_IN_STUDY};
 use dicomweb_catalogue::IndexChange;
@@ -94,6 +94,14 @@ impl<'a> Overlay<'a> {
                 }
             }
         }
+        // The pending instances of each study, found once rather than once per study.
+        let mut pending: HashMap<&str, Vec<(&InstanceRecord, u64)>> = HashMap::new();
+        for (record, sequence) in instances.values().flatten() {
+            pending
+                .entry(record.study_instance_uid.as_str())
+                .or_default()
+                .push((record, *sequence));
+        }
         let mut views = ViewCache::with_capacity(touched.len());
         for (study, as_of) in touched {
             let reusable = cache
@@ -101,7 +109,10 @@ impl<'a> Overlay<'a> {
                 .filter(|c| c.as_of == as_of && (c.with_series || !with_series));
             let study_views = match reusable {
                 Some(cached) => cached.clone(),
-                None => study_views(searcher, f, study, as_of, &instances, with_series)?,
+                None => {
+                    let pending = pending.get(study).map_or(&[][..], Vec::as_slice);
+                    study_views(searcher, f, study, as_of, &instances, pending, with_series)?
+                }
             };
             views.insert(study.to_owned(), study_views);
         }
@@ -123,13 +134,15 @@ impl<'a> Overlay<'a> {
     }
 }
 
-/// The summaries of `study` with `instances` applied over its committed instances.
+/// The summaries of `study`: its committed instances minus those `instances` names, plus its
+/// `pending` ones.
 fn study_views(
     searcher: &Searcher,
     f: &Fields,
     study: &str,
     as_of: u64,
     instances: &HashMap<&str, Option<(&InstanceRecord, u64)>>,
+    pending: &[(&InstanceRecord, u64)],
     with_series: bool,
 ) -> Result<StudyViews, IndexError> {
     let rows = read::study_instance_rows(searcher, f, study)?;
@@ -142,11 +155,9 @@ fn study_views(
             members.push(Member::Committed(row));
         }
     }
-    for (record, sequence) in instances.values().flatten() {
-        if record.study_instance_uid == study {
-            changed_series.insert(record.series_instance_uid.clone());
-            members.push(Member::Pending(record, *sequence));
-        }
+    for &(record, sequence) in pending {
+        changed_series.insert(record.series_instance_uid.clone());
+        members.push(Member::Pending(record, sequence));
     }
     let wanted = |uid: &str| with_series && changed_series.contains(uid);
     let mut views = StudyViews {
@@ -169,25 +180,26 @@ fn study_views(
             instances: state.instances,
             series: state.series_count,
             latest_series_instances: state.latest_series_instances,
-            modalities: state.modalities,
+            modalities: state.modalities.clone(),
         },
         terms,
     }));
     if with_series {
         let mut series: HashMap<String, Option<Arc<SummaryView>>> =
             changed_series.into_iter().map(|uid| (uid, None)).collect();
-        for summary in state.series {
+        for summary in &state.series {
+            let latest = summary.latest(&state);
             let view = SummaryView {
-                terms: terms_of(&summary.latest),
+                terms: terms_of(latest),
                 summary: Summary {
-                    latest: hit_instance(&summary.latest),
+                    latest: hit_instance(latest),
                     instances: summary.instances,
                     series: 0,
                     latest_series_instances: 0,
                     modalities: Vec::new(),
                 },
             };
-            series.insert(summary.series, Some(Arc::new(view)));
+            series.insert(summary.series.clone(), Some(Arc::new(view)));
         }
         views.series = series.into_iter().collect();
     }
@@ -210,19 +222,6 @@ pub(crate) fn hit_instance(record: &InstanceRecord) -> HitInstance {
         sop_instance_uid: record.sop_instance_uid.clone(),
         metadata: Arc::from(record.metadata.as_slice()),
     }
-}
-
-/// The sort key of a series hit (its `series_order` value).
-pub(crate) fn series_key(study: &str, series: &str) -> String {
-    format!("{study}{SORT_KEY_SEPARATOR}{series}")
-}
-
-/// The sort key of an instance hit (its `instance_order` value).
-pub(crate) fn instance_key(record: &InstanceRecord) -> String {
-    format!(
-        "{}{SORT_KEY_SEPARATOR}{}{SORT_KEY_SEPARATOR}{}",
-        record.study_instance_uid, record.series_instance_uid, record.sop_instance_uid
-    )
 }
 
 #[cfg(test)]

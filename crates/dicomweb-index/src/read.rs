@@ -13,9 +13,11 @@ use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DateTime, DocAddress, DocId, Searcher, TantivyDocument, Term};
 use time::OffsetDateTime;
 
-use crate::matching::{DocumentTerms, Matcher, TermPredicate};
-use crate::overlay::{Overlay, SummaryView, hit_instance, instance_key, series_key, terms_of};
-use crate::schema::{Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY};
+use crate::matching::{DocumentTerms, Matcher, TermPredicate, any_term as term_set};
+use crate::overlay::{Overlay, SummaryView, hit_instance, terms_of};
+use crate::schema::{
+    Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, instance_order_key, series_order_key,
+};
 use crate::top_by_key::TopByStringKey;
 use crate::types::{
     HitInstance, IndexError, InstanceRecord, Level, Scope, SearchHit, SearchQuery,
@@ -317,7 +319,24 @@ struct SummaryCache<'a> {
 }
 
 impl SummaryCache<'_> {
-    /// The summary document of `kind` whose `key_field` is `key`.
+    /// The summary of the study `uid` (the overlay's, if it overrides it).
+    fn study(&mut self, searcher: &Searcher, f: &Fields, uid: &str) -> Result<Summary, IndexError> {
+        let overridden = self.overlay.and_then(|o| o.studies.get(uid));
+        self.get(searcher, f, KIND_STUDY, f.group_study, uid, overridden)
+    }
+
+    /// The summary of the series `uid` (the overlay's, if it overrides it).
+    fn series(
+        &mut self,
+        searcher: &Searcher,
+        f: &Fields,
+        uid: &str,
+    ) -> Result<Summary, IndexError> {
+        let overridden = self.overlay.and_then(|o| o.series.get(uid));
+        self.get(searcher, f, KIND_SERIES, f.group_series, uid, overridden)
+    }
+
+    /// The summary document of `kind` whose `key_field` is `key`, unless `overridden`.
     fn get(
         &mut self,
         searcher: &Searcher,
@@ -325,18 +344,12 @@ impl SummaryCache<'_> {
         kind: &'static str,
         key_field: Field,
         key: &str,
+        overridden: Option<&Option<Arc<SummaryView>>>,
     ) -> Result<Summary, IndexError> {
-        if let Some(overlay) = self.overlay {
-            let overridden = if kind == KIND_STUDY {
-                overlay.studies.get(key)
-            } else {
-                overlay.series.get(key)
-            };
-            if let Some(view) = overridden {
-                return view.as_ref().map(|v| v.summary.clone()).ok_or_else(|| {
-                    IndexError::Corrupt(format!("a hit belongs to the emptied {kind} {key}"))
-                });
-            }
+        if let Some(view) = overridden {
+            return view.as_ref().map(|v| v.summary.clone()).ok_or_else(|| {
+                IndexError::Corrupt(format!("a hit belongs to the emptied {kind} {key}"))
+            });
         }
         let cache_key = (kind, key.to_owned());
         if let Some(found) = self.summaries.get(&cache_key) {
@@ -428,30 +441,12 @@ fn hit(
 ) -> Result<SearchHit, IndexError> {
     let (record, series_record, series_instances, study) = match own {
         Own::Instance(record) => {
-            let series = cache.get(
-                searcher,
-                f,
-                KIND_SERIES,
-                f.group_series,
-                &record.series_instance_uid,
-            )?;
-            let study = cache.get(
-                searcher,
-                f,
-                KIND_STUDY,
-                f.group_study,
-                &record.study_instance_uid,
-            )?;
+            let series = cache.series(searcher, f, &record.series_instance_uid)?;
+            let study = cache.study(searcher, f, &record.study_instance_uid)?;
             (record, series.latest, series.instances, study)
         }
         Own::Series(own) => {
-            let study = cache.get(
-                searcher,
-                f,
-                KIND_STUDY,
-                f.group_study,
-                &own.latest.study_instance_uid,
-            )?;
+            let study = cache.study(searcher, f, &own.latest.study_instance_uid)?;
             (own.latest.clone(), own.latest, own.instances, study)
         }
         Own::Study(own) => {
@@ -527,34 +522,35 @@ struct OverlayDoc<'a> {
     study: &'a str,
     series: &'a str,
     sop: &'a str,
-    terms: std::borrow::Cow<'a, DocumentTerms>,
     own: OverlayOwn<'a>,
 }
 
 enum OverlayOwn<'a> {
-    Study(&'a Summary),
-    Series(&'a Summary),
+    Study(&'a SummaryView),
+    Series(&'a SummaryView),
     Instance(&'a InstanceRecord),
 }
 
 impl OverlayDoc<'_> {
-    fn uid(&self, tag: u32) -> Option<&str> {
-        match tag {
-            TAG_STUDY_INSTANCE_UID => Some(self.study),
-            TAG_SERIES_INSTANCE_UID if !matches!(self.own, OverlayOwn::Study(_)) => {
-                Some(self.series)
-            }
-            TAG_SOP_INSTANCE_UID if matches!(self.own, OverlayOwn::Instance(_)) => Some(self.sop),
-            _ => None,
-        }
-    }
-
+    /// Does the document pass these checks? A UID check only exists for a UID the hits of the
+    /// search's level know (see `uid_field`). An instance's terms are worked out only if a
+    /// check needs them: most pending instances fail a UID check first.
     fn passes(&self, checks: &[OwnCheck]) -> bool {
+        let computed: std::cell::OnceCell<DocumentTerms> = std::cell::OnceCell::new();
+        let terms = || match self.own {
+            OverlayOwn::Study(view) | OverlayOwn::Series(view) => &view.terms,
+            OverlayOwn::Instance(record) => computed.get_or_init(|| terms_of(record)),
+        };
         checks.iter().all(|check| match check {
-            OwnCheck::Uid(tag, values) => self
-                .uid(*tag)
-                .is_some_and(|uid| values.iter().any(|v| v == uid)),
-            OwnCheck::Terms(predicate) => predicate.matches(&self.terms),
+            OwnCheck::Uid(tag, values) => {
+                let uid = match *tag {
+                    TAG_STUDY_INSTANCE_UID => self.study,
+                    TAG_SERIES_INSTANCE_UID => self.series,
+                    _ => self.sop,
+                };
+                values.iter().any(|v| v == uid)
+            }
+            OwnCheck::Terms(predicate) => predicate.matches(terms()),
         })
     }
 }
@@ -572,8 +568,7 @@ fn overlay_docs<'a>(overlay: &'a Overlay<'a>, level: Level) -> Vec<OverlayDoc<'a
                     study,
                     series: &view.summary.latest.series_instance_uid,
                     sop: &view.summary.latest.sop_instance_uid,
-                    terms: std::borrow::Cow::Borrowed(&view.terms),
-                    own: OverlayOwn::Study(&view.summary),
+                    own: OverlayOwn::Study(view),
                 })
             })
             .collect(),
@@ -584,12 +579,11 @@ fn overlay_docs<'a>(overlay: &'a Overlay<'a>, level: Level) -> Vec<OverlayDoc<'a
                 let view = view.as_ref()?;
                 let study = &view.summary.latest.study_instance_uid;
                 Some(OverlayDoc {
-                    key: series_key(study, series),
+                    key: series_order_key(study, series),
                     study,
                     series,
                     sop: &view.summary.latest.sop_instance_uid,
-                    terms: std::borrow::Cow::Borrowed(&view.terms),
-                    own: OverlayOwn::Series(&view.summary),
+                    own: OverlayOwn::Series(view),
                 })
             })
             .collect(),
@@ -598,11 +592,10 @@ fn overlay_docs<'a>(overlay: &'a Overlay<'a>, level: Level) -> Vec<OverlayDoc<'a
             .values()
             .flatten()
             .map(|(record, _)| OverlayDoc {
-                key: instance_key(record),
+                key: instance_order_key(record),
                 study: &record.study_instance_uid,
                 series: &record.series_instance_uid,
                 sop: &record.sop_instance_uid,
-                terms: std::borrow::Cow::Owned(terms_of(record)),
                 own: OverlayOwn::Instance(record),
             })
             .collect(),
@@ -610,8 +603,6 @@ fn overlay_docs<'a>(overlay: &'a Overlay<'a>, level: Level) -> Vec<OverlayDoc<'a
     docs.sort_by(|a, b| a.key.cmp(&b.key));
     docs
 }
-
-use crate::matching::any_term as term_set;
 
 /// `query` without the documents matching `excluded`.
 fn without(query: Box<dyn Query>, excluded: Box<dyn Query>) -> Box<dyn Query> {
@@ -715,58 +706,46 @@ pub(crate) fn search(
         joins.push((filter_depth, keys));
     }
     let mut filter = all_of(clauses);
-    let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
-    let Some(overlay) = overlay else {
-        let Some(range) = page(query.offset, query.limit, total) else {
-            return Ok(Vec::new());
-        };
-        let top = searcher.search(&*filter, &TopByStringKey::new(order_field(level), range))?;
-        let mut cache = SummaryCache {
-            summaries: HashMap::new(),
-            overlay: None,
-        };
-        return top
+    let mut docs: Vec<OverlayDoc> = Vec::new();
+    if let Some(overlay) = overlay {
+        filter = without(filter, overridden(f, overlay, level));
+        docs = overlay_docs(overlay, level)
             .into_iter()
-            .map(|(_, address)| {
-                hit(
-                    searcher,
-                    f,
-                    own_of(searcher, f, level, address)?,
-                    &mut cache,
-                )
+            .filter(|doc| {
+                doc.passes(&own_checks)
+                    && joins.iter().all(|(filter_depth, keys)| {
+                        keys.contains(if *filter_depth == 0 {
+                            doc.study
+                        } else {
+                            doc.series
+                        })
+                    })
             })
             .collect();
-    };
-    filter = without(filter, overridden(f, overlay, level));
-    let docs: Vec<OverlayDoc> = overlay_docs(overlay, level)
-        .into_iter()
-        .filter(|doc| {
-            doc.passes(&own_checks)
-                && joins.iter().all(|(filter_depth, keys)| {
-                    keys.contains(if *filter_depth == 0 {
-                        doc.study
-                    } else {
-                        doc.series
-                    })
-                })
-        })
-        .collect();
+    }
+    let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
     let Some(range) = page(query.offset, query.limit, total.saturating_add(docs.len())) else {
         return Ok(Vec::new());
     };
-    // Both lists are in hit order: the first `range.end` of their merge hold the page.
-    let top = searcher.search(
-        &*filter,
-        &TopByStringKey::new(order_field(level), 0..range.end),
-    )?;
-    let merged = merge_in_hit_order(top, docs, range.end);
+    let order = order_field(level);
+    let merged = if docs.is_empty() {
+        let top = searcher.search(&*filter, &TopByStringKey::new(order, range))?;
+        top.into_iter()
+            .map(|(_, address)| Either::Index(address))
+            .collect()
+    } else {
+        // Both lists are in hit order: the first `range.end` of their merge hold the page.
+        let top = searcher.search(&*filter, &TopByStringKey::new(order, 0..range.end))?;
+        let mut merged = merge_in_hit_order(top, docs, range.end);
+        merged.drain(..range.start.min(merged.len()));
+        merged
+    };
     let mut cache = SummaryCache {
         summaries: HashMap::new(),
-        overlay: Some(overlay),
+        overlay,
     };
     merged
         .into_iter()
-        .skip(range.start)
         .map(|entry| {
             let own = match entry {
                 Either::Index(address) => own_of(searcher, f, level, address)?,
@@ -805,8 +784,8 @@ fn merge_in_hit_order(
         } else {
             from_overlay.next().map(|doc| {
                 Either::Overlay(match doc.own {
-                    OverlayOwn::Study(summary) => Own::Study(summary.clone()),
-                    OverlayOwn::Series(summary) => Own::Series(summary.clone()),
+                    OverlayOwn::Study(view) => Own::Study(view.summary.clone()),
+                    OverlayOwn::Series(view) => Own::Series(view.summary.clone()),
                     OverlayOwn::Instance(record) => Own::Instance(hit_instance(record)),
                 })
             })

@@ -32,6 +32,19 @@ pub(crate) const KIND_SERIES: &str = "series";
 /// lexicographically.
 pub(crate) const SORT_KEY_SEPARATOR: char = '\u{1}';
 
+/// The `series_order` value of a series summary document.
+pub(crate) fn series_order_key(study: &str, series: &str) -> String {
+    format!("{study}{SORT_KEY_SEPARATOR}{series}")
+}
+
+/// The `instance_order` value of an instance document.
+pub(crate) fn instance_order_key(record: &crate::types::InstanceRecord) -> String {
+    format!(
+        "{}{SORT_KEY_SEPARATOR}{}{SORT_KEY_SEPARATOR}{}",
+        record.study_instance_uid, record.series_instance_uid, record.sop_instance_uid
+    )
+}
+
 /// Handles of every field of the schema.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fields {

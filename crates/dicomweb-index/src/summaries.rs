@@ -66,7 +66,15 @@ impl Member<'_> {
 pub(crate) struct SeriesState {
     pub series: String,
     pub instances: u64,
-    pub latest: InstanceRecord,
+    /// Its most recently stored instance, unless that is the study's (see [`SeriesState::latest`]).
+    own_latest: Option<InstanceRecord>,
+}
+
+impl SeriesState {
+    /// The series' most recently stored instance; `study` is the state it belongs to.
+    pub(crate) fn latest<'s>(&'s self, study: &'s StudyState) -> &'s InstanceRecord {
+        self.own_latest.as_ref().unwrap_or(&study.latest)
+    }
 }
 
 /// A study summary: its most recently stored instance, counts and modalities, and the
@@ -113,16 +121,16 @@ pub(crate) fn study_state(
         if !wanted(uid) {
             continue;
         }
-        // The study's latest instance is its series' latest: no second load.
-        let record = if series_latest.sop() == latest.sop_instance_uid {
-            latest.clone()
+        // The study's latest instance is its series' latest: no second load, no copy.
+        let own_latest = if series_latest.sop() == latest.sop_instance_uid {
+            None
         } else {
-            series_latest.record(searcher, f)?
+            Some(series_latest.record(searcher, f)?)
         };
         series.push(SeriesState {
             series: (*uid).to_owned(),
             instances: *count,
-            latest: record,
+            own_latest,
         });
     }
     Ok(Some(StudyState {

@@ -20,7 +20,9 @@ use tokio::sync::oneshot;
 
 use crate::matching::add_terms;
 use crate::read;
-use crate::schema::{Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, SORT_KEY_SEPARATOR};
+use crate::schema::{
+    Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, instance_order_key, series_order_key,
+};
 use crate::summaries::{Member, study_state};
 use crate::types::{IndexError, InstanceRecord, Scope, TAG_MODALITIES_IN_STUDY, TAG_MODALITY};
 use dicomweb_catalogue::IndexChange;
@@ -324,12 +326,12 @@ impl Writer {
             );
             self.writer.add_document(doc)?;
             for series in &summary.series {
-                let mut doc =
-                    summary_document(&self.fields, KIND_SERIES, &series.latest, series.instances);
+                let latest = series.latest(&summary);
+                let mut doc = summary_document(&self.fields, KIND_SERIES, latest, series.instances);
                 doc.add_text(self.fields.group_series, &series.series);
                 doc.add_text(
                     self.fields.series_order,
-                    format!("{study}{SORT_KEY_SEPARATOR}{}", series.series),
+                    series_order_key(study, &series.series),
                 );
                 self.writer.add_document(doc)?;
             }
@@ -484,13 +486,7 @@ fn instance_document(
     doc.add_text(f.study_uid, &record.study_instance_uid);
     doc.add_text(f.series_uid, &record.series_instance_uid);
     doc.add_text(f.sop_uid, &record.sop_instance_uid);
-    doc.add_text(
-        f.instance_order,
-        format!(
-            "{}{SORT_KEY_SEPARATOR}{}{SORT_KEY_SEPARATOR}{}",
-            record.study_instance_uid, record.series_instance_uid, record.sop_instance_uid
-        ),
-    );
+    doc.add_text(f.instance_order, instance_order_key(record));
     doc.add_text(f.sop_class_uid, &record.sop_class_uid);
     doc.add_text(f.transfer_syntax_uid, &record.transfer_syntax_uid);
     doc.add_text(f.blob_key, &record.blob_key);

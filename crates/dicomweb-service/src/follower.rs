@@ -80,8 +80,18 @@ impl SearchIndex {
         }
     }
 
+    /// Forgets the kept and the announced changes the index has applied (at or below `applied`).
+    fn forget_applied(&self, unapplied: &mut Vec<Arc<IndexChange>>, applied: u64) {
+        unapplied.retain(|change| change.sequence() > applied);
+        let mut announced = self
+            .announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *announced = announced.split_off(&(applied + 1));
+    }
+
     /// Moves the announced changes that continue `unapplied` (whose last sequence is `last`) into it; forgets
-    /// those at or below `last`. Returns the new last sequence.
+    /// those at or below `last` (already there). Returns the new last sequence.
     fn take_announced(&self, unapplied: &mut Vec<Arc<IndexChange>>, mut last: u64) -> u64 {
         let mut announced = self
             .announced
@@ -111,7 +121,7 @@ impl SearchIndex {
         let mut unapplied = self.unapplied.lock().await;
         // What the index applied since is dropped; the rest still starts right after the watermark.
         let applied = self.index.applied_sequence();
-        unapplied.retain(|change| change.sequence() > applied);
+        self.forget_applied(&mut unapplied, applied);
         let mut last = unapplied.last().map_or(applied, |change| change.sequence());
         last = self.take_announced(&mut unapplied, last);
         while last < target {
@@ -181,12 +191,8 @@ impl SearchIndex {
             }
             // What the index applied need not stay in memory until the next search.
             let applied = this.index.applied_sequence();
-            this.unapplied
-                .lock()
-                .await
-                .retain(|change| change.sequence() > applied);
-            let mut announced = this.announced.lock().unwrap_or_else(PoisonError::into_inner);
-            *announced = announced.split_off(&(applied + 1));
+            let mut unapplied = this.unapplied.lock().await;
+            this.forget_applied(&mut unapplied, applied);
         });
     }
 }
