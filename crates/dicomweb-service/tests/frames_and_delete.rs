@@ -1,43 +1,21 @@
 //! Frames are read by byte ranges recorded at store time; deletes remove the stored files.
 
+mod common;
 mod counting_store;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use counting_store::CountingStore;
 use dicomweb_index::{Index, Scope};
-use dicomweb_service::{InstanceOutcome, ServiceConfig, StudiesService, TransferSyntaxRequest};
+use dicomweb_service::{ServiceConfig, StudiesService, TransferSyntaxRequest};
 use dicomweb_storage::{BlobStore, open_store};
 use futures::TryStreamExt;
 
-/// A new, empty catalogue of record in a temporary directory kept for the test's lifetime.
-fn fresh_catalogue() -> std::sync::Arc<dicomweb_service::EmbeddedCatalogue> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    std::sync::Arc::new(dicomweb_service::EmbeddedCatalogue::open(&dir).unwrap())
-}
-
-fn sample(name: &str) -> Bytes {
-    Bytes::from(
-        std::fs::read(format!(
-            "{}/../../tests/data/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap(),
-    )
-}
+use common::{fresh_catalogue, test_file as sample};
 
 async fn stored(service: &StudiesService, name: &str) -> Scope {
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(sample(name))]);
-    match service.store_instance(None, body).await.unwrap() {
-        InstanceOutcome::Stored {
-            study_instance_uid,
-            series_instance_uid,
-            sop_instance_uid,
-            ..
-        } => Scope::Instance(study_instance_uid, series_instance_uid, sop_instance_uid),
-        failed => panic!("{name} was not stored: {failed:?}"),
-    }
+    let (study, series, sop) = common::store_file(service, sample(name)).await;
+    Scope::Instance(study, series, sop)
 }
 
 /// A service whose storage counts the bytes read through it.

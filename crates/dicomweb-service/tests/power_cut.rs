@@ -5,13 +5,15 @@
 //! Each "run" of the server is its own tokio runtime, dropped at the end like a killed process: the background
 //! flush scheduled by the stores dies with it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use dicomweb_index::{Index, Scope};
-use dicomweb_service::{EmbeddedCatalogue, InstanceOutcome, ServiceConfig, StudiesService};
+use dicomweb_service::{EmbeddedCatalogue, ServiceConfig, StudiesService};
 use dicomweb_storage::{open_store, read_to_bytes};
 
 struct Archive {
@@ -44,25 +46,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn sample(name: &str) -> Bytes {
-    let path = format!(
-        "{}/../../tests/data/pydicom/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Bytes::from(std::fs::read(path).expect("sample file"))
+    common::test_file(&format!("pydicom/{name}"))
 }
 
 /// Stores `name`; returns its (study, series, sop).
 async fn store(service: &StudiesService, name: &str) -> (String, String, String) {
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(sample(name))]);
-    match service.store_instance(None, body).await.unwrap() {
-        InstanceOutcome::Stored {
-            study_instance_uid,
-            series_instance_uid,
-            sop_instance_uid,
-            ..
-        } => (study_instance_uid, series_instance_uid, sop_instance_uid),
-        failed => panic!("{name} was not stored: {failed:?}"),
-    }
+    common::store_file(service, sample(name)).await
 }
 
 fn scope((study, series, sop): &(String, String, String)) -> Scope {

@@ -1,5 +1,7 @@
 //! The studies service over in-memory storage and index: behaviour that needs no HTTP.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,20 +14,11 @@ use dicomweb_service::{
 use dicomweb_storage::{BlobStore, open_store};
 use serde_json::Value;
 
-/// A new, empty catalogue of record in a temporary directory kept for the test's lifetime.
-fn fresh_catalogue() -> std::sync::Arc<dicomweb_service::EmbeddedCatalogue> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    std::sync::Arc::new(dicomweb_service::EmbeddedCatalogue::open(&dir).unwrap())
-}
+use common::{fresh_catalogue, test_file as sample};
 
 const STUDY: &str = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420";
 const SERIES_RED_GREEN: &str = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652";
 const SOP_RED: &str = "1.2.826.0.1.3680043.8.498.47359123102728459884412887463296905395";
-
-fn sample(name: &str) -> Bytes {
-    let path = format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    Bytes::from(std::fs::read(path).expect("sample file"))
-}
 
 fn body(bytes: Bytes) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
     // Small uneven chunks, as a network would deliver them.
