@@ -28,11 +28,16 @@ impl Archive {
     /// The service as the server assembles it on local disk; `flush_delay` is how long stores wait before
     /// their files are flushed and their copies released.
     fn open(&self, flush_delay: Duration) -> StudiesService {
+        self.open_with(|config| config.copy_flush_delay = flush_delay)
+    }
+
+    /// The same, with settings of `configure` on top of the defaults.
+    fn open_with(&self, configure: impl FnOnce(&mut ServiceConfig)) -> StudiesService {
         let blobs = open_store(self.blobs_dir().to_str().unwrap()).unwrap();
         assert!(blobs.writes_need_sync(), "local disk flushes explicitly");
         let catalogue = Arc::new(EmbeddedCatalogue::open(&self.root.join("catalogue")).unwrap());
         let mut config = ServiceConfig::new(self.root.join("spool"));
-        config.copy_flush_delay = flush_delay;
+        configure(&mut config);
         StudiesService::new(blobs, catalogue, Index::open_in_ram().unwrap(), config)
     }
 }
@@ -191,11 +196,8 @@ fn the_background_flush_releases_the_copies_and_large_stores_keep_none() {
         root: dir.path().to_path_buf(),
     };
     runtime().block_on(async {
-        let blobs = open_store(archive.blobs_dir().to_str().unwrap()).unwrap();
-        let catalogue = Arc::new(EmbeddedCatalogue::open(&archive.root.join("catalogue")).unwrap());
-        let mut config = ServiceConfig::new(archive.root.join("spool"));
-        config.durable_copy_limit = 20_000; // MR_small (9.8 KB) gets a copy, CT_small (39 KB) is flushed first
-        let service = StudiesService::new(blobs, catalogue, Index::open_in_ram().unwrap(), config);
+        // MR_small (9.8 KB) gets a copy, CT_small (39 KB) is flushed first.
+        let service = archive.open_with(|config| config.durable_copy_limit = 20_000);
         let small = store(&service, "MR_small.dcm").await;
         let large = store(&service, "CT_small.dcm").await;
         let copies = service
