@@ -19,24 +19,36 @@
 //!
 //! # Writes
 //! One writer thread takes the first queued request, drains whatever else is queued (up to [`MAX_BATCH`]),
-//! applies them in one write transaction, commits once (durably) and only then answers each request: the
-//! concurrent stores of many clients share one fsync. Reads run on tokio's blocking pool in their own read
-//! transaction, which sees every commit that returned before it began.
+//! applies them in one write transaction, appends the table mutations to the redo log
+//! (`catalogue.log`, [`crate::redo_log`]) and flushes it (the commit point), commits the transaction to
+//! redb without durability (visible to readers at once, on disk at the next checkpoint) and only then
+//! answers each request: the concurrent stores of many clients share one `fdatasync`. A checkpoint, a
+//! durable redb commit, follows within [`CHECKPOINT_INTERVAL`] of the first batch after the previous one
+//! (or once the log holds [`CHECKPOINT_LOG_BYTES`]), and at shutdown; then the log is rewound. Opening
+//! replays the records redb does not hold durably (`meta.last_lsn` says which), in one durable commit.
+//! Reads run on tokio's blocking pool in their own read transaction, which sees every commit that returned
+//! before it began.
+//!
+//! A failed flush of the log (or of its rewind) stops every later write, as PostgreSQL does after a failed
+//! WAL fsync: what the kernel did with the unflushed pages is unknown, and a restart replays what was
+//! acknowledged.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
 };
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::Catalogue;
+use crate::redo_log::{Op, RedoLog, Table};
 use crate::types::{
     CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexChange,
     InstancePage, InstanceRecord, Scope, sort_instances,
@@ -45,8 +57,18 @@ use crate::types::{
 /// File name of the database inside the catalogue directory.
 const DATABASE_FILE: &str = "catalogue.redb";
 
+/// File name of the redo log inside the catalogue directory.
+const LOG_FILE: &str = "catalogue.log";
+
 /// Most requests applied in one commit.
 const MAX_BATCH: usize = 1000;
+
+/// Longest time a logged batch waits, by default, for the checkpoint that makes it durable in redb itself
+/// ([`EmbeddedOptions::checkpoint_interval`]).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Log size past which the writer checkpoints at once (bounds the log and the replay at start).
+const CHECKPOINT_LOG_BYTES: u64 = 64 << 20;
 
 const PATHS: TableDefinition<&str, u64> = TableDefinition::new("paths");
 const SOPS: TableDefinition<&str, &[u8]> = TableDefinition::new("sops");
@@ -59,6 +81,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LAST_SEQUENCE: &str = "last_sequence";
 const LAST_VERSION: &str = "last_version";
 const LAST_TIMESTAMP: &str = "last_timestamp_micros";
+/// The lsn of the last redo log record this database holds (durably once checkpointed).
+const LAST_LSN: &str = "last_lsn";
 
 /// Where a catalogued SOP instance is now.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -85,6 +109,23 @@ struct ChangeRow {
     sop: String,
     version: u64,
     timestamp_micros: i64,
+}
+
+/// Settings of [`EmbeddedCatalogue::open_with`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Longest time a committed batch stays in the redo log only before a checkpoint writes it into the
+    /// database file (default 1 s). Shorter means more checkpoints (each a durable commit of the pages
+    /// changed since the last) and a shorter replay after a crash.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+        }
+    }
 }
 
 /// The embedded catalogue of record. Cheap to clone; all clones share one database and one writer thread.
@@ -179,29 +220,23 @@ fn timestamp_of(micros: i64) -> OffsetDateTime {
 
 impl EmbeddedCatalogue {
     /// Opens (creating if missing) the catalogue in directory `dir`. After a crash redb checks and, if
-    /// needed, repairs the file before it opens. Fails if another process has it open.
+    /// needed, repairs the file before it opens, then the redo log's records after redb's last checkpoint
+    /// are replayed. Fails if another process has it open.
     pub fn open(dir: &Path) -> Result<EmbeddedCatalogue, CatalogueError> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
+    /// [`EmbeddedCatalogue::open`] with other settings.
+    pub fn open_with(
+        dir: &Path,
+        options: EmbeddedOptions,
+    ) -> Result<EmbeddedCatalogue, CatalogueError> {
         std::fs::create_dir_all(dir).map_err(db_error)?;
         let database = Database::create(dir.join(DATABASE_FILE)).map_err(db_error)?;
-        let (last_sequence, last_version) = {
-            let txn = database.begin_write().map_err(db_error)?;
-            // Create every table so that readers never meet a missing one.
-            let counters = {
-                txn.open_table(PATHS).map_err(db_error)?;
-                txn.open_table(SOPS).map_err(db_error)?;
-                txn.open_table(VERSIONS).map_err(db_error)?;
-                txn.open_table(CHANGES).map_err(db_error)?;
-                txn.open_table(PENDING_DELETIONS).map_err(db_error)?;
-                txn.open_table(COPIES).map_err(db_error)?;
-                let meta = txn.open_table(META).map_err(db_error)?;
-                let get = |name| -> Result<u64, CatalogueError> {
-                    Ok(meta.get(name).map_err(db_error)?.map_or(0, |v| v.value()))
-                };
-                (get(LAST_SEQUENCE)?, get(LAST_VERSION)?)
-            };
-            txn.commit().map_err(db_error)?;
-            counters
-        };
+        let (mut log, records) = RedoLog::open(&dir.join(LOG_FILE)).map_err(db_error)?;
+        let (last_sequence, last_version, lsn) = replay(&database, &records)?;
+        // Everything the log held is durable in redb now.
+        log.rewind().map_err(db_error)?;
         let database = Arc::new(database);
         let last_sequence = Arc::new(AtomicU64::new(last_sequence));
         let last_version = Arc::new(AtomicU64::new(last_version));
@@ -209,6 +244,11 @@ impl EmbeddedCatalogue {
             database: database.clone(),
             last_sequence: last_sequence.clone(),
             last_version: last_version.clone(),
+            log,
+            lsn,
+            logged_since: None,
+            broken: None,
+            checkpoint_interval: options.checkpoint_interval,
         };
         let (requests, receiver) = mpsc::channel();
         let writer_thread = std::thread::Builder::new()
@@ -252,6 +292,176 @@ impl EmbeddedCatalogue {
         })
         .await
         .map_err(db_error)?
+    }
+}
+
+/// Creates every table (so that readers never meet a missing one), applies the redo log records after the
+/// database's `last_lsn` in one durable commit, and returns the counters (last sequence, last version, last
+/// lsn) as they now stand.
+fn replay(
+    database: &Database,
+    records: &[crate::redo_log::Record],
+) -> Result<(u64, u64, u64), CatalogueError> {
+    let txn = database.begin_write().map_err(db_error)?;
+    let (counters, durable_lsn, replayed_ops) = {
+        let mut tables = Tables::open(&txn)?;
+        let durable_lsn = tables.counter(LAST_LSN)?;
+        let mut lsn = durable_lsn;
+        let mut replayed_ops = 0usize;
+        for record in records.iter().filter(|record| record.lsn > durable_lsn) {
+            if record.lsn != lsn + 1 {
+                return Err(CatalogueError::Corrupt(format!(
+                    "the redo log continues at batch {} but the database holds batches up to {lsn}: \
+                     the batches in between are missing",
+                    record.lsn
+                )));
+            }
+            let ops = Op::decode_all(&record.payload).ok_or_else(|| {
+                CatalogueError::Corrupt(format!(
+                    "batch {} of the redo log is malformed",
+                    record.lsn
+                ))
+            })?;
+            for op in &ops {
+                tables.apply(op)?;
+            }
+            replayed_ops += ops.len();
+            lsn = record.lsn;
+        }
+        tables.meta.insert(LAST_LSN, lsn).map_err(db_error)?;
+        let counters = (
+            tables.counter(LAST_SEQUENCE)?,
+            tables.counter(LAST_VERSION)?,
+            lsn,
+        );
+        (counters, durable_lsn, replayed_ops)
+    };
+    txn.commit().map_err(db_error)?;
+    if counters.2 > durable_lsn {
+        tracing::info!(
+            batches = counters.2 - durable_lsn,
+            operations = replayed_ops,
+            last_sequence = counters.0,
+            "replayed the catalogue's redo log after an unclean stop"
+        );
+    }
+    Ok(counters)
+}
+
+/// Every table, open in one write transaction (opening a table is a lookup and closing it a root update:
+/// once per batch, not per operation).
+struct Tables<'t> {
+    paths: redb::Table<'t, &'static str, u64>,
+    sops: redb::Table<'t, &'static str, &'static [u8]>,
+    versions: redb::Table<'t, u64, &'static [u8]>,
+    changes: redb::Table<'t, u64, &'static [u8]>,
+    pending_deletions: redb::Table<'t, &'static str, u64>,
+    copies: redb::Table<'t, &'static str, &'static [u8]>,
+    meta: redb::Table<'t, &'static str, u64>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, CatalogueError> {
+        Ok(Tables {
+            paths: txn.open_table(PATHS).map_err(db_error)?,
+            sops: txn.open_table(SOPS).map_err(db_error)?,
+            versions: txn.open_table(VERSIONS).map_err(db_error)?,
+            changes: txn.open_table(CHANGES).map_err(db_error)?,
+            pending_deletions: txn.open_table(PENDING_DELETIONS).map_err(db_error)?,
+            copies: txn.open_table(COPIES).map_err(db_error)?,
+            meta: txn.open_table(META).map_err(db_error)?,
+        })
+    }
+
+    fn counter(&self, name: &str) -> Result<u64, CatalogueError> {
+        Ok(self
+            .meta
+            .get(name)
+            .map_err(db_error)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn str_u64(
+        &mut self,
+        table: Table,
+    ) -> Result<&mut redb::Table<'t, &'static str, u64>, CatalogueError> {
+        match table {
+            Table::Paths => Ok(&mut self.paths),
+            Table::PendingDeletions => Ok(&mut self.pending_deletions),
+            Table::Meta => Ok(&mut self.meta),
+            other => Err(CatalogueError::Corrupt(format!(
+                "{other:?} is not keyed by string with integer values"
+            ))),
+        }
+    }
+
+    fn str_bytes(
+        &mut self,
+        table: Table,
+    ) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, CatalogueError> {
+        match table {
+            Table::Sops => Ok(&mut self.sops),
+            Table::Copies => Ok(&mut self.copies),
+            other => Err(CatalogueError::Corrupt(format!(
+                "{other:?} is not keyed by string with byte values"
+            ))),
+        }
+    }
+
+    fn u64_bytes(
+        &mut self,
+        table: Table,
+    ) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, CatalogueError> {
+        match table {
+            Table::Versions => Ok(&mut self.versions),
+            Table::Changes => Ok(&mut self.changes),
+            other => Err(CatalogueError::Corrupt(format!(
+                "{other:?} is not keyed by integer"
+            ))),
+        }
+    }
+
+    /// Applies one logged mutation (the writer's, or the replay's).
+    fn apply(&mut self, op: &Op<'_>) -> Result<(), CatalogueError> {
+        match *op {
+            Op::PutStrU64(table, key, value) => {
+                self.str_u64(table)?.insert(key, value).map_err(db_error)?;
+            }
+            Op::PutStrBytes(table, key, value) => {
+                self.str_bytes(table)?
+                    .insert(key, value)
+                    .map_err(db_error)?;
+            }
+            Op::PutU64Bytes(table, key, value) => {
+                self.u64_bytes(table)?
+                    .insert(key, value)
+                    .map_err(db_error)?;
+            }
+            Op::RemoveStr(table @ (Table::Paths | Table::PendingDeletions | Table::Meta), key) => {
+                self.str_u64(table)?.remove(key).map_err(db_error)?;
+            }
+            Op::RemoveStr(table, key) => {
+                self.str_bytes(table)?.remove(key).map_err(db_error)?;
+            }
+            Op::RemoveU64(table, key) => {
+                self.u64_bytes(table)?.remove(key).map_err(db_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The writer's tables, recording every mutation applied to them for the redo log.
+struct LoggedTxn<'t> {
+    tables: Tables<'t>,
+    ops: Vec<u8>,
+}
+
+impl LoggedTxn<'_> {
+    fn apply(&mut self, op: Op<'_>) -> Result<(), CatalogueError> {
+        self.tables.apply(&op)?;
+        op.encode(&mut self.ops);
+        Ok(())
     }
 }
 
@@ -644,6 +854,14 @@ struct Writer {
     /// Shared with `allocate_version`: a committed version (say, one a rebuild took from a file name) is
     /// never handed out again.
     last_version: Arc<AtomicU64>,
+    log: RedoLog,
+    /// The lsn of the last batch committed.
+    lsn: u64,
+    /// When the first batch after the last checkpoint was logged.
+    logged_since: Option<Instant>,
+    /// Why writes stopped: the log could not be flushed.
+    broken: Option<String>,
+    checkpoint_interval: Duration,
 }
 
 /// A request applied in the open transaction, with its answer once the commit is known.
@@ -668,8 +886,26 @@ struct BatchCounters {
 }
 
 impl Writer {
-    fn run(self, requests: mpsc::Receiver<Request>) {
-        while let Ok(first) = requests.recv() {
+    fn run(mut self, requests: mpsc::Receiver<Request>) {
+        loop {
+            let first = match self.logged_since {
+                Some(since) => {
+                    match requests
+                        .recv_timeout(self.checkpoint_interval.saturating_sub(since.elapsed()))
+                    {
+                        Ok(request) => request,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.checkpoint();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match requests.try_recv() {
@@ -678,10 +914,53 @@ impl Writer {
                 }
             }
             self.process(batch);
+            if self.log.len() >= CHECKPOINT_LOG_BYTES
+                || self
+                    .logged_since
+                    .is_some_and(|since| since.elapsed() >= self.checkpoint_interval)
+            {
+                self.checkpoint();
+            }
+        }
+        // A clean stop leaves nothing to replay.
+        self.checkpoint();
+    }
+
+    /// Makes everything committed so far durable in redb (one durable commit writes the pages the
+    /// non-durable commits left in memory) and rewinds the log. A failure is logged and retried later: the
+    /// log still holds every batch.
+    fn checkpoint(&mut self) {
+        if self.logged_since.is_none() || self.broken.is_some() {
+            return;
+        }
+        let outcome = (|| -> Result<(), CatalogueError> {
+            let txn = self.database.begin_write().map_err(db_error)?;
+            txn.open_table(META)
+                .map_err(db_error)?
+                .insert(LAST_LSN, self.lsn)
+                .map_err(db_error)?;
+            txn.commit().map_err(db_error)
+        })();
+        match outcome {
+            Ok(()) => {
+                if let Err(error) = self.log.rewind() {
+                    tracing::error!(%error, "the catalogue's redo log could not be rewound; writes stop");
+                    self.broken = Some(format!(
+                        "the catalogue's redo log could not be rewound: {error}"
+                    ));
+                    return;
+                }
+                self.logged_since = None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "catalogue checkpoint failed; the redo log keeps every batch");
+                // Try again after another interval rather than after every batch.
+                self.logged_since = Some(Instant::now());
+            }
         }
     }
 
-    fn process(&self, batch: Vec<Request>) {
+    fn process(&mut self, batch: Vec<Request>) {
         let mut applied = Vec::with_capacity(batch.len());
         let outcome = self.apply_and_commit(batch, &mut applied);
         if let Err(error) = &outcome {
@@ -711,84 +990,133 @@ impl Writer {
         }
     }
 
-    /// Applies every request in one transaction and commits it. Per-request refusals (`AlreadyExists`) stay
-    /// with their request; any other error abandons the transaction (nothing of the batch is committed).
+    /// Applies every request in one transaction, logs it and commits it. Per-request refusals
+    /// (`AlreadyExists`) stay with their request; any other error abandons the transaction (nothing of the
+    /// batch is committed).
     fn apply_and_commit(
-        &self,
+        &mut self,
         batch: Vec<Request>,
         applied: &mut Vec<Applied>,
     ) -> Result<(), CatalogueError> {
-        let txn = self.database.begin_write().map_err(db_error)?;
-        let mut counters = {
-            let meta = txn.open_table(META).map_err(db_error)?;
-            let get = |name| -> Result<u64, CatalogueError> {
-                Ok(meta.get(name).map_err(db_error)?.map_or(0, |v| v.value()))
+        if let Some(reason) = &self.broken {
+            for request in batch {
+                match request {
+                    Request::Store { reply, .. } => {
+                        applied.push(Applied::Store(reply, Err(CatalogueError::Closed)))
+                    }
+                    Request::Delete { reply, .. } => {
+                        applied.push(Applied::Delete(reply, Err(CatalogueError::Closed)))
+                    }
+                    Request::DeletionsDone { reply, .. }
+                    | Request::CopiesPublished { reply, .. } => {
+                        applied.push(Applied::Released(reply))
+                    }
+                }
+            }
+            return Err(CatalogueError::Database(format!(
+                "{reason}; restart the server to recover"
+            )));
+        }
+        let mut txn = self.database.begin_write().map_err(db_error)?;
+        // Durable through the log: redb writes the pages at the next checkpoint.
+        txn.set_durability(Durability::None).map_err(db_error)?;
+        let lsn = self.lsn + 1;
+        let (ops, counters) = {
+            let mut logged = LoggedTxn {
+                tables: Tables::open(&txn)?,
+                ops: Vec::new(),
             };
-            BatchCounters {
-                last_sequence: get(LAST_SEQUENCE)?,
-                last_version: get(LAST_VERSION)?,
-                last_timestamp_micros: i64::try_from(get(LAST_TIMESTAMP)?).unwrap_or(0),
-            }
-        };
-        let mut failure = None;
-        for request in batch {
-            match request {
-                Request::Store {
-                    version,
-                    record,
-                    copy,
-                    reply,
-                } => {
-                    let result = match &failure {
-                        Some(_) => Err(CatalogueError::Closed),
-                        None => apply_store(&txn, &mut counters, version, *record, copy),
-                    };
-                    let result = keep_batch_error(result, &mut failure);
-                    applied.push(Applied::Store(reply, result));
-                }
-                Request::Delete { scope, reply } => {
-                    let result = match &failure {
-                        Some(_) => Err(CatalogueError::Closed),
-                        None => apply_delete(&txn, &mut counters, &scope),
-                    };
-                    let result = keep_batch_error(result, &mut failure);
-                    applied.push(Applied::Delete(reply, result));
-                }
-                Request::DeletionsDone { keys, reply } => {
-                    if failure.is_none()
-                        && let Err(error) = remove_keys(&txn, PENDING_DELETIONS, &keys)
-                    {
-                        failure = Some(error);
+            let mut counters = BatchCounters {
+                last_sequence: logged.tables.counter(LAST_SEQUENCE)?,
+                last_version: logged.tables.counter(LAST_VERSION)?,
+                last_timestamp_micros: i64::try_from(logged.tables.counter(LAST_TIMESTAMP)?)
+                    .unwrap_or(0),
+            };
+            let mut failure = None;
+            for request in batch {
+                match request {
+                    Request::Store {
+                        version,
+                        record,
+                        copy,
+                        reply,
+                    } => {
+                        let result = match &failure {
+                            Some(_) => Err(CatalogueError::Closed),
+                            None => apply_store(&mut logged, &mut counters, version, *record, copy),
+                        };
+                        let result = keep_batch_error(result, &mut failure);
+                        applied.push(Applied::Store(reply, result));
                     }
-                    applied.push(Applied::Released(reply));
-                }
-                Request::CopiesPublished { keys, reply } => {
-                    if failure.is_none()
-                        && let Err(error) = remove_keys(&txn, COPIES, &keys)
-                    {
-                        failure = Some(error);
+                    Request::Delete { scope, reply } => {
+                        let result = match &failure {
+                            Some(_) => Err(CatalogueError::Closed),
+                            None => apply_delete(&mut logged, &mut counters, &scope),
+                        };
+                        let result = keep_batch_error(result, &mut failure);
+                        applied.push(Applied::Delete(reply, result));
                     }
-                    applied.push(Applied::Released(reply));
+                    Request::DeletionsDone { keys, reply } => {
+                        if failure.is_none()
+                            && let Err(error) =
+                                remove_keys(&mut logged, Table::PendingDeletions, &keys)
+                        {
+                            failure = Some(error);
+                        }
+                        applied.push(Applied::Released(reply));
+                    }
+                    Request::CopiesPublished { keys, reply } => {
+                        if failure.is_none()
+                            && let Err(error) = remove_keys(&mut logged, Table::Copies, &keys)
+                        {
+                            failure = Some(error);
+                        }
+                        applied.push(Applied::Released(reply));
+                    }
                 }
             }
-        }
-        if let Some(error) = failure {
-            // Dropping the transaction aborts it.
-            return Err(error);
-        }
-        {
-            let mut meta = txn.open_table(META).map_err(db_error)?;
-            meta.insert(LAST_SEQUENCE, counters.last_sequence)
-                .map_err(db_error)?;
-            meta.insert(LAST_VERSION, counters.last_version)
-                .map_err(db_error)?;
-            meta.insert(
+            if let Some(error) = failure {
+                // Dropping the transaction aborts it.
+                return Err(error);
+            }
+            logged.apply(Op::PutStrU64(
+                Table::Meta,
+                LAST_SEQUENCE,
+                counters.last_sequence,
+            ))?;
+            logged.apply(Op::PutStrU64(
+                Table::Meta,
+                LAST_VERSION,
+                counters.last_version,
+            ))?;
+            logged.apply(Op::PutStrU64(
+                Table::Meta,
                 LAST_TIMESTAMP,
                 u64::try_from(counters.last_timestamp_micros).unwrap_or(0),
-            )
-            .map_err(db_error)?;
+            ))?;
+            logged.tables.meta.insert(LAST_LSN, lsn).map_err(db_error)?;
+            (logged.ops, counters)
+        };
+        // The commit point: once the record is flushed, a restart replays the batch.
+        let record_start = self.log.len();
+        if let Err(error) = self.log.append(lsn, &ops) {
+            if self.log.is_broken() {
+                self.broken = Some(format!(
+                    "the catalogue's redo log could not be flushed: {error}"
+                ));
+            }
+            return Err(db_error(format!(
+                "appending to the catalogue's redo log: {error}"
+            )));
         }
-        txn.commit().map_err(db_error)?;
+        if let Err(error) = txn.commit() {
+            // The next batch overwrites the record (a crash before that replays it: the requests were
+            // answered with an error, as after a timeout, and may have happened).
+            self.log.truncate_to(record_start);
+            return Err(db_error(error));
+        }
+        self.lsn = lsn;
+        self.logged_since.get_or_insert_with(Instant::now);
         self.last_sequence
             .store(counters.last_sequence, Ordering::SeqCst);
         self.last_version
@@ -813,7 +1141,7 @@ fn keep_batch_error<T>(
 }
 
 fn append_change(
-    txn: &WriteTransaction,
+    logged: &mut LoggedTxn<'_>,
     counters: &mut BatchCounters,
     action: ChangeAction,
     record: &InstanceRecord,
@@ -829,15 +1157,16 @@ fn append_change(
         version,
         timestamp_micros: counters.last_timestamp_micros,
     };
-    let mut changes = txn.open_table(CHANGES).map_err(db_error)?;
-    changes
-        .insert(counters.last_sequence, encode(&row)?.as_slice())
-        .map_err(db_error)?;
+    logged.apply(Op::PutU64Bytes(
+        Table::Changes,
+        counters.last_sequence,
+        &encode(&row)?,
+    ))?;
     Ok(counters.last_sequence)
 }
 
 fn apply_store(
-    txn: &WriteTransaction,
+    logged: &mut LoggedTxn<'_>,
     counters: &mut BatchCounters,
     version: u64,
     record: InstanceRecord,
@@ -845,14 +1174,19 @@ fn apply_store(
 ) -> Result<u64, CatalogueError> {
     let sop = record.sop_instance_uid.clone();
     {
-        let sops = txn.open_table(SOPS).map_err(db_error)?;
-        if sops.get(sop.as_str()).map_err(db_error)?.is_some() {
+        if logged
+            .tables
+            .sops
+            .get(sop.as_str())
+            .map_err(db_error)?
+            .is_some()
+        {
             return Err(CatalogueError::AlreadyExists {
                 sop_instance_uid: sop,
             });
         }
     }
-    let sequence = append_change(txn, counters, ChangeAction::Create, &record, version)?;
+    let sequence = append_change(logged, counters, ChangeAction::Create, &record, version)?;
     counters.last_version = counters.last_version.max(version);
     let path = path_of(
         &record.study_instance_uid,
@@ -860,45 +1194,33 @@ fn apply_store(
         &sop,
     );
     if let Some(copy) = copy {
-        txn.open_table(COPIES)
-            .map_err(db_error)?
-            .insert(record.blob_key.as_str(), copy.as_ref())
-            .map_err(db_error)?;
+        logged.apply(Op::PutStrBytes(Table::Copies, &record.blob_key, &copy))?;
     }
     let row = SopRow {
         path: path.clone(),
         version,
         blob_key: record.blob_key.clone(),
     };
-    txn.open_table(SOPS)
-        .map_err(db_error)?
-        .insert(sop.as_str(), encode(&row)?.as_slice())
-        .map_err(db_error)?;
-    txn.open_table(PATHS)
-        .map_err(db_error)?
-        .insert(path.as_str(), version)
-        .map_err(db_error)?;
-    txn.open_table(VERSIONS)
-        .map_err(db_error)?
-        .insert(
-            version,
-            encode(&VersionRow { sequence, record })?.as_slice(),
-        )
-        .map_err(db_error)?;
+    logged.apply(Op::PutStrBytes(Table::Sops, &sop, &encode(&row)?))?;
+    logged.apply(Op::PutStrU64(Table::Paths, &path, version))?;
+    logged.apply(Op::PutU64Bytes(
+        Table::Versions,
+        version,
+        &encode(&VersionRow { sequence, record })?,
+    ))?;
     Ok(sequence)
 }
 
 fn apply_delete(
-    txn: &WriteTransaction,
+    logged: &mut LoggedTxn<'_>,
     counters: &mut BatchCounters,
     scope: &Scope,
 ) -> Result<Vec<InstanceRecord>, CatalogueError> {
     let removed = {
-        let paths = txn.open_table(PATHS).map_err(db_error)?;
-        let versions = txn.open_table(VERSIONS).map_err(db_error)?;
-        versions_in_scope(&paths, scope)?
+        let tables = &logged.tables;
+        versions_in_scope(&tables.paths, scope)?
             .into_iter()
-            .map(|version| Ok((version, load_version(&versions, version)?.record)))
+            .map(|version| Ok((version, load_version(&tables.versions, version)?.record)))
             .collect::<Result<Vec<_>, CatalogueError>>()?
     };
     // Delete entries in the order every listing uses; the versions travel with their records.
@@ -926,36 +1248,27 @@ fn apply_delete(
             &record.series_instance_uid,
             &record.sop_instance_uid,
         );
-        txn.open_table(PATHS)
-            .map_err(db_error)?
-            .remove(path.as_str())
-            .map_err(db_error)?;
-        txn.open_table(SOPS)
-            .map_err(db_error)?
-            .remove(record.sop_instance_uid.as_str())
-            .map_err(db_error)?;
-        txn.open_table(PENDING_DELETIONS)
-            .map_err(db_error)?
-            .insert(record.blob_key.as_str(), *version)
-            .map_err(db_error)?;
-        txn.open_table(COPIES)
-            .map_err(db_error)?
-            .remove(record.blob_key.as_str())
-            .map_err(db_error)?;
-        append_change(txn, counters, ChangeAction::Delete, record, *version)?;
+        logged.apply(Op::RemoveStr(Table::Paths, &path))?;
+        logged.apply(Op::RemoveStr(Table::Sops, &record.sop_instance_uid))?;
+        logged.apply(Op::PutStrU64(
+            Table::PendingDeletions,
+            &record.blob_key,
+            *version,
+        ))?;
+        logged.apply(Op::RemoveStr(Table::Copies, &record.blob_key))?;
+        append_change(logged, counters, ChangeAction::Delete, record, *version)?;
     }
     Ok(removed.into_iter().map(|(_, record)| record).collect())
 }
 
 /// Removes `keys` from a table keyed by storage key (pending deletions, copies); missing keys are ignored.
-fn remove_keys<V: redb::Value + 'static>(
-    txn: &WriteTransaction,
-    table: TableDefinition<&'static str, V>,
+fn remove_keys(
+    logged: &mut LoggedTxn<'_>,
+    table: Table,
     keys: &[String],
 ) -> Result<(), CatalogueError> {
-    let mut table = txn.open_table(table).map_err(db_error)?;
     for key in keys {
-        table.remove(key.as_str()).map_err(db_error)?;
+        logged.apply(Op::RemoveStr(table, key))?;
     }
     Ok(())
 }

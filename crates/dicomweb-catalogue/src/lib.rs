@@ -68,10 +68,12 @@ use bytes::Bytes;
 pub mod conformance;
 #[cfg(feature = "embedded")]
 mod embedded;
+#[cfg(feature = "embedded")]
+mod redo_log;
 mod types;
 
 #[cfg(feature = "embedded")]
-pub use embedded::EmbeddedCatalogue;
+pub use embedded::{EmbeddedCatalogue, EmbeddedOptions};
 pub use types::{
     CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexChange,
     InstancePage, InstanceRecord, Scope, TAG_INSTANCE_NUMBER, sort_instances,
