@@ -36,6 +36,7 @@ mod error;
 mod filesystem_sync;
 mod key;
 mod local_read;
+mod local_write;
 mod object_store_backend;
 mod open;
 

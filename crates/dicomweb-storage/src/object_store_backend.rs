@@ -43,7 +43,8 @@ const CONFLICT_RETRIES: u32 = 8;
 /// On local disk (`object_store::local::LocalFileSystem`) uploads are written to hidden `name#N` files that
 /// object_store never lists and removes on failure or abort, exclusive create and copy-if-not-exists are
 /// hard links (so the data directory must be a single file system), and parent directories are created on
-/// demand.
+/// demand. With [`ObjectStoreBlobStore::with_local_root`], a small `create` is instead an unnamed file
+/// (`O_TMPFILE`) linked under its key once written (`local_write.rs`): one directory update, not three.
 ///
 /// # Durability
 /// `LocalFileSystem` does not fsync by default: a write then survives a process kill (the data is in the
@@ -59,6 +60,8 @@ pub struct ObjectStoreBlobStore {
     local_root: Option<std::path::PathBuf>,
     /// Makes local writes durable for [`BlobStore::sync_writes`], when the store does not fsync each one.
     filesystem_sync: Option<Arc<FilesystemSync>>,
+    /// Small local creates use unnamed files (`local_write.rs`) until the file system refuses them.
+    unnamed_files: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ObjectStoreBlobStore {
@@ -84,6 +87,7 @@ impl ObjectStoreBlobStore {
             description,
             local_root: None,
             filesystem_sync: None,
+            unnamed_files: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -211,6 +215,42 @@ impl ObjectStoreBlobStore {
             buffered.push_back(chunk);
             if buffered_len > MULTIPART_THRESHOLD {
                 return self.write_in_parts(key, mode, buffered, body).await;
+            }
+        }
+        if mode == WriteMode::Create
+            && let Some(root) = &self.local_root
+            && self
+                .unnamed_files
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let target = local_path(root, key);
+            let chunks: Vec<Bytes> = buffered.iter().cloned().collect();
+            let created = tokio::task::spawn_blocking(move || {
+                crate::local_write::create_unnamed_then_link(&target, &chunks)
+            })
+            .await
+            .map_err(|e| StorageError::other(format!("creating {key}: {e}")))?;
+            match created {
+                Ok(Some(length)) => return Ok(length),
+                Ok(None) => {
+                    tracing::info!(
+                        store = %self.description,
+                        "this file system has no unnamed files (O_TMPFILE): small files are created through staging names"
+                    );
+                    self.unnamed_files
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(StorageError::AlreadyExists {
+                        key: key.to_owned(),
+                    });
+                }
+                Err(e) => {
+                    return Err(StorageError::Other {
+                        message: format!("creating {key}: {e}"),
+                        source: Some(Box::new(e)),
+                    });
+                }
             }
         }
         let put_mode = match mode {
