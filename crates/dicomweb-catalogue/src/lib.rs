@@ -20,6 +20,10 @@
 //!   their files as pending deletion, in one durable commit. The caller removes the files, then calls
 //!   [`Catalogue::blob_deletions_done`]; after a crash, [`Catalogue::pending_blob_deletions`] still lists them.
 //!
+//! In [`EmbeddedCatalogue`] a commit is durable once its record in the catalogue's redo log is flushed; the
+//! redb file catches up at checkpoints, and opening replays what it lacks (see `embedded.rs` and
+//! `redo_log.rs`).
+//!
 //! It must never depend on HTTP, DICOM parsing, blob storage or the search index.
 //!
 //! # Example
