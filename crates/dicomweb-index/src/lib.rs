@@ -121,6 +121,22 @@ use crate::writer::{Counters, Request, Writer};
 /// Memory of tantivy's indexing buffer: documents are small and batches are committed at once.
 const WRITER_MEMORY_BYTES: usize = 50_000_000;
 
+/// Nice value of the index writer's threads (tantivy's indexing, merges and commit flushes). Index writes are
+/// background work that searches never wait for (they lay unapplied changes over the index), so under load
+/// they give the CPU to the threads that answer requests: on two cores a commit of a store storm's batch
+/// otherwise stretches the slowest searches. Moderately (a weight of about a third of a request thread's):
+/// the writer must keep up with a storm, or the overlay grows until searches wait for it.
+const WRITER_NICENESS: i32 = 5;
+
+/// Lowers the calling thread's CPU priority to [`WRITER_NICENESS`] (on Linux the nice value is per thread,
+/// and threads inherit it from the thread that starts them). Raising a nice value needs no privilege.
+fn yield_cpu_to_searches() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(None, WRITER_NICENESS) {
+        tracing::debug!(%error, "could not lower the index writer's priority");
+    }
+}
+
 /// Handle to the catalogue. Cheap to clone (all clones share one writer and one reader), `Send`
 /// and `Sync`. Dropping the last clone stops the writer after the requests already queued; every
 /// acknowledged write is already durable, so dropping without [`Index::close`] loses nothing
@@ -223,8 +239,6 @@ impl Index {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let tantivy_writer: IndexWriter<TantivyDocument> =
-            index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         // The watermark travels in the commit payload, atomically with the documents.
         let last_sequence = index
             .load_metas()?
@@ -236,17 +250,40 @@ impl Index {
         counters
             .last_sequence
             .store(last_sequence, Ordering::Relaxed);
-        let writer = Writer {
-            writer: tantivy_writer,
-            reader: reader.clone(),
-            fields,
-            last_sequence,
-            counters: counters.clone(),
-        };
         let (requests, receiver) = mpsc::channel();
-        let writer_thread = std::thread::Builder::new()
-            .name("dicomweb-index-writer".into())
-            .spawn(move || writer.run(receiver))?;
+        let (started, writer_ready) = mpsc::channel();
+        let writer_thread = {
+            let reader = reader.clone();
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name("dicomweb-index-writer".into())
+                .spawn(move || {
+                    // Before tantivy's writer exists: its indexing and merge threads, and the flushes of
+                    // each commit, are started from this thread and inherit its priority.
+                    yield_cpu_to_searches();
+                    let tantivy_writer: IndexWriter<TantivyDocument> =
+                        match index.writer_with_num_threads(1, WRITER_MEMORY_BYTES) {
+                            Ok(writer) => writer,
+                            Err(error) => {
+                                let _ = started.send(Err(error));
+                                return;
+                            }
+                        };
+                    let _ = started.send(Ok(()));
+                    Writer {
+                        writer: tantivy_writer,
+                        reader,
+                        fields,
+                        last_sequence,
+                        counters,
+                    }
+                    .run(receiver)
+                })?
+        };
+        writer_ready
+            .recv()
+            .map_err(|_| IndexError::Closed)?
+            .map_err(IndexError::Tantivy)?;
         Ok(Index {
             inner: Arc::new(Inner {
                 reader,

@@ -704,3 +704,52 @@ async fn replaying_the_catalogue_log_applies_each_change_once_and_keeps_the_wate
     assert_eq!(index.instance_count().unwrap(), 2);
     assert_eq!(index.applied_sequence(), 6);
 }
+
+/// The nice value of each thread of this process named `name` (Linux: `/proc/self/task/*/stat`).
+#[cfg(target_os = "linux")]
+fn nice_of_threads_named(name: &str) -> Vec<i64> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is field 3, nice field 19.
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        found.push(after_comm.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn index_writes_run_at_a_lower_cpu_priority_than_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    index
+        .insert(record("1.1", "1.1.1", "1.1.1.1", 0))
+        .await
+        .unwrap();
+    let writer = nice_of_threads_named("dicomweb-index-");
+    assert!(!writer.is_empty(), "the writer thread is running");
+    assert!(
+        writer.iter().all(|nice| *nice > 0),
+        "writer niceness {writer:?}"
+    );
+    // tantivy's own threads, started by the writer, inherit it.
+    let merges = nice_of_threads_named("merge_thread_0");
+    assert!(
+        merges.iter().all(|nice| *nice > 0),
+        "merge niceness {merges:?}"
+    );
+    // The caller's thread is untouched.
+    let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let own_nice: i64 = own[own.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(own_nice, 0);
+}
