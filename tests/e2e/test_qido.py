@@ -9,6 +9,7 @@ datasets that the server accepted.
 
 import io
 import re
+import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -120,6 +121,7 @@ def archive():
     finally:
         server.stop()
         server.log.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- the independent matcher
