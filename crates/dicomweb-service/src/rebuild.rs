@@ -19,7 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::keys::{INSTANCES_PREFIX, parse_instance_key};
 use crate::spool::spool;
-use crate::store::inspect_spool;
+use crate::store::{inspect_spool, record_for};
 use crate::{Result, StudiesService};
 
 /// Counts of a rebuild, reported as it goes and at the end.
@@ -122,8 +122,8 @@ impl StudiesService {
                 return Ok(BlobOutcome::Unreadable);
             }
         };
-        let info = match inspect_spool(&spooled).await {
-            Ok(info) => info,
+        let (info, derived) = match inspect_spool(&spooled, &self.config.metadata_json).await {
+            Ok(inspected) => inspected,
             Err((_, message)) => {
                 tracing::warn!(%key, %message, "skipping a stored file that is not a valid instance");
                 return Ok(BlobOutcome::Unreadable);
@@ -145,7 +145,7 @@ impl StudiesService {
             Some(version) => version,
             None => self.catalogue.allocate_version().await?,
         };
-        let record = self.record_for(&info, key.to_owned(), meta.size);
+        let record = record_for(&info, derived, key.to_owned(), meta.size);
         match self.catalogue.commit_store(version, record).await {
             Ok(_) => Ok(BlobOutcome::Added),
             Err(CatalogueError::AlreadyExists { .. }) => Ok(BlobOutcome::AlreadyCatalogued),

@@ -177,8 +177,8 @@ impl StudiesService {
     }
 
     async fn store_spooled(&self, expected_study: Option<&str>, spooled: Spool) -> InstanceOutcome {
-        let info = match inspect_spool(&spooled).await {
-            Ok(info) => info,
+        let (info, derived) = match inspect_spool(&spooled, &self.config.metadata_json).await {
+            Ok(inspected) => inspected,
             Err((reason, message)) => return failed(None, reason, message),
         };
         let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
@@ -232,7 +232,7 @@ impl StudiesService {
         };
         drop(spooled);
 
-        let record = self.record_for(&info, blob_key.clone(), size);
+        let record = record_for(&info, derived, blob_key.clone(), size);
         // Kept to hand to the search index once committed: searches then need not read it back.
         let indexed = record.clone();
         let committed = match copy.clone() {
@@ -315,35 +315,6 @@ impl StudiesService {
         }
     }
 
-    /// The catalogue record of an inspected instance stored at `blob_key`: precomputed metadata, frame layout and
-    /// searchable attributes.
-    pub(crate) fn record_for(
-        &self,
-        info: &InstanceInfo,
-        blob_key: String,
-        size: u64,
-    ) -> InstanceRecord {
-        InstanceRecord {
-            study_instance_uid: info.study_instance_uid.clone(),
-            series_instance_uid: info.series_instance_uid.clone(),
-            sop_instance_uid: info.sop_instance_uid.clone(),
-            sop_class_uid: info.sop_class_uid.clone(),
-            transfer_syntax_uid: info.transfer_syntax_uid.clone(),
-            blob_key,
-            size,
-            stored_at: time::OffsetDateTime::now_utc(),
-            metadata: dicomweb_json::dataset_to_json_bytes(
-                &info.dataset,
-                &self.config.metadata_json,
-            ),
-            pixel_layout: info
-                .pixel_data
-                .as_ref()
-                .and_then(|layout| serde_json::to_string(layout).ok()),
-            attributes: attributes::searchable_attributes(&info.dataset),
-        }
-    }
-
     /// Writes the file of a store. Returns the copy of its bytes that the catalogue commit must carry when the
     /// file is not flushed yet (a small instance on local disk); otherwise the file is durable on return.
     async fn upload(&self, key: &str, spooled: &Spool) -> Result<Option<Bytes>, StorageError> {
@@ -416,18 +387,65 @@ fn already_stored(info: &InstanceInfo) -> String {
     )
 }
 
-/// Inspects a spooled instance on a blocking thread (parsing is CPU and I/O bound).
+/// What the catalogue record of an instance derives from its dataset, worked out with the inspection on the
+/// blocking pool rather than on the request's worker thread (writing DICOM JSON is the larger half of the CPU a
+/// small store costs there).
+pub(crate) struct Derived {
+    metadata: Vec<u8>,
+    pixel_layout: Option<String>,
+    attributes: Vec<(u32, Vec<String>)>,
+}
+
+/// The catalogue record of an inspected instance stored at `blob_key`.
+pub(crate) fn record_for(
+    info: &InstanceInfo,
+    derived: Derived,
+    blob_key: String,
+    size: u64,
+) -> InstanceRecord {
+    InstanceRecord {
+        study_instance_uid: info.study_instance_uid.clone(),
+        series_instance_uid: info.series_instance_uid.clone(),
+        sop_instance_uid: info.sop_instance_uid.clone(),
+        sop_class_uid: info.sop_class_uid.clone(),
+        transfer_syntax_uid: info.transfer_syntax_uid.clone(),
+        blob_key,
+        size,
+        stored_at: time::OffsetDateTime::now_utc(),
+        metadata: derived.metadata,
+        pixel_layout: derived.pixel_layout,
+        attributes: derived.attributes,
+    }
+}
+
+/// Inspects a spooled instance on a blocking thread (parsing is CPU and I/O bound), and works out what its
+/// catalogue record derives from the dataset (DICOM JSON written with `json`).
 pub(crate) async fn inspect_spool(
     spooled: &Spool,
-) -> Result<InstanceInfo, (FailureReason, String)> {
+    json: &dicomweb_json::JsonOptions,
+) -> Result<(InstanceInfo, Derived), (FailureReason, String)> {
     let reader = spooled.reader().map_err(|e| {
         (
             FailureReason::ProcessingFailure,
             format!("reading the spooled instance: {e}"),
         )
     })?;
-    match tokio::task::spawn_blocking(move || dicomweb_instance::inspect(reader)).await {
-        Ok(Ok(info)) => Ok(info),
+    let json = json.clone();
+    let inspected = tokio::task::spawn_blocking(move || {
+        dicomweb_instance::inspect(reader).map(|info| {
+            let derived = Derived {
+                metadata: dicomweb_json::dataset_to_json_bytes(&info.dataset, &json),
+                pixel_layout: info
+                    .pixel_data
+                    .as_ref()
+                    .and_then(|layout| serde_json::to_string(layout).ok()),
+                attributes: attributes::searchable_attributes(&info.dataset),
+            };
+            (info, derived)
+        })
+    });
+    match inspected.await {
+        Ok(Ok(inspected)) => Ok(inspected),
         Ok(Err(e)) => {
             let reason = if e.is_validation() {
                 FailureReason::ValidationFailed
