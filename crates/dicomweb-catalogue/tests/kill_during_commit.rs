@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dicomweb_catalogue::conformance::record;
 use dicomweb_catalogue::{
-    Catalogue, ChangeAction, ChangeQuery, EmbeddedCatalogue, EmbeddedOptions, Scope,
+    Catalogue, ChangeAction, ChangeFeedEntry, ChangeQuery, EmbeddedCatalogue, EmbeddedOptions,
+    Scope,
 };
 
 const DIR_VAR: &str = "DICOMWEB_CATALOGUE_CRASH_DIR";
@@ -174,6 +175,23 @@ fn run_child_and_kill(dir: &std::path::Path, start: u64, acks: usize, seen: &mut
     );
 }
 
+/// Up to `limit` change feed entries after `after`, with metadata.
+async fn feed_page(
+    catalogue: &EmbeddedCatalogue,
+    after: u64,
+    limit: usize,
+) -> Vec<ChangeFeedEntry> {
+    catalogue
+        .changes(&ChangeQuery {
+            after_sequence: after,
+            limit,
+            include_metadata: true,
+            ..ChangeQuery::default()
+        })
+        .await
+        .unwrap()
+}
+
 async fn check(catalogue: &EmbeddedCatalogue, seen: &Acknowledged, round: usize) {
     for (i, (sequence, key)) in &seen.stored {
         let (study, series, sop) = uids(*i);
@@ -194,15 +212,7 @@ async fn check(catalogue: &EmbeddedCatalogue, seen: &Acknowledged, round: usize)
         };
         assert_eq!(&found.blob_key, key, "round {round}: instance {i}");
         assert_eq!(found.attributes[0].1, [format!("N{i}")]);
-        let entry = catalogue
-            .changes(&ChangeQuery {
-                after_sequence: sequence - 1,
-                limit: 1,
-                include_metadata: true,
-                ..ChangeQuery::default()
-            })
-            .await
-            .unwrap();
+        let entry = feed_page(catalogue, sequence - 1, 1).await;
         assert_eq!(entry[0].sequence, *sequence);
         assert_eq!(
             entry[0].sop_instance_uid, sop,
@@ -214,15 +224,7 @@ async fn check(catalogue: &EmbeddedCatalogue, seen: &Acknowledged, round: usize)
     let last = catalogue.last_sequence();
     let mut next = 1;
     loop {
-        let page = catalogue
-            .changes(&ChangeQuery {
-                after_sequence: next - 1,
-                limit: 500,
-                include_metadata: true,
-                ..ChangeQuery::default()
-            })
-            .await
-            .unwrap();
+        let page = feed_page(catalogue, next - 1, 500).await;
         if page.is_empty() {
             break;
         }
