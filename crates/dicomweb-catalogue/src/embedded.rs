@@ -1272,3 +1272,58 @@ fn remove_keys(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `InstanceRecord` as it was serialized before its metadata became a byte string.
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct RecordAsSequence {
+        study_instance_uid: String,
+        series_instance_uid: String,
+        sop_instance_uid: String,
+        sop_class_uid: String,
+        transfer_syntax_uid: String,
+        blob_key: String,
+        size: u64,
+        stored_at: OffsetDateTime,
+        metadata: Vec<u8>,
+        pixel_layout: Option<String>,
+        attributes: Vec<(u32, Vec<String>)>,
+    }
+
+    #[test]
+    fn records_written_with_metadata_as_a_sequence_read_back_and_the_other_way_round() {
+        let old = RecordAsSequence {
+            study_instance_uid: "1.2".into(),
+            series_instance_uid: "1.2.3".into(),
+            sop_instance_uid: "1.2.3.4".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.7".into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            blob_key: "studies/1.2/x.dcm".into(),
+            size: 10,
+            stored_at: time::macros::datetime!(2024-05-01 12:00:00 UTC),
+            metadata: (0..=255u8).cycle().take(5000).collect(),
+            pixel_layout: Some("{}".into()),
+            attributes: vec![(0x0010_0020, vec!["ID".into()])],
+        };
+        let written_before = encode(&VersionRowAs {
+            sequence: 7,
+            record: &old,
+        })
+        .unwrap();
+        let read: VersionRow = decode(&written_before).unwrap();
+        assert_eq!(read.sequence, 7);
+        assert_eq!(read.record.metadata, old.metadata);
+        assert_eq!(read.record.attributes, old.attributes);
+        let written_now = encode(&read).unwrap();
+        assert_eq!(written_now, written_before, "one encoding, either way");
+    }
+
+    #[derive(serde::Serialize)]
+    struct VersionRowAs<'a> {
+        sequence: u64,
+        record: &'a RecordAsSequence,
+    }
+}

@@ -26,7 +26,10 @@ pub struct InstanceRecord {
     /// search index: a record read back from it equals the inserted one only if `stored_at` had no
     /// sub-microsecond part.
     pub stored_at: OffsetDateTime,
-    /// Opaque to the catalogue: the instance's DICOM JSON (UTF-8).
+    /// Opaque to the catalogue: the instance's DICOM JSON (UTF-8). Serialized as one byte string, not as a
+    /// sequence of numbers one call each (the same bytes in postcard, where a byte string and a sequence of
+    /// `u8` share their encoding, so records written either way read back).
+    #[serde(with = "serde_bytes")]
     pub metadata: Vec<u8>,
     /// Opaque to the catalogue (serialized frame layout).
     pub pixel_layout: Option<String>,
