@@ -998,25 +998,6 @@ impl Writer {
         batch: Vec<Request>,
         applied: &mut Vec<Applied>,
     ) -> Result<(), CatalogueError> {
-        if let Some(reason) = &self.broken {
-            for request in batch {
-                match request {
-                    Request::Store { reply, .. } => {
-                        applied.push(Applied::Store(reply, Err(CatalogueError::Closed)))
-                    }
-                    Request::Delete { reply, .. } => {
-                        applied.push(Applied::Delete(reply, Err(CatalogueError::Closed)))
-                    }
-                    Request::DeletionsDone { reply, .. }
-                    | Request::CopiesPublished { reply, .. } => {
-                        applied.push(Applied::Released(reply))
-                    }
-                }
-            }
-            return Err(CatalogueError::Database(format!(
-                "{reason}; restart the server to recover"
-            )));
-        }
         let mut txn = self.database.begin_write().map_err(db_error)?;
         // Durable through the log: redb writes the pages at the next checkpoint.
         txn.set_durability(Durability::None).map_err(db_error)?;
@@ -1032,7 +1013,10 @@ impl Writer {
                 last_timestamp_micros: i64::try_from(logged.tables.counter(LAST_TIMESTAMP)?)
                     .unwrap_or(0),
             };
-            let mut failure = None;
+            // Once the log is broken every request fails as after any other error of the batch.
+            let mut failure = self.broken.as_ref().map(|reason| {
+                CatalogueError::Database(format!("{reason}; restart the server to recover"))
+            });
             for request in batch {
                 match request {
                     Request::Store {

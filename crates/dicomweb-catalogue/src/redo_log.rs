@@ -82,6 +82,7 @@ impl RedoLog {
             // New, or cut before its header was flushed (then it never held a record).
             _ => {
                 let salt = write_header(&file)?;
+                file.sync_data()?;
                 if let Some(parent) = path.parent() {
                     // The log's directory entry must survive a power cut before it holds records.
                     File::open(parent)?.sync_all()?;
@@ -121,10 +122,7 @@ impl RedoLog {
         record.extend_from_slice(payload);
         self.grow_to(self.end + record.len() as u64)?;
         self.file.write_all_at(&record, self.end)?;
-        if let Err(error) = self.file.sync_data() {
-            self.broken = true;
-            return Err(error);
-        }
+        self.flush()?;
         self.end += record.len() as u64;
         Ok(())
     }
@@ -142,12 +140,14 @@ impl RedoLog {
             self.file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
-        if let Err(error) = self.file.sync_data() {
-            self.broken = true;
-            return Err(error);
-        }
+        self.flush()?;
         self.capacity = target;
         Ok(())
+    }
+
+    /// `fdatasync`; a failure breaks the log for good (see [`RedoLog::append`]).
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.sync_data().inspect_err(|_| self.broken = true)
     }
 
     /// Whether a flush failed (see [`RedoLog::append`]).
@@ -174,13 +174,15 @@ impl RedoLog {
         if self.broken {
             return Err(io::Error::other("an earlier flush of the log failed"));
         }
+        // A header half written is as unknown as one not flushed: either breaks the log.
         self.salt = write_header(&self.file).inspect_err(|_| self.broken = true)?;
+        self.flush()?;
         self.end = FILE_HEADER_LEN;
         Ok(())
     }
 }
 
-/// Writes the file header with a new random salt and flushes it; returns the salt.
+/// Writes the file header with a new random salt (not flushed); returns the salt.
 fn write_header(file: &File) -> io::Result<u64> {
     // std's per-process random hasher keys: unpredictable to a client, no dependency for one number.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -194,7 +196,6 @@ fn write_header(file: &File) -> io::Result<u64> {
     header[..8].copy_from_slice(MAGIC);
     header[8..].copy_from_slice(&salt.to_le_bytes());
     file.write_all_at(&header, 0)?;
-    file.sync_data()?;
     Ok(salt)
 }
 

@@ -218,40 +218,9 @@ impl ObjectStoreBlobStore {
             }
         }
         if mode == WriteMode::Create
-            && let Some(root) = &self.local_root
-            && self
-                .unnamed_files
-                .load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(length) = self.create_unnamed_local(key, &buffered).await?
         {
-            let target = local_path(root, key);
-            let chunks: Vec<Bytes> = buffered.iter().cloned().collect();
-            let created = tokio::task::spawn_blocking(move || {
-                crate::local_write::create_unnamed_then_link(&target, &chunks)
-            })
-            .await
-            .map_err(|e| StorageError::other(format!("creating {key}: {e}")))?;
-            match created {
-                Ok(Some(length)) => return Ok(length),
-                Ok(None) => {
-                    tracing::info!(
-                        store = %self.description,
-                        "this file system has no unnamed files (O_TMPFILE): small files are created through staging names"
-                    );
-                    self.unnamed_files
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(StorageError::AlreadyExists {
-                        key: key.to_owned(),
-                    });
-                }
-                Err(e) => {
-                    return Err(StorageError::Other {
-                        message: format!("creating {key}: {e}"),
-                        source: Some(Box::new(e)),
-                    });
-                }
-            }
+            return Ok(length);
         }
         let put_mode = match mode {
             WriteMode::Create => PutMode::Create,
@@ -281,6 +250,52 @@ impl ObjectStoreBlobStore {
                     }
                 }
             }
+        }
+    }
+
+    /// On local disk, creates a small file as an unnamed file linked once written (`local_write.rs`).
+    /// `None` when this store is not local or its file system has no unnamed files: the caller puts it.
+    async fn create_unnamed_local(
+        &self,
+        key: &str,
+        buffered: &VecDeque<Bytes>,
+    ) -> Result<Option<u64>, StorageError> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        if !self
+            .unnamed_files
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let target = local_path(root, key);
+        let chunks: Vec<Bytes> = buffered.iter().cloned().collect();
+        let created = tokio::task::spawn_blocking(move || {
+            crate::local_write::create_unnamed_then_link(&target, &chunks)
+        })
+        .await
+        .map_err(|e| StorageError::other(format!("creating {key}: {e}")))?;
+        match created {
+            Ok(Some(length)) => Ok(Some(length)),
+            Ok(None) => {
+                tracing::info!(
+                    store = %self.description,
+                    "this file system has no unnamed files (O_TMPFILE): small files are created through staging names"
+                );
+                self.unnamed_files
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StorageError::AlreadyExists {
+                    key: key.to_owned(),
+                })
+            }
+            Err(e) => Err(StorageError::Other {
+                message: format!("creating {key}: {e}"),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 
