@@ -118,12 +118,18 @@ pub struct EmbeddedOptions {
     /// database file (default 1 s). Shorter means more checkpoints (each a durable commit of the pages
     /// changed since the last) and a shorter replay after a crash.
     pub checkpoint_interval: Duration,
+    /// Nice value of the writer thread (Linux; default 0, the caller's priority). A server that must keep
+    /// searches quick while clients store raises it: the writer then yields the CPU to them under load, and
+    /// runs at full speed when nothing else wants it. Raising needs no privilege; lowering below the
+    /// process's needs `CAP_SYS_NICE`, and a value that cannot be set is ignored (logged at debug).
+    pub writer_niceness: i32,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             checkpoint_interval: CHECKPOINT_INTERVAL,
+            writer_niceness: 0,
         }
     }
 }
@@ -251,9 +257,13 @@ impl EmbeddedCatalogue {
             checkpoint_interval: options.checkpoint_interval,
         };
         let (requests, receiver) = mpsc::channel();
+        let niceness = options.writer_niceness;
         let writer_thread = std::thread::Builder::new()
             .name("dicomweb-catalogue-writer".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || {
+                set_thread_niceness(niceness);
+                writer.run(receiver)
+            })
             .map_err(db_error)?;
         Ok(EmbeddedCatalogue {
             inner: Arc::new(Inner {
@@ -293,6 +303,18 @@ impl EmbeddedCatalogue {
         .await
         .map_err(db_error)?
     }
+}
+
+/// Sets the calling thread's nice value (on Linux it is per thread) unless it is 0.
+fn set_thread_niceness(niceness: i32) {
+    #[cfg(target_os = "linux")]
+    if niceness != 0
+        && let Err(error) = rustix::process::setpriority_process(None, niceness)
+    {
+        tracing::debug!(%error, niceness, "could not set the catalogue writer's priority");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = niceness;
 }
 
 /// Creates every table (so that readers never meet a missing one), applies the redo log records after the

@@ -51,6 +51,7 @@ fn child_writer() {
             std::path::Path::new(&dir),
             EmbeddedOptions {
                 checkpoint_interval: Duration::from_millis(15),
+                ..EmbeddedOptions::default()
             },
         )
         .unwrap();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use dicomweb_index::{Index, IndexError};
-use dicomweb_service::EmbeddedCatalogue;
+use dicomweb_service::{EmbeddedCatalogue, EmbeddedOptions};
 use dicomweb_service::{ServiceConfig, StudiesService};
 use dicomweb_storage::{ObjectStoreBlobStore, RetryPolicy};
 
@@ -109,12 +109,18 @@ pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesSe
     };
     let blobs: Arc<dyn dicomweb_storage::BlobStore> = Arc::new(open_storage(settings, policy)?);
     let catalogue_dir = settings.data_dir.join("catalogue");
-    let catalogue = EmbeddedCatalogue::open(&catalogue_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the catalogue in {}: {e}",
-            catalogue_dir.display()
-        )
-    })?;
+    // Its writer yields the CPU to searches under load, as the search index's writer does.
+    let catalogue_options = EmbeddedOptions {
+        writer_niceness: dicomweb_service::INGEST_NICENESS,
+        ..EmbeddedOptions::default()
+    };
+    let catalogue =
+        EmbeddedCatalogue::open_with(&catalogue_dir, catalogue_options).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the catalogue in {}: {e}",
+                catalogue_dir.display()
+            )
+        })?;
     let index = open_index(&settings.data_dir.join("index"), &settings.data_dir)?;
     let mut config = ServiceConfig::new(settings.data_dir.join("tmp"));
     config.copy_flush_delay = settings.store_flush_delay;

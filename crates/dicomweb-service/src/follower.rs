@@ -10,8 +10,9 @@
 //! ([`OVERLAY_LIMIT`]) makes a search commit it first.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use dicomweb_catalogue::{Catalogue, IndexChange};
 use dicomweb_index::Index;
@@ -28,6 +29,11 @@ const CHANGES_PER_COMMIT: usize = 2000;
 /// backlog; the background task keeps it to the writes of about one commit delay
 /// (`ServiceConfig::index_commit_delay`).
 pub(crate) const OVERLAY_LIMIT: usize = 5_000;
+
+/// Longest a search waits for stores that have committed to announce their changes, before it reads them from
+/// the catalogue instead. Such a store is about to be polled again (its commit has answered); the read would
+/// cost a trip to another thread, which under load is the longer wait.
+const ANNOUNCE_WAIT: Duration = Duration::from_millis(3);
 
 /// The search index and the work of keeping it in step.
 pub(crate) struct SearchIndex {
@@ -49,6 +55,22 @@ pub(crate) struct SearchIndex {
     /// possibly out of order: they spare searches a read of the catalogue. Only an optimization: what is
     /// missing is read from the catalogue.
     announced: Mutex<BTreeMap<u64, Arc<IndexChange>>>,
+    /// Stores of this process between the start of their catalogue commit and their announcement (or failure):
+    /// while there are any, a change the catalogue reports but nobody announced is likely theirs.
+    committing: AtomicUsize,
+    /// Woken when a committing store announces its change or gives up.
+    announcements: tokio::sync::Notify,
+}
+
+/// A store between the start of its catalogue commit and its announcement ([`SearchIndex::committing`]); dropping
+/// it (announced, failed or abandoned) ends that.
+pub(crate) struct Committing(Arc<SearchIndex>);
+
+impl Drop for Committing {
+    fn drop(&mut self) {
+        self.0.committing.fetch_sub(1, Ordering::SeqCst);
+        self.0.announcements.notify_waiters();
+    }
 }
 
 impl SearchIndex {
@@ -65,7 +87,16 @@ impl SearchIndex {
             commit_delay,
             unapplied: tokio::sync::Mutex::new(Vec::new()),
             announced: Mutex::new(BTreeMap::new()),
+            committing: AtomicUsize::new(0),
+            announcements: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Marks a store of this process as committing until the returned guard is dropped, which the store does
+    /// after [`SearchIndex::announce`] (or on failure).
+    pub(crate) fn committing(self: &Arc<Self>) -> Committing {
+        self.committing.fetch_add(1, Ordering::SeqCst);
+        Committing(self.clone())
     }
 
     /// Hands over a change the catalogue has committed (as [`Catalogue::index_feed`] would return it), so that
@@ -124,9 +155,27 @@ impl SearchIndex {
         self.forget_applied(&mut unapplied, applied);
         let mut last = unapplied.last().map_or(applied, |change| change.sequence());
         last = self.take_announced(&mut unapplied, last);
+        let waited_until = tokio::time::Instant::now() + ANNOUNCE_WAIT;
         while last < target {
             if unapplied.len() >= OVERLAY_LIMIT {
                 return Ok(None);
+            }
+            if self.committing.load(Ordering::SeqCst) > 0
+                && tokio::time::Instant::now() < waited_until
+            {
+                // Registered before the check, so an announcement between the two is not missed.
+                let announced = self.announcements.notified();
+                tokio::pin!(announced);
+                announced.as_mut().enable();
+                last = self.take_announced(&mut unapplied, last);
+                if last >= target {
+                    break;
+                }
+                if self.committing.load(Ordering::SeqCst) > 0 {
+                    let _ = tokio::time::timeout_at(waited_until, announced).await;
+                    last = self.take_announced(&mut unapplied, last);
+                    continue;
+                }
             }
             let changes = self.catalogue.index_feed(last, CHANGES_PER_COMMIT).await?;
             let Some(newest) = changes.last() else {
@@ -194,5 +243,97 @@ impl SearchIndex {
             let mut unapplied = this.unapplied.lock().await;
             this.forget_applied(&mut unapplied, applied);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicomweb_catalogue::EmbeddedCatalogue;
+    use dicomweb_catalogue::conformance::{record, store};
+
+    fn search_index(dir: &std::path::Path) -> (Arc<EmbeddedCatalogue>, Arc<SearchIndex>) {
+        let catalogue = Arc::new(EmbeddedCatalogue::open(dir).unwrap());
+        let index = Index::open_in_ram().unwrap();
+        // No background catch-up during the test: every change stays unapplied.
+        let follower = SearchIndex::new(catalogue.clone(), index, Duration::from_secs(3600));
+        (catalogue, Arc::new(follower))
+    }
+
+    /// The name in an unapplied change's record: tells which copy a search got.
+    fn names(unapplied: &[Arc<IndexChange>]) -> Vec<String> {
+        unapplied
+            .iter()
+            .map(|change| match &**change {
+                IndexChange::Insert { record, .. } => record.attributes[0].1[0].clone(),
+                IndexChange::Remove { .. } => "removed".into(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_search_takes_a_committing_stores_change_from_its_announcement() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalogue, follower) = search_index(dir.path());
+        let committing = follower.committing();
+        let (_, stored) = store(
+            &*catalogue,
+            record("1.2.3", "1.2.3.4", "1.2.3.4.5", 1, "CATALOGUED"),
+        )
+        .await;
+        let target = catalogue.last_sequence();
+        let announcer = {
+            let follower = follower.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_micros(300)).await;
+                // The same change as the catalogue's, marked so that the test sees which one the search took.
+                let mut announced = stored;
+                announced.attributes[0].1[0] = "ANNOUNCED".into();
+                follower.announce(IndexChange::Insert {
+                    sequence: target,
+                    record: announced,
+                });
+                drop(committing);
+            })
+        };
+        let unapplied = follower.unapplied_until(target).await.unwrap().unwrap();
+        assert_eq!(names(&unapplied), ["ANNOUNCED"]);
+        announcer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_search_reads_the_catalogue_when_nothing_announces_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalogue, follower) = search_index(dir.path());
+        // A store whose request was dropped after its commit: it never announces, and (worst case) its guard is
+        // still held. The search waits a bounded time, then reads the change from the catalogue.
+        let _abandoned = follower.committing();
+        store(
+            &*catalogue,
+            record("1.2.3", "1.2.3.4", "1.2.3.4.5", 1, "CATALOGUED"),
+        )
+        .await;
+        let target = catalogue.last_sequence();
+        let started = std::time::Instant::now();
+        let unapplied = follower.unapplied_until(target).await.unwrap().unwrap();
+        assert_eq!(names(&unapplied), ["CATALOGUED"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the wait is bounded"
+        );
+
+        // A change of nobody's store of this process (a delete, another node) is read at once.
+        drop(_abandoned);
+        store(
+            &*catalogue,
+            record("1.2.3", "1.2.3.4", "1.2.3.4.6", 2, "SECOND"),
+        )
+        .await;
+        let unapplied = follower
+            .unapplied_until(catalogue.last_sequence())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&unapplied), ["CATALOGUED", "SECOND"]);
     }
 }

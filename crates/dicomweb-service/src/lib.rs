@@ -49,6 +49,7 @@ pub mod attributes;
 mod copies;
 mod error;
 mod follower;
+mod ingest_pool;
 pub mod keys;
 mod rebuild;
 mod recovery;
@@ -59,6 +60,7 @@ mod store;
 mod uid;
 
 pub use error::{Result, ServiceError};
+pub use ingest_pool::INGEST_NICENESS;
 pub use rebuild::RebuildProgress;
 pub use recovery::{RecoveryReport, SweepReport};
 pub use retrieve::{
@@ -74,7 +76,7 @@ pub use uid::check_uid;
 
 pub use dicomweb_catalogue::{
     Catalogue as CatalogueOfRecord, CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery,
-    ChangeState, EmbeddedCatalogue, Scope,
+    ChangeState, EmbeddedCatalogue, EmbeddedOptions, Scope,
 };
 pub use dicomweb_index::Level;
 
@@ -126,6 +128,8 @@ pub struct StudiesService {
     catalogue: Arc<dyn Catalogue>,
     search_index: Arc<follower::SearchIndex>,
     copies: Arc<copies::CopyPublisher>,
+    /// Where a store's instance is parsed: below the priority of searches.
+    ingest: ingest_pool::IngestPool,
     config: ServiceConfig,
     /// Versions whose files are being written by stores of this process and are not committed yet: the orphan
     /// sweep leaves their files alone.
@@ -161,6 +165,7 @@ impl StudiesService {
                 catalogue.clone(),
                 config.copy_flush_delay,
             )),
+            ingest: ingest_pool::IngestPool::for_this_machine(),
             blobs,
             catalogue,
             config,

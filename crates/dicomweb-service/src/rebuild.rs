@@ -122,7 +122,13 @@ impl StudiesService {
                 return Ok(BlobOutcome::Unreadable);
             }
         };
-        let (info, derived) = match inspect_spool(&spooled, &self.config.metadata_json).await {
+        let (info, derived) = match inspect_spool(
+            &self.ingest,
+            &spooled,
+            &self.config.metadata_json,
+        )
+        .await
+        {
             Ok(inspected) => inspected,
             Err((_, message)) => {
                 tracing::warn!(%key, %message, "skipping a stored file that is not a valid instance");

@@ -12,6 +12,7 @@ use dicomweb_instance::InstanceInfo;
 use dicomweb_storage::StorageError;
 use futures::{Stream, StreamExt, TryStreamExt};
 
+use crate::ingest_pool::IngestPool;
 use crate::spool::{Spool, SpoolError, spool};
 use crate::{StudiesService, attributes, keys};
 
@@ -177,10 +178,11 @@ impl StudiesService {
     }
 
     async fn store_spooled(&self, expected_study: Option<&str>, spooled: Spool) -> InstanceOutcome {
-        let (info, derived) = match inspect_spool(&spooled, &self.config.metadata_json).await {
-            Ok(inspected) => inspected,
-            Err((reason, message)) => return failed(None, reason, message),
-        };
+        let (info, derived) =
+            match inspect_spool(&self.ingest, &spooled, &self.config.metadata_json).await {
+                Ok(inspected) => inspected,
+                Err((reason, message)) => return failed(None, reason, message),
+            };
         let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
         for (kind, uid) in [
             ("StudyInstanceUID", &info.study_instance_uid),
@@ -235,6 +237,7 @@ impl StudiesService {
         let record = record_for(&info, derived, blob_key.clone(), size);
         // Kept to hand to the search index once committed: searches then need not read it back.
         let indexed = record.clone();
+        let committing = self.search_index.committing();
         let committed = match copy.clone() {
             Some(copy) => {
                 self.catalogue
@@ -252,6 +255,7 @@ impl StudiesService {
                     sequence,
                     record: indexed,
                 });
+                drop(committing);
                 self.search_index.schedule();
                 InstanceOutcome::Stored {
                     study_instance_uid: info.study_instance_uid,
@@ -262,11 +266,13 @@ impl StudiesService {
                 }
             }
             Err(CatalogueError::AlreadyExists { .. }) => {
+                drop(committing);
                 // A concurrent store of the same instance committed first; this version's file is nobody's.
                 self.remove_uncommitted(&blob_key).await;
                 failed(ids, FailureReason::AlreadyStored, already_stored(&info))
             }
             Err(CatalogueError::Closed) => {
+                drop(committing);
                 // Whether the commit happened is unknown: leave the file to the sweep, which keeps it if it did.
                 failed(
                     ids,
@@ -275,6 +281,7 @@ impl StudiesService {
                 )
             }
             Err(e) => {
+                drop(committing);
                 tracing::error!(error = %e, "cataloguing an instance failed; removing its file");
                 self.remove_uncommitted(&blob_key).await;
                 failed(
@@ -418,9 +425,10 @@ pub(crate) fn record_for(
     }
 }
 
-/// Inspects a spooled instance on a blocking thread (parsing is CPU and I/O bound), and works out what its
+/// Inspects a spooled instance on the ingest pool (parsing is CPU and I/O bound), and works out what its
 /// catalogue record derives from the dataset (DICOM JSON written with `json`).
 pub(crate) async fn inspect_spool(
+    pool: &IngestPool,
     spooled: &Spool,
     json: &dicomweb_json::JsonOptions,
 ) -> Result<(InstanceInfo, Derived), (FailureReason, String)> {
@@ -431,7 +439,7 @@ pub(crate) async fn inspect_spool(
         )
     })?;
     let json = json.clone();
-    let inspected = tokio::task::spawn_blocking(move || {
+    let inspected = pool.run(move || {
         dicomweb_instance::inspect(reader).map(|info| {
             let derived = Derived {
                 metadata: dicomweb_json::dataset_to_json_bytes(&info.dataset, &json),
@@ -454,9 +462,9 @@ pub(crate) async fn inspect_spool(
             };
             Err((reason, e.to_string()))
         }
-        Err(join) => Err((
+        Err(failed) => Err((
             FailureReason::ProcessingFailure,
-            format!("inspecting the instance failed: {join}"),
+            format!("inspecting the instance failed: {failed}"),
         )),
     }
 }
