@@ -9,7 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicomweb_catalogue::{CatalogueError, IndexChange, InstanceRecord};
 use dicomweb_instance::InstanceInfo;
-use dicomweb_storage::StorageError;
+use dicomweb_storage::{BlockingCreate, StorageError};
 use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::ingest_pool::IngestPool;
@@ -178,29 +178,17 @@ impl StudiesService {
     }
 
     async fn store_spooled(&self, expected_study: Option<&str>, spooled: Spool) -> InstanceOutcome {
+        if let Some((bytes, creator)) = self.small_local_create(&spooled) {
+            return self.store_small_local(expected_study, bytes, creator).await;
+        }
         let (info, derived) =
             match inspect_spool(&self.ingest, &spooled, &self.config.metadata_json).await {
                 Ok(inspected) => inspected,
                 Err((reason, message)) => return failed(None, reason, message),
             };
         let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
-        for (kind, uid) in [
-            ("StudyInstanceUID", &info.study_instance_uid),
-            ("SeriesInstanceUID", &info.series_instance_uid),
-            ("SOPInstanceUID", &info.sop_instance_uid),
-        ] {
-            if let Err(e) = crate::uid::check_uid(kind, uid) {
-                return failed(ids, FailureReason::ValidationFailed, e.to_string());
-            }
-        }
-        if let Some(expected) = expected_study
-            && expected != info.study_instance_uid
-        {
-            let message = format!(
-                "the instance's StudyInstanceUID {} does not match the study {} of the request URL",
-                info.study_instance_uid, expected
-            );
-            return failed(ids, FailureReason::StudyMismatch, message);
+        if let Err((reason, message)) = validate(&info, expected_study) {
+            return failed(ids, reason, message);
         }
 
         // The catalogue's commit decides between stores of one instance. A duplicate larger than a catalogue copy
@@ -220,12 +208,7 @@ impl StudiesService {
             Err(e) => return failed(ids, FailureReason::ProcessingFailure, e.to_string()),
         };
         let _in_flight = self.register_in_flight(version);
-        let blob_key = keys::instance_key(
-            &info.study_instance_uid,
-            &info.series_instance_uid,
-            &info.sop_instance_uid,
-            version,
-        );
+        let blob_key = blob_key_of(&info, version);
         let size = spooled.len();
         let copy = match self.upload(&blob_key, &spooled).await {
             Ok(copy) => copy,
@@ -233,7 +216,90 @@ impl StudiesService {
             Err(e) => return storage_failure(ids, &blob_key, e),
         };
         drop(spooled);
+        self.commit(info, derived, version, blob_key, size, copy)
+            .await
+    }
 
+    /// The bytes and the creator of a store whose file can be written on the ingest thread that parses it: a
+    /// small instance (kept in memory, made durable by the catalogue's copy) on local disk.
+    fn small_local_create(&self, spooled: &Spool) -> Option<(Bytes, Arc<dyn BlockingCreate>)> {
+        let Spool::Memory(bytes) = spooled else {
+            return None;
+        };
+        if bytes.len() > self.config.durable_copy_limit || !self.blobs.writes_need_sync() {
+            return None;
+        }
+        Some((bytes.clone(), self.blobs.blocking_creator()?))
+    }
+
+    /// [`StudiesService::store_spooled`] of a small local instance: one trip to the ingest pool parses it, checks
+    /// it and writes its file, instead of one trip to parse and another to write. Its version is allocated
+    /// first, since the file's key names it (a version left unused by a failure is only a number skipped).
+    async fn store_small_local(
+        &self,
+        expected_study: Option<&str>,
+        bytes: Bytes,
+        creator: Arc<dyn BlockingCreate>,
+    ) -> InstanceOutcome {
+        let version = match self.catalogue.allocate_version().await {
+            Ok(version) => version,
+            Err(e) => return failed(None, FailureReason::ProcessingFailure, e.to_string()),
+        };
+        // Registered before the file can exist, so the orphan sweep leaves it alone until the commit.
+        let _in_flight = self.register_in_flight(version);
+        let json = self.config.metadata_json.clone();
+        let expected = expected_study.map(str::to_owned);
+        let copy = bytes.clone();
+        let parsed = self
+            .ingest
+            .run(move || {
+                let (info, derived) = inspect_bytes(std::io::Cursor::new(&bytes[..]), &json)
+                    .map_err(|e| (None, inspect_failure(&e), e.to_string()))?;
+                let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
+                validate(&info, expected.as_deref())
+                    .map_err(|(reason, message)| (ids, reason, message))?;
+                let blob_key = blob_key_of(&info, version);
+                let written = creator.create_blocking(&blob_key, &bytes);
+                Ok((info, derived, blob_key, written))
+            })
+            .await;
+        let (info, derived, blob_key, written) = match parsed {
+            Ok(Ok(parsed)) => parsed,
+            Ok(Err((ids, reason, message))) => return failed(ids, reason, message),
+            Err(failure) => {
+                return failed(
+                    None,
+                    FailureReason::ProcessingFailure,
+                    format!("inspecting the instance failed: {failure}"),
+                );
+            }
+        };
+        let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
+        let size = copy.len() as u64;
+        let copy = match written {
+            Ok(Some(_)) => Some(copy),
+            // The file system refused an unnamed file after all: the store's own way writes it.
+            Ok(None) => match self.upload(&blob_key, &Spool::Memory(copy)).await {
+                Ok(copy) => copy,
+                Err(e) => return storage_failure(ids, &blob_key, e),
+            },
+            Err(e) => return storage_failure(ids, &blob_key, e),
+        };
+        self.commit(info, derived, version, blob_key, size, copy)
+            .await
+    }
+
+    /// Commits a store whose file is written (durable, or made durable by `copy` in the commit) and answers it.
+    async fn commit(
+        &self,
+        info: InstanceInfo,
+        derived: Derived,
+        version: u64,
+        blob_key: String,
+        size: u64,
+        copy: Option<Bytes>,
+    ) -> InstanceOutcome {
+        let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
         let record = record_for(&info, derived, blob_key.clone(), size);
         // Kept to hand to the search index once committed: searches then need not read it back.
         let indexed = record.clone();
@@ -439,34 +505,77 @@ pub(crate) async fn inspect_spool(
         )
     })?;
     let json = json.clone();
-    let inspected = pool.run(move || {
-        dicomweb_instance::inspect(reader).map(|info| {
-            let derived = Derived {
-                metadata: dicomweb_json::dataset_to_json_bytes(&info.dataset, &json),
-                pixel_layout: info
-                    .pixel_data
-                    .as_ref()
-                    .and_then(|layout| serde_json::to_string(layout).ok()),
-                attributes: attributes::searchable_attributes(&info.dataset),
-            };
-            (info, derived)
-        })
-    });
-    match inspected.await {
+    match pool.run(move || inspect_bytes(reader, &json)).await {
         Ok(Ok(inspected)) => Ok(inspected),
-        Ok(Err(e)) => {
-            let reason = if e.is_validation() {
-                FailureReason::ValidationFailed
-            } else {
-                FailureReason::ProcessingFailure
-            };
-            Err((reason, e.to_string()))
-        }
+        Ok(Err(e)) => Err((inspect_failure(&e), e.to_string())),
         Err(failed) => Err((
             FailureReason::ProcessingFailure,
             format!("inspecting the instance failed: {failed}"),
         )),
     }
+}
+
+/// Parses an instance and works out what its catalogue record derives from it (on a thread that may block).
+fn inspect_bytes(
+    source: impl std::io::Read,
+    json: &dicomweb_json::JsonOptions,
+) -> Result<(InstanceInfo, Derived), dicomweb_instance::InspectError> {
+    dicomweb_instance::inspect(source).map(|info| {
+        let derived = Derived {
+            metadata: dicomweb_json::dataset_to_json_bytes(&info.dataset, json),
+            pixel_layout: info
+                .pixel_data
+                .as_ref()
+                .and_then(|layout| serde_json::to_string(layout).ok()),
+            attributes: attributes::searchable_attributes(&info.dataset),
+        };
+        (info, derived)
+    })
+}
+
+/// The failure reason of an instance that could not be parsed.
+fn inspect_failure(error: &dicomweb_instance::InspectError) -> FailureReason {
+    if error.is_validation() {
+        FailureReason::ValidationFailed
+    } else {
+        FailureReason::ProcessingFailure
+    }
+}
+
+/// Refuses an instance whose UIDs could not name a storage key, or that belongs to another study than the
+/// request URL's.
+fn validate(
+    info: &InstanceInfo,
+    expected_study: Option<&str>,
+) -> Result<(), (FailureReason, String)> {
+    for (kind, uid) in [
+        ("StudyInstanceUID", &info.study_instance_uid),
+        ("SeriesInstanceUID", &info.series_instance_uid),
+        ("SOPInstanceUID", &info.sop_instance_uid),
+    ] {
+        crate::uid::check_uid(kind, uid)
+            .map_err(|e| (FailureReason::ValidationFailed, e.to_string()))?;
+    }
+    if let Some(expected) = expected_study
+        && expected != info.study_instance_uid
+    {
+        let message = format!(
+            "the instance's StudyInstanceUID {} does not match the study {} of the request URL",
+            info.study_instance_uid, expected
+        );
+        return Err((FailureReason::StudyMismatch, message));
+    }
+    Ok(())
+}
+
+/// The storage key of `version` of an instance.
+fn blob_key_of(info: &InstanceInfo, version: u64) -> String {
+    keys::instance_key(
+        &info.study_instance_uid,
+        &info.series_instance_uid,
+        &info.sop_instance_uid,
+        version,
+    )
 }
 
 /// Overall status of a transaction from its per-instance outcomes.

@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 large_body_round_trips,
                 concurrent_syncs_after_writes_succeed,
                 create_from_file_stores_the_file,
+                blocking_creates_keep_the_create_contract,
             ]
         );
     };
@@ -117,6 +118,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     large_body_round_trips(store).await;
     concurrent_syncs_after_writes_succeed(store).await;
     create_from_file_stores_the_file(store).await;
+    blocking_creates_keep_the_create_contract(store).await;
 }
 
 /// `create` stores the body (small and large, many chunks) and reports its size; `get`/`head` agree.
@@ -164,6 +166,72 @@ pub async fn create_is_exclusive(store: &dyn BlobStore) {
             assert_content(store, &key, &first).await;
         }
     }
+}
+
+/// A store's [`crate::BlockingCreate`] (if it has one) creates as `create` does: only if absent (whichever of
+/// the two ways created first), readable at once, invalid keys refused; and of concurrent blocking creates of
+/// one key exactly one wins.
+pub async fn blocking_creates_keep_the_create_contract(store: &dyn BlobStore) {
+    let Some(creator) = store.blocking_creator() else {
+        return;
+    };
+    let dir = scratch_dir("blocking_creates");
+    let data = patterned(11, 10_000);
+    let key = format!("{dir}small");
+    let created = tokio::task::block_in_place(|| creator.create_blocking(&key, &data));
+    let Ok(Some(size)) = created else {
+        // Declined (the file system has no unnamed files): nothing may have been written.
+        assert!(
+            matches!(created, Ok(None)),
+            "blocking create of {key} failed: {created:?}"
+        );
+        assert!(matches!(
+            store.head(&key).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        return;
+    };
+    assert_eq!(size, data.len() as u64);
+    assert_content(store, &key, &data).await;
+    let again = tokio::task::block_in_place(|| creator.create_blocking(&key, &patterned(12, 50)));
+    assert!(
+        matches!(&again, Err(StorageError::AlreadyExists { key: k }) if *k == key),
+        "a second blocking create must be AlreadyExists, got {again:?}"
+    );
+    let by_stream = store.create(&key, chunked(&patterned(13, 50), 7)).await;
+    assert!(matches!(by_stream, Err(StorageError::AlreadyExists { .. })));
+    let streamed_first = format!("{dir}streamed");
+    store
+        .create(&streamed_first, chunked(&data, 1000))
+        .await
+        .unwrap();
+    let after = tokio::task::block_in_place(|| creator.create_blocking(&streamed_first, &data));
+    assert!(matches!(after, Err(StorageError::AlreadyExists { .. })));
+    for bad in ["../escape", "/absolute", ""] {
+        let refused = tokio::task::block_in_place(|| creator.create_blocking(bad, &data));
+        assert!(
+            matches!(refused, Err(StorageError::InvalidKey { .. })),
+            "key {bad:?}: {refused:?}"
+        );
+    }
+    let contested = format!("{dir}contested");
+    let winners = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..8u64)
+            .map(|n| {
+                let (creator, contested) = (&creator, &contested);
+                scope.spawn(move || creator.create_blocking(contested, &patterned(n, 3000)))
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("a racing create panicked"))
+            .filter(|outcome| matches!(outcome, Ok(Some(_))))
+            .count()
+    });
+    assert_eq!(
+        winners, 1,
+        "exactly one of 8 concurrent blocking creates wins"
+    );
 }
 
 /// 16 concurrent small creates of one key: exactly one succeeds, the others are `AlreadyExists`, and the

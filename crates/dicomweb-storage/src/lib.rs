@@ -54,6 +54,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// A blob body: a stream of byte chunks, any chunk of which may be an error (for instance a client that
 /// disconnected mid-upload). Chunk boundaries carry no meaning.
@@ -77,6 +78,15 @@ pub struct BlobMeta {
 /// A key must not also be used as a "directory" of another key (`a` and `a/b`): object stores allow it, a
 /// file system does not, so callers keep blobs at the leaves of their key layout.
 ///
+/// [`BlobStore::create`] on the calling thread, which may block ([`BlobStore::blocking_creator`]).
+pub trait BlockingCreate: std::fmt::Debug + Send + Sync {
+    /// Creates `key` with `bytes` as [`BlobStore::create`] does (only if absent, atomic, durable only through
+    /// [`BlobStore::sync_writes`] where [`BlobStore::writes_need_sync`]); returns the size written. `Ok(None)`
+    /// when it cannot create here after all (the file system refuses unnamed files): nothing was written, and
+    /// the caller uses [`BlobStore::create`].
+    fn create_blocking(&self, key: &str, bytes: &Bytes) -> Result<Option<u64>, StorageError>;
+}
+
 /// Implementations must pass [`conformance::run_all`].
 #[async_trait::async_trait]
 pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
@@ -157,6 +167,13 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     /// many writes at once. False (the default) when `sync_writes` does nothing.
     fn writes_need_sync(&self) -> bool {
         false
+    }
+
+    /// A creator of small blobs that runs on the calling thread, for a caller already on a thread that may
+    /// block: a local file is then written without a trip to the blocking pool and back. `None` (the default)
+    /// where writes need the async runtime (object stores, memory).
+    fn blocking_creator(&self) -> Option<Arc<dyn BlockingCreate>> {
+        None
     }
 
     /// Removes what creates interrupted by a crash left behind and never published (staged uploads,

@@ -11,11 +11,14 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use rustix::fs::{AtFlags, CWD, Mode, OFlags};
 use rustix::io::Errno;
+
+use crate::{BlockingCreate, StorageError, validate_key};
 
 /// Creates the file `target` holding `chunks`, failing with `AlreadyExists` if it exists. `Ok(None)` when
 /// this file system (or system) cannot create unnamed files: the caller takes another way.
@@ -54,6 +57,68 @@ pub(crate) fn create_unnamed_then_link(target: &Path, chunks: &[Bytes]) -> io::R
         Err(Errno::EXIST) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
         Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => Ok(None),
         Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Small creates under a local root as unnamed files, until the file system refuses them (then `Ok(None)`,
+/// and the store's callers take object_store's way).
+#[derive(Debug)]
+pub(crate) struct UnnamedFileCreator {
+    root: PathBuf,
+    /// Names the store in the log line that says unnamed files are off.
+    description: String,
+    enabled: AtomicBool,
+}
+
+impl UnnamedFileCreator {
+    pub(crate) fn new(root: PathBuf, description: String) -> UnnamedFileCreator {
+        UnnamedFileCreator {
+            root,
+            description,
+            enabled: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// [`BlockingCreate::create_blocking`] of `chunks`.
+    pub(crate) fn create_chunks(
+        &self,
+        key: &str,
+        chunks: &[Bytes],
+    ) -> Result<Option<u64>, StorageError> {
+        validate_key(key)?;
+        if !self.enabled() {
+            return Ok(None);
+        }
+        match create_unnamed_then_link(&self.root.join(key), chunks) {
+            Ok(Some(length)) => Ok(Some(length)),
+            Ok(None) => {
+                tracing::info!(
+                    store = %self.description,
+                    "this file system has no unnamed files (O_TMPFILE): small files are created through staging names"
+                );
+                self.enabled.store(false, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StorageError::AlreadyExists {
+                    key: key.to_owned(),
+                })
+            }
+            Err(e) => Err(StorageError::Other {
+                message: format!("creating {key}: {e}"),
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+}
+
+impl BlockingCreate for UnnamedFileCreator {
+    fn create_blocking(&self, key: &str, bytes: &Bytes) -> Result<Option<u64>, StorageError> {
+        self.create_chunks(key, std::slice::from_ref(bytes))
     }
 }
 

@@ -3,7 +3,8 @@
 use crate::error::{from_object_store, is_transient_error};
 use crate::filesystem_sync::FilesystemSync;
 use crate::key::{STAGING_PREFIX, parse_list_prefix};
-use crate::{BlobMeta, BlobStore, ByteStream, StorageError, validate_key};
+use crate::local_write::UnnamedFileCreator;
+use crate::{BlobMeta, BlobStore, BlockingCreate, ByteStream, StorageError, validate_key};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -60,8 +61,8 @@ pub struct ObjectStoreBlobStore {
     local_root: Option<std::path::PathBuf>,
     /// Makes local writes durable for [`BlobStore::sync_writes`], when the store does not fsync each one.
     filesystem_sync: Option<Arc<FilesystemSync>>,
-    /// Small local creates use unnamed files (`local_write.rs`) until the file system refuses them.
-    unnamed_files: std::sync::atomic::AtomicBool,
+    /// Small local creates as unnamed files (`local_write.rs`), with a local root.
+    unnamed_files: Option<Arc<UnnamedFileCreator>>,
 }
 
 impl std::fmt::Debug for ObjectStoreBlobStore {
@@ -87,7 +88,7 @@ impl ObjectStoreBlobStore {
             description,
             local_root: None,
             filesystem_sync: None,
-            unnamed_files: std::sync::atomic::AtomicBool::new(true),
+            unnamed_files: None,
         }
     }
 
@@ -95,6 +96,10 @@ impl ObjectStoreBlobStore {
     /// [`BlobStore::remove_stale_uploads`] also removes the `name#N` files of writes that a crash
     /// interrupted (object_store never lists them).
     pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
+        self.unnamed_files = Some(Arc::new(UnnamedFileCreator::new(
+            root.clone(),
+            self.description.clone(),
+        )));
         self.local_root = Some(root);
         self
     }
@@ -260,43 +265,14 @@ impl ObjectStoreBlobStore {
         key: &str,
         buffered: &VecDeque<Bytes>,
     ) -> Result<Option<u64>, StorageError> {
-        let Some(root) = &self.local_root else {
+        let Some(creator) = self.unnamed_files.clone().filter(|c| c.enabled()) else {
             return Ok(None);
         };
-        if !self
-            .unnamed_files
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return Ok(None);
-        }
-        let target = local_path(root, key);
+        let key = key.to_owned();
         let chunks: Vec<Bytes> = buffered.iter().cloned().collect();
-        let created = tokio::task::spawn_blocking(move || {
-            crate::local_write::create_unnamed_then_link(&target, &chunks)
-        })
-        .await
-        .map_err(|e| StorageError::other(format!("creating {key}: {e}")))?;
-        match created {
-            Ok(Some(length)) => Ok(Some(length)),
-            Ok(None) => {
-                tracing::info!(
-                    store = %self.description,
-                    "this file system has no unnamed files (O_TMPFILE): small files are created through staging names"
-                );
-                self.unnamed_files
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                Ok(None)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StorageError::AlreadyExists {
-                    key: key.to_owned(),
-                })
-            }
-            Err(e) => Err(StorageError::Other {
-                message: format!("creating {key}: {e}"),
-                source: Some(Box::new(e)),
-            }),
-        }
+        tokio::task::spawn_blocking(move || creator.create_chunks(&key, &chunks))
+            .await
+            .map_err(|e| StorageError::other(format!("creating a file: {e}")))?
     }
 
     async fn write_in_parts(
@@ -509,6 +485,11 @@ impl BlobStore for ObjectStoreBlobStore {
 
     fn writes_need_sync(&self) -> bool {
         self.filesystem_sync.is_some()
+    }
+
+    fn blocking_creator(&self) -> Option<Arc<dyn BlockingCreate>> {
+        let creator = self.unnamed_files.clone().filter(|c| c.enabled())?;
+        Some(creator)
     }
 
     async fn remove_stale_uploads(&self, older_than: Duration) -> Result<usize, StorageError> {
