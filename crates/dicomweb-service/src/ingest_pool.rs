@@ -58,10 +58,12 @@ impl IngestPool {
         IngestPool { jobs }
     }
 
-    /// A pool sized for this machine: one thread per core (at least 2), at [`INGEST_NICENESS`].
+    /// A pool sized for this machine, at [`INGEST_NICENESS`]: two threads per core (at least 4). Parsing is
+    /// mostly CPU, but a large instance's is also reads of its spool file; the spare threads keep small
+    /// stores from queueing behind a few large ones, and idle threads cost nothing.
     pub(crate) fn for_this_machine() -> IngestPool {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        IngestPool::new(cores.max(2), INGEST_NICENESS)
+        IngestPool::new((2 * cores).max(4), INGEST_NICENESS)
     }
 
     /// Runs `work` on the pool and returns its result. A panic in `work` is caught and reported as
