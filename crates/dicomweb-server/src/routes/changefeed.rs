@@ -1,0 +1,155 @@
+//! The change feed, as Microsoft's DICOM server serves it.
+
+use super::*;
+use dicomweb_service::{ChangeFeedEntry, ChangeQuery};
+use serde::Serialize;
+
+/// A change feed entry as Microsoft's DICOM server writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChangeFeedItem {
+    sequence: u64,
+    study_instance_uid: String,
+    series_instance_uid: String,
+    sop_instance_uid: String,
+    action: &'static str,
+    timestamp: String,
+    state: &'static str,
+    metadata: Option<Box<serde_json::value::RawValue>>,
+}
+
+fn change_feed_item(entry: ChangeFeedEntry) -> Result<ChangeFeedItem, ApiError> {
+    let metadata = match entry.metadata {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|e| {
+                ServiceError::Internal(format!("stored metadata is not UTF-8: {e}"))
+            })?;
+            Some(
+                serde_json::value::RawValue::from_string(text)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let timestamp = entry
+        .timestamp
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(ChangeFeedItem {
+        sequence: entry.sequence,
+        study_instance_uid: entry.study_instance_uid,
+        series_instance_uid: entry.series_instance_uid,
+        sop_instance_uid: entry.sop_instance_uid,
+        action: entry.action.as_str(),
+        timestamp,
+        state: entry.state.as_str(),
+        metadata,
+    })
+}
+
+fn parse_time(name: &str, value: &str) -> Result<time::OffsetDateTime, ApiError> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{name} \"{value}\" is not an RFC 3339 date-time such as 2024-01-31T12:00:00Z"
+            ))
+        })
+}
+
+fn parse_number(name: &str, value: &str) -> Result<u64, ApiError> {
+    value.parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{name} must be a non-negative integer, not \"{value}\""
+        ))
+    })
+}
+
+fn parse_include_metadata(value: &str) -> Result<bool, ApiError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "includemetadata must be true or false, not \"{value}\""
+        ))),
+    }
+}
+
+/// Parses the change feed query for an API version: v1 pages by sequence (`offset` is the exclusive start), v2 and
+/// the unversioned root by time window (`offset` skips entries).
+pub(super) fn change_query(
+    version: ApiVersion,
+    params: &[(String, String)],
+) -> Result<ChangeQuery, ApiError> {
+    let (default_limit, max_limit) = if version == ApiVersion::V1 {
+        (10, 100)
+    } else {
+        (100, 200)
+    };
+    let mut query = ChangeQuery {
+        limit: default_limit,
+        include_metadata: true,
+        ..ChangeQuery::default()
+    };
+    for (name, value) in params {
+        match (name.to_ascii_lowercase().as_str(), version) {
+            ("offset", ApiVersion::V1) => query.after_sequence = parse_number("offset", value)?,
+            ("offset", _) => query.skip = parse_number("offset", value)?,
+            ("limit", _) => {
+                let limit = parse_number("limit", value)?;
+                if limit == 0 || limit > max_limit {
+                    return Err(ApiError::BadRequest(format!(
+                        "limit must be between 1 and {max_limit}, not {limit}"
+                    )));
+                }
+                query.limit = limit as usize;
+            }
+            ("includemetadata", _) => query.include_metadata = parse_include_metadata(value)?,
+            ("starttime", ApiVersion::V2 | ApiVersion::Unversioned) => {
+                query.start_time = Some(parse_time("startTime", value)?)
+            }
+            ("endtime", ApiVersion::V2 | ApiVersion::Unversioned) => {
+                query.end_time = Some(parse_time("endTime", value)?)
+            }
+            _ => {}
+        }
+    }
+    if let (Some(start), Some(end)) = (query.start_time, query.end_time)
+        && start >= end
+    {
+        return Err(ApiError::BadRequest(
+            "startTime must be before endTime".into(),
+        ));
+    }
+    Ok(query)
+}
+
+pub(super) async fn changefeed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    let query = change_query(**version, &query_pairs(&req)?)?;
+    let items = state
+        .service
+        .changes(&query)
+        .await?
+        .into_iter()
+        .map(change_feed_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+pub(super) async fn changefeed_latest(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+    let mut include_metadata = true;
+    for (name, value) in query_pairs(&req)? {
+        if name.eq_ignore_ascii_case("includemetadata") {
+            include_metadata = parse_include_metadata(&value)?;
+        }
+    }
+    match state.service.latest_change(include_metadata).await? {
+        Some(entry) => Ok(HttpResponse::Ok().json(change_feed_item(entry)?)),
+        // Microsoft's server answers an empty feed with 204.
+        None => Ok(HttpResponse::NoContent().finish()),
+    }
+}

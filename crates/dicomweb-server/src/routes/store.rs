@@ -1,0 +1,186 @@
+//! STOW-RS: storing instances, one multipart part at a time.
+
+use super::*;
+
+pub(super) async fn store(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    let study = req.match_info().get("study").map(str::to_owned);
+    if let Some(study) = &study {
+        check_uid("StudyInstanceUID", study)?;
+    }
+    store_request(req, payload, state, **version, study).await
+}
+
+/// Parts of one STOW request stored concurrently (each is already read whole, in memory up to the spool limit or
+/// in a temporary file).
+const PARTS_STORED_AT_ONCE: usize = 8;
+
+/// One part of a STOW request: stored by a task, or already answered.
+enum PartStore {
+    Task(actix_web::rt::task::JoinHandle<Result<InstanceOutcome, StoreRequestError>>),
+    Done(InstanceOutcome),
+}
+
+impl PartStore {
+    async fn outcome(self) -> Result<InstanceOutcome, ApiError> {
+        match self {
+            PartStore::Done(outcome) => Ok(outcome),
+            PartStore::Task(task) => match task.await {
+                Ok(result) => Ok(result?),
+                Err(e) => Err(ApiError::Service(ServiceError::Internal(format!(
+                    "storing a part failed: {e}"
+                )))),
+            },
+        }
+    }
+}
+
+async fn store_request(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    version: ApiVersion,
+    study: Option<String>,
+) -> ApiResult {
+    require_json_accept(&req)?;
+    let content_type = header_str(&req, header::CONTENT_TYPE)
+        .ok_or_else(|| ApiError::UnsupportedMediaType("Content-Type is required: multipart/related; type=\"application/dicom\" or application/dicom".into()))?;
+    let media = MediaType::parse(content_type).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "Content-Type \"{content_type}\" is not a media type"
+        ))
+    })?;
+    let service = &state.service;
+    let mut outcomes: Vec<InstanceOutcome> = Vec::new();
+    match media.essence.as_str() {
+        "multipart/related" => {
+            if let Some(kind) = media.param("type")
+                && !kind.eq_ignore_ascii_case(DICOM)
+            {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "multipart/related with type \"{kind}\" is not supported; use type=\"application/dicom\""
+                )));
+            }
+            let boundary = boundary_from_content_type(content_type)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let mut reader = MultipartReader::new(payload, &boundary);
+            let mut part_number = 0usize;
+            // Each part is read whole, then stored by a task of its own while the next part is read, so the
+            // parts of one request share index commits instead of paying one fsync'd commit each.
+            let mut in_flight: VecDeque<PartStore> = VecDeque::new();
+            // Where the body broke, if it did: the parts before it are stored all the same.
+            let mut broken: Option<String> = None;
+            loop {
+                while in_flight.len() >= PARTS_STORED_AT_ONCE {
+                    if let Some(oldest) = in_flight.pop_front() {
+                        outcomes.push(oldest.outcome().await?);
+                    }
+                }
+                let headers = match reader.next_part().await {
+                    Ok(Some(headers)) => headers,
+                    Ok(None) => break,
+                    Err(e) => {
+                        broken = Some(format!(
+                            "part {}: malformed multipart body: {e}",
+                            part_number + 1
+                        ));
+                        break;
+                    }
+                };
+                part_number += 1;
+                if let Some(part_type) = headers.content_type() {
+                    let essence = MediaType::parse(part_type).map(|m| m.essence);
+                    if essence.as_deref() != Some(DICOM) {
+                        in_flight.push_back(PartStore::Done(InstanceOutcome::Failed {
+                            sop_class_uid: None,
+                            sop_instance_uid: None,
+                            reason: dicomweb_service::FailureReason::ProcessingFailure,
+                            message: format!(
+                                "part {part_number} has Content-Type \"{part_type}\"; only application/dicom parts are stored"
+                            ),
+                            transient: false,
+                        }));
+                        continue;
+                    }
+                }
+                let body = Box::pin(futures::stream::unfold(&mut reader, |reader| async move {
+                    match reader.next_chunk().await {
+                        Ok(Some(chunk)) => Some((Ok(chunk), reader)),
+                        Ok(None) => None,
+                        Err(e) => Some((Err(e), reader)),
+                    }
+                }));
+                let received = match service.receive_instance(body).await {
+                    Ok(received) => received,
+                    Err(StoreRequestError::MalformedBody(message)) => {
+                        broken = Some(format!("part {part_number}: {message}"));
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let (state, study) = (state.clone(), study.clone());
+                in_flight.push_back(PartStore::Task(actix_web::rt::spawn(async move {
+                    state
+                        .service
+                        .store_received(study.as_deref(), received)
+                        .await
+                })));
+            }
+            for part in in_flight {
+                outcomes.push(part.outcome().await?);
+            }
+            if let Some(message) = broken {
+                // A request that changed the archive is never answered with a bare 400: the client learns which
+                // instances were stored (202) and that the rest of the body was not read. With nothing stored it is
+                // a plain malformed request.
+                let stored = outcomes
+                    .iter()
+                    .any(|o| matches!(o, InstanceOutcome::Stored { .. }));
+                if !stored {
+                    return Err(ApiError::BadRequest(message));
+                }
+                outcomes.push(InstanceOutcome::Failed {
+                    sop_class_uid: None,
+                    sop_instance_uid: None,
+                    reason: dicomweb_service::FailureReason::ProcessingFailure,
+                    message: format!("{message}; the rest of the request body was not read"),
+                    transient: false,
+                });
+            }
+        }
+        DICOM => {
+            let outcome = service.store_instance(study.as_deref(), payload).await?;
+            outcomes.push(outcome);
+        }
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type \"{other}\" is not supported; use multipart/related; type=\"application/dicom\" or application/dicom"
+            )));
+        }
+    }
+    for outcome in &outcomes {
+        if let InstanceOutcome::Failed {
+            reason,
+            message,
+            sop_instance_uid,
+            ..
+        } = outcome
+        {
+            tracing::info!(code = reason.code(), sop = ?sop_instance_uid, %message, "instance not stored");
+        }
+    }
+    let status = match store_status(&outcomes) {
+        StoreStatus::Empty => return Ok(HttpResponse::NoContent().finish()),
+        StoreStatus::AllStored => StatusCode::OK,
+        StoreStatus::Partial => StatusCode::ACCEPTED,
+        StoreStatus::NoneStored => StatusCode::CONFLICT,
+    };
+    let dataset = store_response(&outcomes, &base_url(&req, version), study.as_deref());
+    let body =
+        dicomweb_json::dataset_to_json_bytes(&dataset, &dicomweb_json::JsonOptions::default());
+    Ok(dicom_json_response(status, body))
+}
