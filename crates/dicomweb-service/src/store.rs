@@ -223,13 +223,22 @@ impl StudiesService {
     /// The bytes and the creator of a store whose file can be written on the ingest thread that parses it: a
     /// small instance (kept in memory, made durable by the catalogue's copy) on local disk.
     fn small_local_create(&self, spooled: &Spool) -> Option<(Bytes, Arc<dyn BlockingCreate>)> {
-        let Spool::Memory(bytes) = spooled else {
-            return None;
-        };
-        if bytes.len() > self.config.durable_copy_limit || !self.blobs.writes_need_sync() {
-            return None;
-        }
+        let bytes = self.durable_by_copy(spooled)?;
         Some((bytes.clone(), self.blobs.blocking_creator()?))
+    }
+
+    /// The bytes of a store that the catalogue commit makes durable with a copy of them, its file being flushed
+    /// later with others: a small instance kept in memory, on storage whose writes need a flush.
+    fn durable_by_copy<'s>(&self, spooled: &'s Spool) -> Option<&'s Bytes> {
+        match spooled {
+            Spool::Memory(bytes)
+                if bytes.len() <= self.config.durable_copy_limit
+                    && self.blobs.writes_need_sync() =>
+            {
+                Some(bytes)
+            }
+            _ => None,
+        }
     }
 
     /// [`StudiesService::store_spooled`] of a small local instance: one trip to the ingest pool parses it, checks
@@ -397,10 +406,7 @@ impl StudiesService {
             self.blobs.sync_writes().await?;
             return Ok(None);
         }
-        if let Spool::Memory(bytes) = spooled
-            && bytes.len() <= self.config.durable_copy_limit
-            && self.blobs.writes_need_sync()
-        {
+        if let Some(bytes) = self.durable_by_copy(spooled) {
             // Durable through the catalogue's copy: the flush comes later, shared (copies.rs).
             self.blobs
                 .create(key, dicomweb_storage::body_from_bytes(bytes.clone()))
