@@ -14,7 +14,8 @@
 //! - `changes`: sequence → [`ChangeRow`].
 //! - `pending_deletions`: storage key → version, files of removed instances not yet deleted.
 //! - `copies`: storage key → the file's bytes, kept by [`Catalogue::commit_store_with_copy`] until the file is
-//!   known to be durable in storage.
+//!   known to be durable in storage. Only the copies still kept at a checkpoint (or found in the log at
+//!   start) are written here; see *Copies* below.
 //! - `meta`: counters (`last_sequence`, `last_version`).
 //!
 //! # Writes
@@ -28,6 +29,15 @@
 //! replays the records redb does not hold durably (`meta.last_lsn` says which), in one durable commit.
 //! Reads run on tokio's blocking pool in their own read transaction, which sees every commit that returned
 //! before it began.
+//!
+//! # Copies
+//! A copy usually lives less than a second: its file is flushed and the copy released well before the next
+//! checkpoint. Writing each one into redb (a 10 KiB value: pages allocated, checksummed, freed again) cost
+//! about a fifth of the writer's time and wrote the bytes a third time. So a copy is made durable by the
+//! redo log alone and kept in memory ([`LoggedCopies`]) until it is released; a checkpoint writes the
+//! copies still kept into the `copies` table before it rewinds the log that held them. A release removes the
+//! copy from memory and, if a checkpoint had carried it, from the table; the release is logged either way,
+//! so that a replay, which applies every logged operation to the tables, ends with exactly the copies kept.
 //!
 //! A failed flush of the log (or of its rewind) stops every later write, as PostgreSQL does after a failed
 //! WAL fsync: what the kernel did with the unflushed pages is unknown, and a restart replays what was
@@ -134,6 +144,20 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// Copies durable in the redo log and not (yet) in the `copies` table: storage key → bytes. Written by the
+/// writer thread only (after the commit that logged the change), read by
+/// [`Catalogue::unpublished_copies`].
+type LoggedCopies = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Bytes>>>;
+
+fn lock_copies(
+    copies: &LoggedCopies,
+) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Bytes>> {
+    // The map is changed by whole inserts and removes: a panic elsewhere cannot leave it half-changed.
+    copies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The embedded catalogue of record. Cheap to clone; all clones share one database and one writer thread.
 /// Dropping the last clone stops the writer after the requests already queued; every acknowledged write is
 /// already durable.
@@ -144,6 +168,7 @@ pub struct EmbeddedCatalogue {
 
 struct Inner {
     database: Arc<Database>,
+    logged_copies: LoggedCopies,
     requests: Option<mpsc::Sender<Request>>,
     writer_thread: Option<JoinHandle<()>>,
     last_sequence: Arc<AtomicU64>,
@@ -243,7 +268,9 @@ impl EmbeddedCatalogue {
         let (last_sequence, last_version, lsn) = replay(&database, &records)?;
         // Everything the log held is durable in redb now.
         log.rewind().map_err(db_error)?;
+        let copies_in_table = copy_keys_in_table(&database)?;
         let database = Arc::new(database);
+        let logged_copies = LoggedCopies::default();
         let last_sequence = Arc::new(AtomicU64::new(last_sequence));
         let last_version = Arc::new(AtomicU64::new(last_version));
         let writer = Writer {
@@ -252,6 +279,8 @@ impl EmbeddedCatalogue {
             last_version: last_version.clone(),
             log,
             lsn,
+            logged_copies: logged_copies.clone(),
+            copies_in_table,
             logged_since: None,
             broken: None,
             checkpoint_interval: options.checkpoint_interval,
@@ -268,6 +297,7 @@ impl EmbeddedCatalogue {
         Ok(EmbeddedCatalogue {
             inner: Arc::new(Inner {
                 database,
+                logged_copies,
                 requests: Some(requests),
                 writer_thread: Some(writer_thread),
                 last_sequence,
@@ -303,6 +333,20 @@ impl EmbeddedCatalogue {
         .await
         .map_err(db_error)?
     }
+}
+
+/// The storage keys of the copies in the `copies` table.
+fn copy_keys_in_table(
+    database: &Database,
+) -> Result<std::collections::HashSet<String>, CatalogueError> {
+    let txn = database.begin_read().map_err(db_error)?;
+    let copies = txn.open_table(COPIES).map_err(db_error)?;
+    let mut keys = std::collections::HashSet::new();
+    for entry in copies.iter().map_err(db_error)? {
+        let (key, _) = entry.map_err(db_error)?;
+        keys.insert(key.value().to_owned());
+    }
+    Ok(keys)
 }
 
 /// Sets the calling thread's nice value (on Linux it is per thread) unless it is 0.
@@ -474,15 +518,44 @@ impl<'t> Tables<'t> {
 }
 
 /// The writer's tables, recording every mutation applied to them for the redo log.
-struct LoggedTxn<'t> {
+struct LoggedTxn<'t, 'w> {
     tables: Tables<'t>,
     ops: Vec<u8>,
+    /// Keys of the copies in the `copies` table when the batch began.
+    copies_in_table: &'w std::collections::HashSet<String>,
+    /// The batch's changes to the copies kept in memory, in order; applied once the batch is committed.
+    copy_changes: Vec<CopyChange>,
 }
 
-impl LoggedTxn<'_> {
+/// A change to [`LoggedCopies`].
+enum CopyChange {
+    Keep(String, Bytes),
+    Release(String),
+}
+
+impl LoggedTxn<'_, '_> {
     fn apply(&mut self, op: Op<'_>) -> Result<(), CatalogueError> {
         self.tables.apply(&op)?;
         op.encode(&mut self.ops);
+        Ok(())
+    }
+
+    /// Logs a copy without writing it into the `copies` table (see *Copies* in the module docs).
+    fn keep_copy(&mut self, key: &str, copy: Bytes) {
+        Op::PutStrBytes(Table::Copies, key, &copy).encode(&mut self.ops);
+        self.copy_changes
+            .push(CopyChange::Keep(key.to_owned(), copy));
+    }
+
+    /// Logs the release of a copy (unknown keys included, as before) and removes it from the `copies` table
+    /// if a checkpoint carried it there.
+    fn release_copy(&mut self, key: &str) -> Result<(), CatalogueError> {
+        let op = Op::RemoveStr(Table::Copies, key);
+        if self.copies_in_table.contains(key) {
+            self.tables.apply(&op)?;
+        }
+        op.encode(&mut self.ops);
+        self.copy_changes.push(CopyChange::Release(key.to_owned()));
         Ok(())
     }
 }
@@ -650,7 +723,25 @@ impl Catalogue for EmbeddedCatalogue {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<(String, Bytes)>, CatalogueError> {
-        self.read(move |txn| {
+        let database = self.inner.database.clone();
+        let logged_copies = self.inner.logged_copies.clone();
+        let lower = match &after {
+            Some(after) => std::ops::Bound::Excluded(after.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        tokio::task::spawn_blocking(move || {
+            // The map first, the transaction under its lock: a checkpoint removes copies from the map only
+            // after the commit that wrote them into the table, so each copy is in one or the other.
+            let (txn, in_memory) = {
+                let logged_copies = lock_copies(&logged_copies);
+                let txn = database.begin_read().map_err(db_error)?;
+                let in_memory: Vec<(String, Bytes)> = logged_copies
+                    .range((lower, std::ops::Bound::Unbounded))
+                    .take(limit)
+                    .map(|(key, copy)| (key.clone(), copy.clone()))
+                    .collect();
+                (txn, in_memory)
+            };
             let copies = txn.open_table(COPIES).map_err(db_error)?;
             let range = match &after {
                 Some(after) => copies.range::<&str>((
@@ -660,17 +751,21 @@ impl Catalogue for EmbeddedCatalogue {
                 None => copies.range::<&str>(..),
             }
             .map_err(db_error)?;
-            let mut found = Vec::new();
+            // Both lists are sorted by key; a key in both (a copy kept again after a checkpoint carried
+            // it) takes the bytes in memory, the newer.
+            let mut found = std::collections::BTreeMap::new();
             for entry in range.take(limit) {
                 let (key, bytes) = entry.map_err(db_error)?;
-                found.push((
+                found.insert(
                     key.value().to_owned(),
                     Bytes::copy_from_slice(bytes.value()),
-                ));
+                );
             }
-            Ok(found)
+            found.extend(in_memory);
+            Ok(found.into_iter().take(limit).collect())
         })
         .await
+        .map_err(db_error)?
     }
 
     async fn copies_published(&self, keys: Vec<String>) -> Result<(), CatalogueError> {
@@ -879,6 +974,10 @@ struct Writer {
     log: RedoLog,
     /// The lsn of the last batch committed.
     lsn: u64,
+    /// Copies kept by the log alone (shared with readers).
+    logged_copies: LoggedCopies,
+    /// Storage keys of the copies in the `copies` table (carried there by a checkpoint or a replay).
+    copies_in_table: std::collections::HashSet<String>,
     /// When the first batch after the last checkpoint was logged.
     logged_since: Option<Instant>,
     /// Why writes stopped: the log could not be flushed.
@@ -955,8 +1054,21 @@ impl Writer {
         if self.logged_since.is_none() || self.broken.is_some() {
             return;
         }
+        // The copies still kept go into the table: the log that holds them is about to be rewound.
+        let carried: Vec<(String, Bytes)> = lock_copies(&self.logged_copies)
+            .iter()
+            .map(|(key, copy)| (key.clone(), copy.clone()))
+            .collect();
         let outcome = (|| -> Result<(), CatalogueError> {
             let txn = self.database.begin_write().map_err(db_error)?;
+            {
+                let mut copies = txn.open_table(COPIES).map_err(db_error)?;
+                for (key, copy) in &carried {
+                    copies
+                        .insert(key.as_str(), copy.as_ref())
+                        .map_err(db_error)?;
+                }
+            }
             txn.open_table(META)
                 .map_err(db_error)?
                 .insert(LAST_LSN, self.lsn)
@@ -965,6 +1077,13 @@ impl Writer {
         })();
         match outcome {
             Ok(()) => {
+                // After the commit, so that a reader finds each copy in memory or in the table.
+                let mut logged_copies = lock_copies(&self.logged_copies);
+                for (key, _) in carried {
+                    logged_copies.remove(&key);
+                    self.copies_in_table.insert(key);
+                }
+                drop(logged_copies);
                 if let Err(error) = self.log.rewind() {
                     tracing::error!(%error, "the catalogue's redo log could not be rewound; writes stop");
                     self.broken = Some(format!(
@@ -1024,10 +1143,12 @@ impl Writer {
         // Durable through the log: redb writes the pages at the next checkpoint.
         txn.set_durability(Durability::None).map_err(db_error)?;
         let lsn = self.lsn + 1;
-        let (ops, counters) = {
+        let (ops, counters, copy_changes) = {
             let mut logged = LoggedTxn {
                 tables: Tables::open(&txn)?,
                 ops: Vec::new(),
+                copies_in_table: &self.copies_in_table,
+                copy_changes: Vec::new(),
             };
             let mut counters = BatchCounters {
                 last_sequence: logged.tables.counter(LAST_SEQUENCE)?,
@@ -1073,7 +1194,8 @@ impl Writer {
                     }
                     Request::CopiesPublished { keys, reply } => {
                         if failure.is_none()
-                            && let Err(error) = remove_keys(&mut logged, Table::Copies, &keys)
+                            && let Err(error) =
+                                keys.iter().try_for_each(|key| logged.release_copy(key))
                         {
                             failure = Some(error);
                         }
@@ -1101,7 +1223,7 @@ impl Writer {
                 u64::try_from(counters.last_timestamp_micros).unwrap_or(0),
             ))?;
             logged.tables.meta.insert(LAST_LSN, lsn).map_err(db_error)?;
-            (logged.ops, counters)
+            (logged.ops, counters, logged.copy_changes)
         };
         // The commit point: once the record is flushed, a restart replays the batch.
         let record_start = self.log.len();
@@ -1122,6 +1244,20 @@ impl Writer {
             return Err(db_error(error));
         }
         self.lsn = lsn;
+        if !copy_changes.is_empty() {
+            let mut logged_copies = lock_copies(&self.logged_copies);
+            for change in copy_changes {
+                match change {
+                    CopyChange::Keep(key, copy) => {
+                        logged_copies.insert(key, copy);
+                    }
+                    CopyChange::Release(key) => {
+                        logged_copies.remove(&key);
+                        self.copies_in_table.remove(&key);
+                    }
+                }
+            }
+        }
         self.logged_since.get_or_insert_with(Instant::now);
         self.last_sequence
             .store(counters.last_sequence, Ordering::SeqCst);
@@ -1147,7 +1283,7 @@ fn keep_batch_error<T>(
 }
 
 fn append_change(
-    logged: &mut LoggedTxn<'_>,
+    logged: &mut LoggedTxn<'_, '_>,
     counters: &mut BatchCounters,
     action: ChangeAction,
     record: &InstanceRecord,
@@ -1172,7 +1308,7 @@ fn append_change(
 }
 
 fn apply_store(
-    logged: &mut LoggedTxn<'_>,
+    logged: &mut LoggedTxn<'_, '_>,
     counters: &mut BatchCounters,
     version: u64,
     record: InstanceRecord,
@@ -1200,7 +1336,7 @@ fn apply_store(
         &sop,
     );
     if let Some(copy) = copy {
-        logged.apply(Op::PutStrBytes(Table::Copies, &record.blob_key, &copy))?;
+        logged.keep_copy(&record.blob_key, copy);
     }
     let row = SopRow {
         path: path.clone(),
@@ -1218,7 +1354,7 @@ fn apply_store(
 }
 
 fn apply_delete(
-    logged: &mut LoggedTxn<'_>,
+    logged: &mut LoggedTxn<'_, '_>,
     counters: &mut BatchCounters,
     scope: &Scope,
 ) -> Result<Vec<InstanceRecord>, CatalogueError> {
@@ -1261,15 +1397,15 @@ fn apply_delete(
             &record.blob_key,
             *version,
         ))?;
-        logged.apply(Op::RemoveStr(Table::Copies, &record.blob_key))?;
+        logged.release_copy(&record.blob_key)?;
         append_change(logged, counters, ChangeAction::Delete, record, *version)?;
     }
     Ok(removed.into_iter().map(|(_, record)| record).collect())
 }
 
-/// Removes `keys` from a table keyed by storage key (pending deletions, copies); missing keys are ignored.
+/// Removes `keys` from a table keyed by storage key (pending deletions); missing keys are ignored.
 fn remove_keys(
-    logged: &mut LoggedTxn<'_>,
+    logged: &mut LoggedTxn<'_, '_>,
     table: Table,
     keys: &[String],
 ) -> Result<(), CatalogueError> {
