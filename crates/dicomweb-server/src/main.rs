@@ -12,6 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: a store allocates and frees buffers of a few KiB on several threads,
+/// where glibc's arenas spent about a tenth of the server's CPU (profiled under 8 storing clients).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     match run().await {

@@ -5,14 +5,14 @@
 //! stores on a busy machine, and a thread's priority can only be lowered for good by an unprivileged process
 //! (a nice value that is raised cannot be lowered back without `CAP_SYS_NICE`), so the ingest work needs
 //! threads of its own. Why not rayon: its idle workers spin before they sleep, which costs CPU on every task
-//! when tasks arrive one per request.
+//! when tasks arrive one per request. The queue is crossbeam's multi-consumer channel (already in the tree
+//! through tantivy): a job wakes one idle thread, where a `Mutex` around std's receiver woke two (the thread
+//! holding the lock, then the next one to wait on it), a few percent of a small store's CPU.
 //!
 //! Under load the kernel gives these threads less CPU than the searches' (nice [`INGEST_NICENESS`]); on an
 //! idle machine they run at full speed.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
 
 /// Nice value of the ingest work: the pool's threads and the catalogue writer (set by the server). The search
 /// index's writer uses the same value.
@@ -22,7 +22,7 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// The ingest pool. Dropping it lets its threads finish the queued jobs and exit.
 pub(crate) struct IngestPool {
-    jobs: mpsc::Sender<Job>,
+    jobs: crossbeam_channel::Sender<Job>,
 }
 
 /// The job could not run to its end: it panicked (logged), or the pool could not take it.
@@ -33,21 +33,16 @@ pub(crate) struct JobFailed(String);
 impl IngestPool {
     /// Starts `threads` threads (at least one) at nice `niceness`.
     pub(crate) fn new(threads: usize, niceness: i32) -> IngestPool {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         for n in 0..threads.max(1) {
             let queue = queue.clone();
             let started = std::thread::Builder::new()
                 .name(format!("dicomweb-ingest-{n}"))
                 .spawn(move || {
                     set_thread_niceness(niceness);
-                    loop {
-                        // The lock is held only while waiting for the next job, not while running it.
-                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        match next {
-                            Ok(job) => job(),
-                            Err(mpsc::RecvError) => return,
-                        }
+                    // Until every sender is gone and the queue is empty.
+                    while let Ok(job) = queue.recv() {
+                        job();
                     }
                 });
             if let Err(error) = started {
