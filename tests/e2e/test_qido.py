@@ -507,6 +507,13 @@ ERRORS = [
     ("/studies", {"fuzzymatching": "perhaps"}, "fuzzymatching"),
     ("/studies", {"includefield": "NotAnAttribute"}, "NotAnAttribute"),
     ("/series", {"RequestAttributesSequence.Nope": "1"}, "RequestAttributesSequence.Nope"),
+    # Values that used to answer 500 "index is corrupt" (tantivy's regex size limit), or to hold a thread for
+    # seconds: refused by the bounds on values, or by the engine's limit, as the client's error.
+    ("/studies", {"PatientName": "*a" * 53 + "b"}, "53 wildcards"),
+    ("/studies", {"fuzzymatching": "true", "PatientName": "q" * 973}, "973 characters"),
+    ("/studies", {"PatientID": "q" * 973 + "*"}, "PatientID"),
+    ("/studies", {"multiplevaluematching": "true", "PatientName": "\\".join(["*a" * 8 + "b"] * 120)}, "120 values"),
+    ("/studies", {"StudyDescription": "\u4e2d" * 14 + ("*" + "\u4e2d" * 14) * 16}, "too complex"),
 ]
 
 

@@ -372,8 +372,9 @@ impl Index {
     /// SeriesInstanceUID, then (instance level) SOPInstanceUID, in byte order; `offset`/`limit`
     /// page that order. Study and series attributes are those of the most recently stored
     /// instance of the study/series. Counts and modalities cover all instances of the
-    /// study/series, not only the matching ones. Fails only on an internal error (a wildcard
-    /// whose regex cannot be built is reported as `Corrupt`).
+    /// study/series, not only the matching ones. Fails on an internal error, and with
+    /// [`IndexError::QueryTooComplex`] for a wildcard value whose automaton is over tantivy's size
+    /// limit.
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, IndexError> {
         read::search(
             &self.inner.reader.searcher(),

@@ -465,7 +465,7 @@ impl TermPredicate {
                 field,
                 tag,
                 pattern,
-            } => regex_query(field.field(f), &wildcard_regex(*tag, pattern))?,
+            } => regex_query(field.field(f), *tag, pattern)?,
             TermPredicate::Range(field, lower, upper) => {
                 let bound = |b: &Bound<String>| match b {
                     Bound::Included(text) => Bound::Included(term(field.field(f), text)),
@@ -641,14 +641,32 @@ fn wildcard_regex(tag: u32, pattern: &str) -> String {
     regex
 }
 
-fn regex_query(field: Field, regex: &str) -> Result<Box<dyn Query>, IndexError> {
-    let query = RegexQuery::from_pattern(regex, field).map_err(|e| match e {
-        TantivyError::InvalidArgument(message) => IndexError::Corrupt(format!(
-            "cannot build the query of pattern {regex}: {message}"
-        )),
+/// The regex query of the wildcard `pattern` on the terms of `tag`. tantivy refuses a regex whose
+/// automaton exceeds its size limit (many wildcards, or a long value): that is the query's fault,
+/// reported as [`IndexError::QueryTooComplex`] without the term format the regex is written in.
+fn regex_query(field: Field, tag: u32, pattern: &str) -> Result<Box<dyn Query>, IndexError> {
+    let regex = wildcard_regex(tag, pattern);
+    let query = RegexQuery::from_pattern(&regex, field).map_err(|e| match e {
+        TantivyError::InvalidArgument(message) => IndexError::QueryTooComplex {
+            tag,
+            pattern: pattern.to_owned(),
+            reason: regex_failure(&message),
+        },
         other => IndexError::Tantivy(other),
     })?;
     Ok(Box::new(query))
+}
+
+/// The reason of a regex that could not be built, in a client's terms: its size, or else a
+/// generic phrase (tantivy's other messages quote the regex, whose term format is internal).
+fn regex_failure(message: &str) -> String {
+    if message.contains("size limit") {
+        "its wildcard automaton is over the search engine's size limit; use fewer wildcards or a \
+         shorter value"
+            .to_owned()
+    } else {
+        "the search engine cannot compile it".to_owned()
+    }
 }
 
 fn has_wildcard(value: &str) -> bool {

@@ -125,6 +125,17 @@ pub enum IndexError {
     /// The index on disk is unreadable (stored values that do not decode, schema errors).
     #[error("index is corrupt or incompatible: {0}")]
     Corrupt(String),
+    /// A query value cannot be matched within the index's bounds (a wildcard pattern whose automaton
+    /// exceeds the size tantivy allows): the client's doing, not the index's.
+    #[error("the value \"{pattern}\" of attribute {tag:08X} is too complex to match: {reason}")]
+    QueryTooComplex {
+        /// The attribute (or sequence item key) the value is for.
+        tag: u32,
+        /// The value as matched (person names folded).
+        pattern: String,
+        /// Why, in the query engine's words.
+        reason: String,
+    },
     /// The writer is gone: the index was closed (or its writer thread died).
     #[error("index is closed")]
     Closed,
@@ -144,6 +155,15 @@ impl IndexError {
                 expected: *expected,
             },
             IndexError::Corrupt(message) => IndexError::Corrupt(message.clone()),
+            IndexError::QueryTooComplex {
+                tag,
+                pattern,
+                reason,
+            } => IndexError::QueryTooComplex {
+                tag: *tag,
+                pattern: pattern.clone(),
+                reason: reason.clone(),
+            },
             IndexError::Closed => IndexError::Closed,
         }
     }

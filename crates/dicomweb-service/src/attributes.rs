@@ -209,6 +209,16 @@ pub fn resolve_attribute(id: &str) -> Option<Tag> {
         .map(|entry| entry.tag_range().inner())
 }
 
+/// The keyword of the attribute `tag` (as the index numbers it, `GGGGEEEE`) for messages, or
+/// `(GGGG,EEEE)` when the dictionary has none.
+pub(crate) fn keyword_of(tag: u32) -> String {
+    let tag = Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16);
+    StandardDataDictionary.by_tag(tag).map_or_else(
+        || format!("({:04X},{:04X})", tag.0, tag.1),
+        |entry| entry.alias().to_owned(),
+    )
+}
+
 /// Resolves an attribute path of PS3.18 8.3.4.1: one ID, or `Sequence.Attribute` (IDs as for
 /// [`resolve_attribute`]). Returns (sequence, attribute); `None` if a part is unknown or the
 /// path is deeper than one sequence.

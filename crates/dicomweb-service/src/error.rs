@@ -21,7 +21,7 @@ pub enum ServiceError {
     Storage(#[from] StorageError),
     /// The search index failed.
     #[error("index error: {0}")]
-    Index(#[from] IndexError),
+    Index(IndexError),
     /// The catalogue of record failed.
     #[error("catalogue error: {0}")]
     Catalogue(#[from] CatalogueError),
@@ -40,6 +40,25 @@ impl ServiceError {
             self,
             ServiceError::Storage(StorageError::Unavailable { .. }) | ServiceError::Unavailable(_)
         )
+    }
+}
+
+impl From<IndexError> for ServiceError {
+    /// A query the index cannot run because of its values is the client's error (400), named by the
+    /// attribute's keyword; every other index failure is the server's.
+    fn from(error: IndexError) -> Self {
+        match error {
+            IndexError::QueryTooComplex {
+                tag,
+                pattern,
+                reason,
+            } => ServiceError::InvalidInput(format!(
+                "the value \"{}\" of {} is too complex to match: {reason}",
+                crate::uid::truncate_for_message(&pattern),
+                crate::attributes::keyword_of(tag),
+            )),
+            other => ServiceError::Index(other),
+        }
     }
 }
 

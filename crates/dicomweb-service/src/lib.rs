@@ -67,7 +67,10 @@ pub use retrieve::{
     FrameData, InstanceContent, MetadataDocument, TransferSyntaxRequest,
     media_type_of_transfer_syntax,
 };
-pub use search::{SearchResource, SearchResult};
+pub use search::{
+    MAX_QUERY_UIDS, MAX_QUERY_VALUE_CHARS, MAX_QUERY_VALUES, MAX_QUERY_WILDCARDS, SearchResource,
+    SearchResult,
+};
 pub use store::{
     FailureReason, InstanceOutcome, ReceivedInstance, StoreRequestError, StoreStatus,
     WARNING_VALIDATION, store_response, store_status,

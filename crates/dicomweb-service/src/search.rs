@@ -115,6 +115,51 @@ struct Switches {
     multiple: bool,
 }
 
+/// Most values one attribute may list (`multiplevaluematching`, or a UID list): each value is a
+/// query of its own, so this bounds the work of one search.
+pub const MAX_QUERY_VALUES: usize = 64;
+
+/// Most UIDs one UID attribute may list: exact terms, cheap each, and clients send study lists.
+pub const MAX_QUERY_UIDS: usize = 1000;
+
+/// Longest query value, in characters: longer than any value of a searchable VR (a PN of three
+/// component groups of 64 characters is the longest), so a longer one can only be an error.
+pub const MAX_QUERY_VALUE_CHARS: usize = 256;
+
+/// Most wildcards (`*`, `?`) in one value. Each adds states to the automaton the index runs over
+/// its terms; real queries use one or two.
+pub const MAX_QUERY_WILDCARDS: usize = 16;
+
+/// Refuses a value over the bounds above, naming the parameter.
+fn check_bounds(name: &str, value: &str) -> Result<()> {
+    let chars = value.chars().count();
+    if chars > MAX_QUERY_VALUE_CHARS {
+        return Err(ServiceError::InvalidInput(format!(
+            "query parameter {name}: a value of {chars} characters is longer than the \
+             {MAX_QUERY_VALUE_CHARS} accepted (\"{}\")",
+            truncate_for_message(value)
+        )));
+    }
+    let wildcards = value.chars().filter(|c| matches!(c, '*' | '?')).count();
+    if wildcards > MAX_QUERY_WILDCARDS {
+        return Err(ServiceError::InvalidInput(format!(
+            "query parameter {name}: a value with {wildcards} wildcards has more than the \
+             {MAX_QUERY_WILDCARDS} accepted (\"{}\")",
+            truncate_for_message(value)
+        )));
+    }
+    Ok(())
+}
+
+fn check_count(name: &str, count: usize, most: usize) -> Result<()> {
+    if count > most {
+        return Err(ServiceError::InvalidInput(format!(
+            "query parameter {name}: {count} values is more than the {most} accepted"
+        )));
+    }
+    Ok(())
+}
+
 /// The matcher of one attribute's (non-empty) query value.
 fn matcher(
     name: &str,
@@ -127,6 +172,7 @@ fn matcher(
             return Err(invalid(name, "wildcards are not allowed on a UID", value));
         }
         let uids: Vec<String> = value.split(['\\', ',']).map(str::to_owned).collect();
+        check_count(name, uids.len(), MAX_QUERY_UIDS)?;
         for uid in &uids {
             check_uid(name, uid)?;
         }
@@ -144,6 +190,10 @@ fn matcher(
     } else {
         vec![value.trim().to_owned()]
     };
+    check_count(name, values.len(), MAX_QUERY_VALUES)?;
+    for one in &values {
+        check_bounds(name, one)?;
+    }
     match attribute.kind {
         ValueKind::Uid => Ok(Matcher::Exact(values)),
         ValueKind::PersonName => Ok(Matcher::PersonName {
