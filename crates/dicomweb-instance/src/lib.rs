@@ -189,6 +189,7 @@ pub fn inspect<R: Read>(source: R) -> Result<InstanceInfo, InspectError> {
     // The parser reads headers a few bytes at a time: buffer, whatever the source.
     let mut source = BufReader::new(source);
     let meta = meta::read_file_meta(&mut source)?;
+    let source = std::io::Cursor::new(meta.dataset_prefix).chain(source);
     let transfer_syntax_uid = meta
         .table
         .transfer_syntax()

@@ -19,6 +19,10 @@ pub(crate) struct FileMeta {
     pub table: FileMetaTable,
     /// Absolute byte offset (from byte 0 of the file) of the first byte of the main dataset.
     pub dataset_offset: u64,
+    /// The first bytes of the main dataset, already read from the source (up to one tag): a group without
+    /// its length element ends only where the next tag is not in group 0002. The dataset parser reads them
+    /// before the rest of the source.
+    pub dataset_prefix: Vec<u8>,
 }
 
 fn not_dicom(message: impl Into<String>) -> InspectError {
@@ -66,24 +70,32 @@ pub(crate) fn read_file_meta<R: Read>(source: &mut R) -> Result<FileMeta, Inspec
     if group_length_element[..2] != [0x02, 0x00] {
         return Err(not_dicom("missing DICOM file meta information"));
     }
-    if group_length_element[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
-        return Err(not_dicom(
-            "file meta information does not start with File Meta Information Group Length (0002,0000) UL",
-        ));
-    }
-    let group_length = u32::from_le_bytes([
-        group_length_element[8],
-        group_length_element[9],
-        group_length_element[10],
-        group_length_element[11],
-    ]);
-    if group_length > MAX_META_GROUP_LENGTH {
-        return Err(not_dicom(format!(
-            "file meta information group length {group_length} exceeds {MAX_META_GROUP_LENGTH} bytes"
-        )));
-    }
-    let mut group = vec![0u8; group_length as usize];
-    read_exactly(source, &mut group, "the file meta information")?;
+    let (group, dataset_offset, dataset_prefix) = if group_length_element[..8]
+        == [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00]
+    {
+        let group_length = u32::from_le_bytes([
+            group_length_element[8],
+            group_length_element[9],
+            group_length_element[10],
+            group_length_element[11],
+        ]);
+        if group_length > MAX_META_GROUP_LENGTH {
+            return Err(not_dicom(format!(
+                "file meta information group length {group_length} exceeds {MAX_META_GROUP_LENGTH} bytes"
+            )));
+        }
+        let mut group = vec![0u8; group_length as usize];
+        read_exactly(source, &mut group, "the file meta information")?;
+        let offset = PREAMBLE_LENGTH + 4 + 12 + u64::from(group_length);
+        (group, offset, Vec::new())
+    } else {
+        // No File Meta Information Group Length (0002,0000), which PS3.10 requires but pydicom and dcmtk
+        // do without: the group runs while tags are in group 0002.
+        let (group, prefix) = read_group_without_length(source, group_length_element)?;
+        let offset = PREAMBLE_LENGTH + 4 + group.len() as u64;
+        (group, offset, prefix)
+    };
+    let group_length = u32::try_from(group.len()).unwrap_or(u32::MAX);
 
     let mut builder = FileMetaTableBuilder::new().group_length(group_length);
     for (element, value) in meta_elements(&group)? {
@@ -115,8 +127,104 @@ pub(crate) fn read_file_meta<R: Read>(source: &mut R) -> Result<FileMeta, Inspec
 
     Ok(FileMeta {
         table,
-        dataset_offset: PREAMBLE_LENGTH + 4 + 12 + u64::from(group_length),
+        dataset_offset,
+        dataset_prefix,
     })
+}
+
+/// Reads the elements of a meta group that has no group length element, `first` being the first 12
+/// bytes after the magic (already read). Returns the group's bytes and the bytes read past it (the start
+/// of the dataset, whose first tag is not in group 0002, or what the file had before its end).
+fn read_group_without_length<R: Read>(
+    source: &mut R,
+    first: [u8; 12],
+) -> Result<(Vec<u8>, Vec<u8>), InspectError> {
+    let mut group = Vec::new();
+    // Bytes read and not yet part of an element of the group.
+    let mut pending = first.to_vec();
+    loop {
+        fill(source, &mut pending, 8)?;
+        if pending.len() < 8 || pending[..2] != [0x02, 0x00] {
+            return Ok((group, pending));
+        }
+        let vr = VR::from_binary([pending[4], pending[5]]).unwrap_or(VR::UN);
+        let (header_length, value_length) = if has_short_length(vr) {
+            (
+                8usize,
+                u64::from(u16::from_le_bytes([pending[6], pending[7]])),
+            )
+        } else {
+            fill(source, &mut pending, 12)?;
+            let length = pending
+                .get(8..12)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| {
+                    not_dicom("truncated file: the file meta information is incomplete")
+                })?;
+            if length == u32::MAX {
+                return Err(not_dicom(
+                    "file meta information element has an undefined length",
+                ));
+            }
+            (12usize, u64::from(length))
+        };
+        let element_length = header_length as u64 + value_length;
+        if group.len() as u64 + element_length > u64::from(MAX_META_GROUP_LENGTH) {
+            return Err(not_dicom(format!(
+                "file meta information (without group length) exceeds {MAX_META_GROUP_LENGTH} bytes"
+            )));
+        }
+        let element_length = element_length as usize;
+        fill(source, &mut pending, element_length)?;
+        if pending.len() < element_length {
+            return Err(not_dicom(
+                "truncated file: the file meta information is incomplete",
+            ));
+        }
+        group.extend(pending.drain(..element_length));
+    }
+}
+
+/// Reads from `source` until `pending` holds `wanted` bytes or the source ends.
+fn fill<R: Read>(source: &mut R, pending: &mut Vec<u8>, wanted: usize) -> Result<(), InspectError> {
+    if pending.len() < wanted {
+        let missing = (wanted - pending.len()) as u64;
+        source
+            .by_ref()
+            .take(missing)
+            .read_to_end(pending)
+            .map_err(|e| not_dicom(format!("could not read the file meta information: {e}")))?;
+    }
+    Ok(())
+}
+
+/// PS3.5 7.1.2: these VRs have a 16-bit length; all others (and unknown VR codes, which dicom-rs reads as
+/// UN) have 2 reserved bytes and a 32-bit length.
+fn has_short_length(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::AT
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::FL
+            | VR::FD
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::SL
+            | VR::SS
+            | VR::ST
+            | VR::TM
+            | VR::UI
+            | VR::UL
+            | VR::US
+    )
 }
 
 /// Text of a meta element (default character repertoire), without its NUL/space padding.
@@ -141,34 +249,8 @@ fn meta_elements(group: &[u8]) -> Result<Vec<(u16, &[u8])>, InspectError> {
             )));
         }
         let element = u16::from_le_bytes([header[2], header[3]]);
-        // PS3.5 7.1.2: these VRs have a 16-bit length; all others (and unknown VR codes, which dicom-rs reads as
-        // UN) have 2 reserved bytes and a 32-bit length.
         let vr = VR::from_binary([header[4], header[5]]).unwrap_or(VR::UN);
-        let has_short_length = matches!(
-            vr,
-            VR::AE
-                | VR::AS
-                | VR::AT
-                | VR::CS
-                | VR::DA
-                | VR::DS
-                | VR::DT
-                | VR::FL
-                | VR::FD
-                | VR::IS
-                | VR::LO
-                | VR::LT
-                | VR::PN
-                | VR::SH
-                | VR::SL
-                | VR::SS
-                | VR::ST
-                | VR::TM
-                | VR::UI
-                | VR::UL
-                | VR::US
-        );
-        let (header_length, value_length) = if has_short_length {
+        let (header_length, value_length) = if has_short_length(vr) {
             (
                 8usize,
                 usize::from(u16::from_le_bytes([header[6], header[7]])),

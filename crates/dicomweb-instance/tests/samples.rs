@@ -3,6 +3,7 @@
 mod common;
 
 use common::{local_sample, pydicom_sample, sample};
+use dicom_core::header::Header;
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -384,4 +385,77 @@ fn undefined_length_un_sequence_is_rejected_not_misread() {
     let error = inspect_path(&pydicom_sample("UN_sequence.dcm")).unwrap_err();
     assert!(matches!(error, InspectError::NotDicom(_)), "{error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// The file without its File Meta Information Group Length (0002,0000), as some writers produce it.
+fn without_group_length(file: &[u8]) -> Vec<u8> {
+    assert_eq!(
+        &file[132..140],
+        &[0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00]
+    );
+    [&file[..132], &file[144..]].concat()
+}
+
+#[test]
+fn a_file_without_file_meta_group_length_is_read_as_pydicom_and_dcmtk_read_it() {
+    for name in [
+        "red-triangle.dcm",
+        "pydicom/CT_small.dcm",
+        "pydicom/MR_small_implicit.dcm",
+        "pydicom/SC_rgb_rle_2frame.dcm",
+    ] {
+        let file = std::fs::read(sample(name)).unwrap();
+        let with = inspect(&file[..]).unwrap();
+        let without = inspect(&without_group_length(&file)[..])
+            .unwrap_or_else(|e| panic!("{name} without group length: {e}"));
+        assert_eq!(without.sop_instance_uid, with.sop_instance_uid, "{name}");
+        assert_eq!(
+            without.transfer_syntax_uid, with.transfer_syntax_uid,
+            "{name}"
+        );
+        for element in with.dataset.iter() {
+            let other = without.dataset.element(element.tag()).ok();
+            assert!(
+                other.is_some_and(|o| o.value() == element.value()),
+                "{name}: {:?} differs",
+                element.tag()
+            );
+        }
+        assert_eq!(
+            without.dataset.iter().count(),
+            with.dataset.iter().count(),
+            "{name}"
+        );
+        // Frame ranges are file offsets: 12 bytes earlier in the shorter file.
+        let shifted = |layout: PixelDataLayout| match layout {
+            PixelDataLayout::Native {
+                offset,
+                length,
+                frame_length,
+                number_of_frames,
+            } => PixelDataLayout::Native {
+                offset: offset - 12,
+                length,
+                frame_length,
+                number_of_frames,
+            },
+            PixelDataLayout::Encapsulated { frames } => PixelDataLayout::Encapsulated {
+                frames: frames
+                    .into_iter()
+                    .map(|ranges| ranges.into_iter().map(|(a, b)| (a - 12, b - 12)).collect())
+                    .collect(),
+            },
+            other => other,
+        };
+        assert_eq!(without.pixel_data, with.pixel_data.map(shifted), "{name}");
+    }
+}
+
+#[test]
+fn a_meta_group_without_length_that_breaks_off_is_refused_not_misread() {
+    let file = without_group_length(&std::fs::read(sample("red-triangle.dcm")).unwrap());
+    // Cut inside the meta group: every prefix is a clear error, never a panic or a success.
+    for cut in 133..200 {
+        assert!(inspect(&file[..cut]).is_err(), "cut at {cut}");
+    }
 }

@@ -720,6 +720,13 @@ pub fn store_response(
     response
 }
 
+/// `text` as one value of a multi-valued text VR such as LO, where a backslash separates values: a
+/// message quoting a client's value (a UID `1.2\3.4`) would otherwise come back as several values.
+/// Each backslash becomes U+29F5 REVERSE SOLIDUS OPERATOR, which reads the same.
+fn one_text_value(text: &str) -> String {
+    text.replace('\\', "\u{29F5}")
+}
+
 fn error_comment_items(
     comments: &[String],
 ) -> dicom_core::value::DataSetSequence<InMemDicomObject> {
@@ -732,10 +739,35 @@ fn error_comment_items(
             item.put(DataElement::new(
                 Tag(0x0000, 0x0902),
                 VR::LO,
-                PrimitiveValue::from(comment.as_str()),
+                PrimitiveValue::from(one_text_value(comment)),
             ));
             item
         })
         .collect::<Vec<_>>()
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_message_quoting_a_backslash_is_one_error_comment() {
+        let outcomes = [InstanceOutcome::Failed {
+            sop_class_uid: None,
+            sop_instance_uid: Some("1.2\\3.4".into()),
+            reason: FailureReason::ValidationFailed,
+            message: "SOPInstanceUID \"1.2\\3.4\" has 2 values".into(),
+            transient: false,
+        }];
+        let response = store_response(&outcomes, "http://h", None);
+        let json =
+            dicomweb_json::dataset_to_json(&response, &dicomweb_json::JsonOptions::default());
+        let comment = &json["00081198"]["Value"][0]["00741048"]["Value"][0]["00000902"]["Value"];
+        assert_eq!(
+            comment,
+            &serde_json::json!(["SOPInstanceUID \"1.2\u{29F5}3.4\" has 2 values"]),
+            "{json}"
+        );
+    }
 }
