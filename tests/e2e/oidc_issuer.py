@@ -3,8 +3,10 @@
 It publishes a discovery document and a JWKS with one RSA (RS256) and one EC P-256 (ES256) signing key, and issues
 tokens at `POST /token` (client credentials). The token request may ask for what real issuers never do, so that
 the tests can obtain every kind of bad token over HTTP: an expiry in the past (`expires_in` < 0), a `nbf` in the
-future, another audience or issuer, or a signature by a key the JWKS does not publish. `rotate()` replaces both
-keys (new `kid`s), as an identity provider's key rollover does.
+future, another audience or issuer, a signature by a key the JWKS does not publish, and any header fields or
+claims (`header` and `claims`: JSON objects merged over the usual ones, e.g. a `crit` header or `"exp": -1`).
+`rotate()` replaces both keys (new `kid`s), as an identity provider's key rollover does; `jwks_failing` makes the
+JWKS endpoint answer 503.
 """
 
 import json
@@ -44,6 +46,7 @@ class Issuer:
         # Keys that sign but are not published: a token signed by one must be refused.
         self.unpublished = {alg: SigningKey(alg) for alg in ("RS256", "ES256")}
         self.jwks_fetches = 0
+        self.jwks_failing = False
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,8 +73,12 @@ class Issuer:
                 elif self.path == "/jwks":
                     with issuer.lock:
                         issuer.jwks_fetches += 1
+                        failing = issuer.jwks_failing
                         keys = [k.jwk() for k in issuer.keys.values()]
-                    self.reply(200, {"keys": keys})
+                    if failing:
+                        self.reply(503, {"error": "temporarily_unavailable"})
+                    else:
+                        self.reply(200, {"keys": keys})
                 else:
                     self.reply(404, {"error": "not_found"})
 
@@ -124,10 +131,12 @@ class Issuer:
         for segment in path[:-1]:
             target = target.setdefault(segment, {})
         target[path[-1]] = roles
+        claims.update(json.loads(form.get("claims", "{}")))
         alg = form.get("alg", "RS256")
         with self.lock:
             key = (self.unpublished if form.get("unpublished_key") else self.keys)[alg]
-        token = jwt.encode(claims, key.private, algorithm=alg, headers={"kid": key.kid})
+        headers = {"kid": key.kid, **json.loads(form.get("header", "{}"))}
+        token = jwt.encode(claims, key.private, algorithm=alg, headers=headers)
         return {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
 
 

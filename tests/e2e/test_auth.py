@@ -6,10 +6,12 @@ table, so a new route is covered without editing this file) with every kind of c
 
 import base64
 import datetime
+import http.client
 import ipaddress
 import json
 import os
 import subprocess
+import threading
 import time
 from io import BytesIO
 
@@ -236,6 +238,106 @@ def test_keys_are_refreshed_on_a_schedule(make_auth_server, issuer):
     while issuer.jwks_fetches < fetches + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert issuer.jwks_fetches >= fetches + 2, "no scheduled refresh of the key set"
+
+
+def test_while_the_issuer_fails_unknown_kids_cost_it_at_most_one_fetch_a_second(make_auth_server, issuer):
+    server = make_auth_server()
+    url = f"{server.root}/v2/changefeed"
+    reader = request_token(issuer.url, roles="DicomDataReader")
+    unknown = request_token(issuer.url, roles="DicomDataReader", unpublished_key=1)
+    issuer.jwks_failing = True
+    fetches = issuer.jwks_fetches
+    answers = []
+    started = time.monotonic()
+
+    def hammer():
+        with requests.Session() as session:
+            while time.monotonic() - started < 2.5:
+                r = session.get(url, headers={"Authorization": f"Bearer {unknown}"}, timeout=10)
+                answers.append((r.status_code, r.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert issuer.jwks_fetches - fetches <= elapsed + 1, f"{issuer.jwks_fetches - fetches} fetches in {elapsed:.1f} s"
+    assert answers and all(status == 503 and retry for status, retry in answers), set(answers)
+    # The cached keys keep working while the issuer fails.
+    assert requests.get(url, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+
+
+def test_a_key_published_right_after_a_fetch_is_accepted_not_refused(make_auth_server, issuer):
+    server = make_auth_server()
+    url = f"{server.root}/v2/changefeed"
+    time.sleep(1.1)
+    # A token naming a key the issuer does not publish makes the server fetch the key set...
+    unknown = request_token(issuer.url, roles="DicomDataReader", unpublished_key=1)
+    r = requests.get(url, headers={"Authorization": f"Bearer {unknown}"})
+    assert r.status_code == 401 and "key" in r.headers["WWW-Authenticate"]
+    fetches = issuer.jwks_fetches
+    # ...and the issuer rotates its keys just after: a token signed with a new key waits for the next fetch (at
+    # most a second) instead of being refused.
+    issuer.rotate()
+    new = request_token(issuer.url, roles="DicomDataReader")
+    started = time.monotonic()
+    r = requests.get(url, headers={"Authorization": f"Bearer {new}"})
+    assert r.status_code == 200, f"{r.status_code} {r.headers.get('WWW-Authenticate')}"
+    assert time.monotonic() - started < 2.5
+    assert issuer.jwks_fetches == fetches + 1
+
+
+def test_a_key_the_issuer_removed_is_refused_after_the_scheduled_refresh(make_auth_server, issuer):
+    server = make_auth_server(["--auth-jwks-refresh", "1"])
+    url = f"{server.root}/v2/changefeed"
+    old = request_token(issuer.url, roles="DicomDataReader")
+    assert requests.get(url, headers={"Authorization": f"Bearer {old}"}).status_code == 200
+    # No token with a new key arrives: only the scheduled refresh can notice the removal.
+    issuer.rotate()
+    deadline = time.monotonic() + 5
+    while True:
+        r = requests.get(url, headers={"Authorization": f"Bearer {old}"})
+        if r.status_code != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 401 and "key" in r.headers["WWW-Authenticate"], r.status_code
+
+    # The interval is bounded, so that removed keys are dropped within an hour whatever is configured.
+    capped = make_auth_server(["--auth-jwks-refresh", "86400"])
+    capped.log.flush()
+    log = (capped.data_dir.parent / "server.log").read_text(errors="replace")
+    assert "capped at 3600 seconds" in log
+
+
+def test_lenient_token_checks_are_refused_with_the_reason(make_auth_server, issuer):
+    server = make_auth_server()
+    url = f"{server.root}/v2/changefeed"
+    token = lambda **form: request_token(issuer.url, roles="DicomDataReader", **form)  # noqa: E731
+    refused = [
+        ("unknown crit header", token(header='{"crit": ["exp"], "exp": 1}'), "critical extensions"),
+        ("iss as an array", token(claims=json.dumps({"iss": [issuer.url]})), "iss claim is malformed"),
+        ("negative exp", token(claims='{"exp": -1}'), "exp claim is malformed"),
+        ("non-numeric exp", token(claims='{"exp": "tomorrow"}'), "exp claim is malformed"),
+        ("aud as a number", token(claims='{"aud": 7}'), "aud claim is malformed"),
+    ]
+    for case, bad, reason in refused:
+        r = requests.get(url, headers={"Authorization": f"Bearer {bad}"})
+        challenge = r.headers.get("WWW-Authenticate", "")
+        assert r.status_code == 401 and 'error="invalid_token"' in challenge and reason in challenge, (case, challenge)
+
+    # Two Authorization headers are refused: which one counts would be a guess.
+    reader = token()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.putrequest("GET", "/v2/changefeed")
+    connection.putheader("Authorization", f"Bearer {reader}")
+    connection.putheader("Authorization", "Bearer not-a-jwt")
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 400 and b"Authorization headers" in body, (response.status, body)
+    assert requests.get(url, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
 
 
 def test_keycloak_realm_roles_through_a_dotted_claim_path(make_auth_server, issuer):

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use crate::auth::Permission;
 use crate::auth::RoleMap;
 use crate::auth::oidc::OidcSettings;
+use crate::origin::{PublicUrl, parse_trusted_proxy};
+use ipnet::IpNet;
 
 /// The `dicomweb` command line.
 #[derive(Debug, Parser)]
@@ -56,7 +58,7 @@ pub struct ServeArgs {
     pub storage: Option<String>,
     /// A TOML file with the same settings (bind, data_dir, storage, workers, storage_retry_timeout,
     /// store_flush_delay_ms, index_commit_delay_ms, cors_origins, tls_cert, tls_key,
-    /// allow_anonymous, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
+    /// allow_anonymous, public_url, trusted_proxies, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
     /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
     pub config: Option<PathBuf>,
@@ -94,8 +96,8 @@ pub struct ServeArgs {
     /// Clock skew tolerated on a token's exp and nbf, in seconds [default: 60].
     #[arg(long, env = "DICOMWEB_AUTH_LEEWAY")]
     pub auth_leeway: Option<u64>,
-    /// How often the issuer's signing keys are refetched, in seconds [default: 3600]; a token signed with an
-    /// unknown key also triggers a refetch.
+    /// How often the issuer's signing keys are refetched, in seconds [default: 300, at most 3600]; a token
+    /// signed with an unknown key also triggers a refetch.
     #[arg(long, env = "DICOMWEB_AUTH_JWKS_REFRESH")]
     pub auth_jwks_refresh: Option<u64>,
     /// Origins allowed to call the API from a browser (CORS), comma-separated or repeated; `*` allows any
@@ -116,6 +118,19 @@ pub struct ServeArgs {
     /// store and delete).
     #[arg(long, env = "DICOMWEB_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
+    /// The base URL clients reach the server by (http(s)://host[:port][/path]), for the URLs in responses;
+    /// when set, request headers never change them [default: from the request, see --trusted-proxy].
+    #[arg(long, env = "DICOMWEB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Addresses or networks (10.0.0.0/8) of reverse proxies whose Forwarded / X-Forwarded-Host /
+    /// X-Forwarded-Proto headers are believed for the URLs in responses, comma-separated or repeated
+    /// [default: none: only the Host header counts].
+    #[arg(
+        long = "trusted-proxy",
+        env = "DICOMWEB_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The TOML file's shape.
@@ -133,6 +148,8 @@ pub struct FileSettings {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_anonymous: Option<bool>,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub auth: Option<FileAuth>,
 }
 
@@ -187,6 +204,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub tls: Option<TlsFiles>,
     pub allow_anonymous: bool,
+    /// The base URL of the URLs in responses; `None`: from the request.
+    pub public_url: Option<PublicUrl>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Certificate chain and private key, PEM.
@@ -247,7 +268,25 @@ impl Settings {
         for origin in &cors_origins {
             check_origin(origin)?;
         }
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| PublicUrl::parse(&u))
+            .transpose()?;
+        let trusted_proxies = if args.trusted_proxies.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            args.trusted_proxies.clone()
+        }
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| parse_trusted_proxy(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Settings {
+            public_url,
+            trusted_proxies,
             auth: resolve_auth(args, file.auth.unwrap_or_default())?,
             cors_origins,
             tls,
@@ -349,7 +388,7 @@ fn resolve_auth(args: &ServeArgs, file: FileAuth) -> anyhow::Result<Option<OidcS
         jwks_refresh_interval: Duration::from_secs(
             args.auth_jwks_refresh
                 .or(file.jwks_refresh_seconds)
-                .unwrap_or(3600)
+                .unwrap_or(300)
                 .max(1),
         ),
         roles: RoleMap::with(&file.roles),
@@ -588,5 +627,42 @@ mod tests {
         assert!(origins(&["*"]).is_ok());
         assert!(origins(&["https://viewer.example/ohif"]).is_err());
         assert!(origins(&["viewer.example"]).is_err());
+    }
+
+    #[test]
+    fn public_url_and_trusted_proxies_are_validated_at_start() {
+        let (_dir, path) = write_file(
+            "public_url = \"https://pacs.example.org/dicomweb/\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        );
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.public_url.unwrap().as_str(),
+            "https://pacs.example.org/dicomweb"
+        );
+        assert_eq!(s.trusted_proxies.len(), 2);
+        let defaults = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(
+            (defaults.public_url, defaults.trusted_proxies),
+            (None, vec![])
+        );
+        let bad_url = Settings::resolve(&ServeArgs {
+            public_url: Some("javascript://evil.example.com/".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(bad_url.to_string().contains("http or https"), "{bad_url}");
+        let bad_proxy = Settings::resolve(&ServeArgs {
+            trusted_proxies: vec!["proxy.example".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            bad_proxy.to_string().contains("proxy.example"),
+            "{bad_proxy}"
+        );
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// No acceptable credentials (401), not allowed (403), or the issuer's keys are unreachable (503).
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The path exists but not with this method (405); `allow` lists the methods it has, for `Allow`.
+    #[error("{method} is not allowed here; this resource allows {allow}")]
+    MethodNotAllowed { method: String, allow: String },
 }
 
 impl From<StoreRequestError> for ApiError {
@@ -47,6 +50,7 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Auth(e) => match e {
                 AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
                 AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -81,6 +85,9 @@ impl ResponseError for ApiError {
             && let Some(challenge) = bearer_challenge(error)
         {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
         response.json(serde_json::json!({
             "status": status.as_u16(),

@@ -7,8 +7,10 @@
 
 pub mod accept;
 pub mod auth;
+pub mod client_errors;
 pub mod config;
 pub mod error;
+pub mod origin;
 pub mod routes;
 pub mod tls;
 
@@ -172,5 +174,130 @@ pub fn open_index(
             "cannot open the index in {}: {e}",
             index_dir.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::{Method, StatusCode, header};
+    use actix_web::{App, test};
+
+    fn state(data_dir: &std::path::Path) -> AppState {
+        let settings = config::Settings::resolve(&config::ServeArgs {
+            data_dir: Some(data_dir.to_owned()),
+            storage: Some("memory://".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        AppState {
+            service: open_service(&settings).unwrap(),
+            auth: Arc::new(auth::Authenticator::Anonymous),
+            origin: Arc::new(origin::OriginPolicy::new(
+                None,
+                vec![],
+                false,
+                settings.bind,
+            )),
+        }
+    }
+
+    fn request(
+        method: Method,
+        path: &str,
+        headers: &[(header::HeaderName, &str)],
+    ) -> test::TestRequest {
+        let mut request = test::TestRequest::default().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.insert_header((name.clone(), *value));
+        }
+        request
+    }
+
+    /// Status, headers and body of the app's answer to a request.
+    macro_rules! call {
+        ($app:expr, $($request:tt)*) => {
+            parts(
+                test::call_service($app, request($($request)*).to_request())
+                    .await
+                    .map_into_boxed_body(),
+            )
+            .await
+        };
+    }
+
+    async fn parts(
+        response: actix_web::dev::ServiceResponse,
+    ) -> (StatusCode, header::HeaderMap, bytes::Bytes) {
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, test::read_body(response).await)
+    }
+
+    #[actix_web::test]
+    async fn head_answers_like_get_without_a_body_and_other_methods_get_405_with_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(cors(&[]))
+                .configure(|cfg| configure_app(cfg, state(dir.path()))),
+        )
+        .await;
+        for path in ["/health", "/v2/studies/1.2.3/metadata"] {
+            let (get_status, get_headers, get_body) = call!(&app, Method::GET, path, &[]);
+            let (status, headers, body) = call!(&app, Method::HEAD, path, &[]);
+            assert_eq!(status, get_status, "{path}");
+            assert_eq!(
+                headers.get(header::CONTENT_TYPE),
+                get_headers.get(header::CONTENT_TYPE),
+                "{path}"
+            );
+            assert!(body.is_empty() && !get_body.is_empty(), "{path}");
+        }
+        let (status, headers, body) = call!(&app, Method::PUT, "/v1/studies", &[]);
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            headers.get(header::ALLOW).unwrap(),
+            "POST, GET, HEAD, OPTIONS"
+        );
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["status"], 405);
+        let (status, headers, _) = call!(&app, Method::PATCH, "/studies/1.2.3/series/4.5.6", &[]);
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            headers.get(header::ALLOW).unwrap(),
+            "GET, HEAD, DELETE, OPTIONS"
+        );
+        let (status, headers, _) = call!(&app, Method::OPTIONS, "/health", &[]);
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(headers.get(header::ALLOW).unwrap(), "GET, HEAD, OPTIONS");
+        // A path that does not exist stays a 404, whatever the method.
+        let (status, _, _) = call!(&app, Method::PUT, "/nothing", &[]);
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[actix_web::test]
+    async fn cors_preflights_are_still_answered_by_cors() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(cors(&["https://viewer.example".to_owned()]))
+                .configure(|cfg| configure_app(cfg, state(dir.path()))),
+        )
+        .await;
+        let (status, headers, _) = call!(
+            &app,
+            Method::OPTIONS,
+            "/v2/studies",
+            &[
+                (header::ORIGIN, "https://viewer.example"),
+                (header::ACCESS_CONTROL_REQUEST_METHOD, "POST"),
+            ],
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
+            "https://viewer.example"
+        );
+        assert!(headers.get(header::ALLOW).is_none());
     }
 }

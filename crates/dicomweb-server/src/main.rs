@@ -4,6 +4,7 @@ use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
 use dicomweb_server::auth::{Authenticator, OidcVerifier};
 use dicomweb_server::config::{Cli, Command, Settings};
+use dicomweb_server::origin::OriginPolicy;
 use dicomweb_server::{AppState, check_storage, configure_app, cors, open_service, routes, tls};
 use dicomweb_service::StudiesService;
 use std::io::IsTerminal;
@@ -30,11 +31,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_env("DICOMWEB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_env("DICOMWEB_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        // actix logs every request it cannot parse at ERROR: a client's mistake, and a way to flood the log.
+        .with(dicomweb_server::client_errors::ClientErrorsAsWarnings::default())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
         )
         .init();
     let cli = Cli::parse();
@@ -239,9 +245,32 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             Err(error) => tracing::error!(%error, "bringing the search index up to date failed"),
         }
     });
+    let origin = OriginPolicy::new(
+        settings.public_url.clone(),
+        settings.trusted_proxies.clone(),
+        tls_config.is_some(),
+        settings.bind,
+    );
+    match (&settings.public_url, settings.trusted_proxies.is_empty()) {
+        (Some(url), true) => tracing::info!(
+            public_url = url.as_str(),
+            "URLs in responses start with the public URL"
+        ),
+        (Some(url), false) => tracing::warn!(
+            public_url = url.as_str(),
+            "both a public URL and trusted proxies are configured: URLs in responses start with the public URL, \
+             forwarding headers are ignored"
+        ),
+        (None, false) => tracing::info!(
+            trusted_proxies = ?settings.trusted_proxies,
+            "URLs in responses follow the forwarding headers of these proxies"
+        ),
+        (None, true) => {}
+    }
     let state = AppState {
         service: service.clone(),
         auth,
+        origin: Arc::new(origin),
     };
     let scheme = if tls_config.is_some() {
         "https"

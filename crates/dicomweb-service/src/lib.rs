@@ -64,8 +64,8 @@ pub use ingest_pool::INGEST_NICENESS;
 pub use rebuild::RebuildProgress;
 pub use recovery::{RecoveryReport, SweepReport};
 pub use retrieve::{
-    FrameData, InstanceContent, MetadataDocument, TransferSyntaxRequest,
-    media_type_of_transfer_syntax,
+    FRAMES_READ_AT_ONCE_MAX_BYTES, FrameBodies, FrameBody, FrameData, InstanceContent,
+    MetadataDocument, TransferSyntaxRequest, media_type_of_transfer_syntax,
 };
 pub use search::{
     MAX_QUERY_UIDS, MAX_QUERY_VALUE_CHARS, MAX_QUERY_VALUES, MAX_QUERY_WILDCARDS, SearchResource,

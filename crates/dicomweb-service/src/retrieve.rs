@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dicomweb_index::{InstanceRecord, Scope};
 use dicomweb_instance::PixelDataLayout;
 use dicomweb_storage::ByteStream;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::{Result, ServiceError, StudiesService, check_scope, describe_scope};
@@ -63,15 +63,138 @@ pub struct MetadataDocument {
     pub etag: String,
 }
 
+/// Responses whose frames total at most this many bytes are read in one call to storage before the answer
+/// starts, as one body with a length (the common case of one frame or a few); larger ones are streamed.
+pub const FRAMES_READ_AT_ONCE_MAX_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A streamed frame response reads storage in pieces of at most this many bytes: consecutive frames up to
+/// this size share one read, a larger frame is read in ranges of this size. With [`READ_AHEAD`], a response
+/// holds a few of them in memory, however many frames it sends and however large they are.
+const FRAME_READ_CHUNK: u64 = 1024 * 1024;
+
 /// Frames of one instance.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FrameData {
     /// Transfer syntax the frame bytes are in.
     pub transfer_syntax_uid: String,
     /// Media type that labels each frame (PS3.18 Table 8.7.3-2), e.g. `application/octet-stream`, `image/jpeg`.
     pub media_type: &'static str,
     /// The frames in the order requested.
-    pub frames: Vec<Bytes>,
+    pub frames: FrameBodies,
+}
+
+/// The bytes of one frame of a streamed response.
+pub struct FrameBody {
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its bytes, read from storage as the stream is polled.
+    pub body: ByteStream,
+}
+
+/// The frames of a response, in the order requested.
+pub enum FrameBodies {
+    /// At most [`FRAMES_READ_AT_ONCE_MAX_BYTES`] in all: already read, in one call to storage.
+    Read(Vec<Bytes>),
+    /// More than that: each frame is read when its turn comes (memory bounded by [`FRAME_READ_CHUNK`] and
+    /// [`READ_AHEAD`], not by the number or size of the frames).
+    Streamed(futures::stream::BoxStream<'static, Result<FrameBody>>),
+}
+
+impl std::fmt::Debug for FrameBodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameBodies::Read(frames) => f.debug_tuple("Read").field(&frames.len()).finish(),
+            FrameBodies::Streamed(_) => f.write_str("Streamed"),
+        }
+    }
+}
+
+impl FrameData {
+    /// Every frame in memory, in order: for callers that know the frames are few and small (tests).
+    pub async fn into_frames(self) -> Result<Vec<Bytes>> {
+        match self.frames {
+            FrameBodies::Read(frames) => Ok(frames),
+            FrameBodies::Streamed(stream) => {
+                stream
+                    .then(|frame| async move {
+                        dicomweb_storage::read_to_bytes(frame?.body)
+                            .await
+                            .map_err(ServiceError::Storage)
+                    })
+                    .try_collect()
+                    .await
+            }
+        }
+    }
+}
+
+/// How a streamed frame response reads storage: several whole small frames in one call, or one large frame
+/// in ranges of at most [`FRAME_READ_CHUNK`] bytes.
+enum FrameRead {
+    Together(Vec<Vec<Range<u64>>>),
+    InPieces(Vec<Range<u64>>),
+}
+
+fn frame_len(ranges: &[Range<u64>]) -> u64 {
+    ranges.iter().map(|r| r.end - r.start).sum()
+}
+
+/// Groups consecutive frames into reads of at most [`FRAME_READ_CHUNK`] bytes (a larger frame on its own).
+fn plan_frame_reads(frames: Vec<Vec<Range<u64>>>) -> Vec<FrameRead> {
+    let mut reads: Vec<FrameRead> = Vec::new();
+    let mut pending: Vec<Vec<Range<u64>>> = Vec::new();
+    let mut pending_len = 0;
+    for ranges in frames {
+        let len = frame_len(&ranges);
+        if len > FRAME_READ_CHUNK {
+            if !pending.is_empty() {
+                reads.push(FrameRead::Together(std::mem::take(&mut pending)));
+                pending_len = 0;
+            }
+            let pieces = ranges
+                .iter()
+                .flat_map(|r| {
+                    (r.start..r.end)
+                        .step_by(FRAME_READ_CHUNK as usize)
+                        .map(move |s| s..(s + FRAME_READ_CHUNK).min(r.end))
+                })
+                .collect();
+            reads.push(FrameRead::InPieces(pieces));
+            continue;
+        }
+        if pending_len + len > FRAME_READ_CHUNK && !pending.is_empty() {
+            reads.push(FrameRead::Together(std::mem::take(&mut pending)));
+            pending_len = 0;
+        }
+        pending_len += len;
+        pending.push(ranges);
+    }
+    if !pending.is_empty() {
+        reads.push(FrameRead::Together(pending));
+    }
+    reads
+}
+
+/// One frame from the pieces `get_ranges` returned for its ranges.
+fn join_pieces(parts: Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        1 => parts.into_iter().next().unwrap_or_default(),
+        _ => Bytes::from(parts.concat()),
+    }
+}
+
+/// Reads whole frames (each given by its byte ranges) of one blob in one call to storage.
+async fn read_frames_together(
+    blobs: &dyn dicomweb_storage::BlobStore,
+    key: &str,
+    frames: &[Vec<Range<u64>>],
+) -> std::result::Result<Vec<Bytes>, dicomweb_storage::StorageError> {
+    let flat: Vec<Range<u64>> = frames.iter().flatten().cloned().collect();
+    let mut pieces = blobs.get_ranges(key, &flat).await?.into_iter();
+    Ok(frames
+        .iter()
+        .map(|ranges| join_pieces(pieces.by_ref().take(ranges.len()).collect()))
+        .collect())
 }
 
 /// The media type of a frame (bulk data) encoded in `transfer_syntax_uid` (PS3.18 Table 8.7.3-2/-3).
@@ -268,6 +391,21 @@ impl StudiesService {
                 record.sop_instance_uid
             )));
         }
+        // Each frame may be asked once (PS3.18 lists "non-duplicate frame numbers"), so a response holds at
+        // most the instance's frames: a short URL repeating one large frame cannot ask for gigabytes.
+        if numbers.len() > 1 {
+            let mut sorted = numbers.to_vec();
+            sorted.sort_unstable();
+            if let Some(twice) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(ServiceError::InvalidInput(format!(
+                    "frame list asks for {} frames and names frame {} more than once: each frame may be \
+                     asked once, so at most the {count} frame(s) of instance {} per request",
+                    numbers.len(),
+                    twice[0],
+                    record.sop_instance_uid
+                )));
+            }
+        }
 
         let stored = record.transfer_syntax_uid.as_str();
         let (ranges_per_frame, transfer_syntax_uid): (Vec<Vec<Range<u64>>>, String) = match &layout
@@ -332,25 +470,78 @@ impl StudiesService {
             }
         };
 
-        let flat: Vec<Range<u64>> = ranges_per_frame.iter().flatten().cloned().collect();
-        let mut pieces = self
-            .blobs
-            .get_ranges(&record.blob_key, &flat)
-            .await?
-            .into_iter();
-        let mut frames = Vec::with_capacity(ranges_per_frame.len());
-        for ranges in &ranges_per_frame {
-            let parts: Vec<Bytes> = pieces.by_ref().take(ranges.len()).collect();
-            frames.push(match parts.len() {
-                1 => parts.into_iter().next().unwrap_or_default(),
-                _ => Bytes::from(parts.concat()),
+        let media_type = media_type_of_transfer_syntax(&transfer_syntax_uid);
+        let total: u64 = ranges_per_frame.iter().map(|r| frame_len(r)).sum();
+        if total <= FRAMES_READ_AT_ONCE_MAX_BYTES {
+            let frames = read_frames_together(&*self.blobs, &record.blob_key, &ranges_per_frame)
+                .await
+                .map_err(|e| instance_storage_error(&record, e))?;
+            return Ok(FrameData {
+                transfer_syntax_uid,
+                media_type,
+                frames: FrameBodies::Read(frames),
             });
         }
+        // Nothing is read before the answer starts: a missing file must still be a 404, not a cut-off 200.
+        self.blobs
+            .head(&record.blob_key)
+            .await
+            .map_err(|e| instance_storage_error(&record, e))?;
         Ok(FrameData {
-            media_type: media_type_of_transfer_syntax(&transfer_syntax_uid),
             transfer_syntax_uid,
-            frames,
+            media_type,
+            frames: FrameBodies::Streamed(self.stream_frames(record, ranges_per_frame)),
         })
+    }
+
+    /// The frames given by their byte ranges, read in order as the stream is polled (see [`plan_frame_reads`]),
+    /// up to [`READ_AHEAD`] reads ahead of the frame being sent.
+    fn stream_frames(
+        &self,
+        record: InstanceRecord,
+        frames: Vec<Vec<Range<u64>>>,
+    ) -> futures::stream::BoxStream<'static, Result<FrameBody>> {
+        let blobs = self.blobs.clone();
+        let record = Arc::new(record);
+        futures::stream::iter(plan_frame_reads(frames))
+            .map(move |read| {
+                let blobs = blobs.clone();
+                let record = record.clone();
+                async move {
+                    match read {
+                        FrameRead::Together(frames) => {
+                            match read_frames_together(&*blobs, &record.blob_key, &frames).await {
+                                Ok(read) => read
+                                    .into_iter()
+                                    .map(|bytes| {
+                                        Ok(FrameBody {
+                                            len: bytes.len() as u64,
+                                            body: dicomweb_storage::body_from_bytes(bytes),
+                                        })
+                                    })
+                                    .collect(),
+                                Err(e) => vec![Err(instance_storage_error(&record, e))],
+                            }
+                        }
+                        FrameRead::InPieces(pieces) => {
+                            let len = frame_len(&pieces);
+                            let key = record.blob_key.clone();
+                            let body = futures::stream::iter(pieces)
+                                .map(move |piece| {
+                                    let blobs = blobs.clone();
+                                    let key = key.clone();
+                                    async move { blobs.get_range(&key, piece).await }
+                                })
+                                .buffered(READ_AHEAD)
+                                .boxed();
+                            vec![Ok(FrameBody { len, body })]
+                        }
+                    }
+                }
+            })
+            .buffered(READ_AHEAD)
+            .flat_map(futures::stream::iter)
+            .boxed()
     }
 }
 
@@ -373,4 +564,57 @@ fn metadata_etag(records: &[InstanceRecord]) -> String {
     }
     let digest = hasher.finalize();
     format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn shape(reads: &[FrameRead]) -> Vec<(char, Vec<u64>)> {
+        reads
+            .iter()
+            .map(|read| match read {
+                FrameRead::Together(frames) => ('T', frames.iter().map(|f| frame_len(f)).collect()),
+                FrameRead::InPieces(pieces) => {
+                    ('P', pieces.iter().map(|p| p.end - p.start).collect())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_frames_share_reads_of_at_most_a_chunk_and_large_ones_are_read_in_pieces() {
+        // One frame of native pixel data is one range.
+        #[allow(clippy::single_range_in_vec_init)]
+        let frame = |start: u64, len: u64| vec![start..start + len];
+        let reads = plan_frame_reads(vec![
+            frame(0, 400 * 1024),
+            frame(0, 400 * 1024),
+            frame(0, 400 * 1024),
+            frame(10, 2 * MIB + 5),
+            frame(0, 100),
+            // Two fragments of one encapsulated frame, together over a chunk.
+            vec![0..MIB / 2, MIB..2 * MIB],
+        ]);
+        assert_eq!(
+            shape(&reads),
+            vec![
+                ('T', vec![400 * 1024, 400 * 1024]),
+                ('T', vec![400 * 1024]),
+                ('P', vec![MIB, MIB, 5]),
+                ('T', vec![100]),
+                ('P', vec![MIB / 2, MIB]),
+            ]
+        );
+        let FrameRead::InPieces(pieces) = &reads[2] else {
+            unreachable!()
+        };
+        assert_eq!(
+            pieces[0].start, 10,
+            "pieces follow each other from the frame's start"
+        );
+        assert_eq!(pieces[2].end, 10 + 2 * MIB + 5);
+    }
 }

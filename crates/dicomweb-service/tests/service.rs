@@ -217,8 +217,11 @@ async fn a_lost_index_is_rebuilt_from_storage() {
             &TransferSyntaxRequest::AsStored,
         )
         .await
+        .unwrap()
+        .into_frames()
+        .await
         .unwrap();
-    assert_eq!(frames.frames[0].len(), 979 * 985 * 3);
+    assert_eq!(frames[0].len(), 979 * 985 * 3);
 
     // Running it again adds nothing.
     let again = second

@@ -203,8 +203,12 @@ pub enum InvalidToken {
     Malformed,
     #[error("signing algorithm {0} is not allowed")]
     AlgorithmNotAllowed(String),
+    #[error("the token's header lists critical extensions (crit), and this server supports none")]
+    UnsupportedCritical,
     #[error("signed with a key the issuer does not publish")]
     UnknownKey,
+    #[error("the token names no signing key (kid), and the issuer publishes several")]
+    MissingKeyId,
     #[error("the signature does not verify")]
     BadSignature,
     #[error("the token has expired")]
@@ -217,8 +221,11 @@ pub enum InvalidToken {
     WrongAudience,
     #[error("the token lacks the {0} claim")]
     MissingClaim(String),
-    #[error("the token's {0} claim is malformed")]
-    MalformedClaim(String),
+    #[error("the token's {claim} claim is malformed: it must be {expected}")]
+    MalformedClaim {
+        claim: String,
+        expected: &'static str,
+    },
 }
 
 /// How requests are authenticated: not at all (every caller may do everything), or by OIDC bearer tokens.
@@ -278,6 +285,16 @@ pub async fn authorize<B: MessageBody + 'static>(
             .map_into_right_body::<B>())
     };
     if let Access::Requires(permission) = access {
+        // Which of several credentials counts would be a guess (and a proxy and this server may guess
+        // differently); RFC 6750 3.1 answers such a request with 400.
+        let authorizations = req.headers().get_all(header::AUTHORIZATION).count();
+        if authorizations > 1 {
+            let error = ApiError::BadRequest(format!(
+                "the request carries {authorizations} Authorization headers; send exactly one"
+            ));
+            tracing::info!(method = %req.method(), path = req.path(), "request refused: {error}");
+            return Ok(req.error_response(error).map_into_right_body());
+        }
         let principal = match authenticator
             .authenticate(req.headers().get(header::AUTHORIZATION))
             .await
@@ -348,6 +365,42 @@ mod tests {
             [Permission::Write].into_iter().collect()
         );
         assert_eq!(map.permissions_of(["unknown"]), Permissions::NONE);
+    }
+
+    #[actix_web::test]
+    async fn a_request_with_two_authorization_headers_is_refused() {
+        use actix_web::{App, middleware::from_fn, test, web};
+        let authenticator = Arc::new(Authenticator::Anonymous);
+        let app = test::init_service(
+            App::new().route(
+                "/read",
+                web::get()
+                    .to(|| async { "read" })
+                    .wrap(from_fn(move |req, next| {
+                        authorize(
+                            authenticator.clone(),
+                            Access::Requires(Permission::Read),
+                            req,
+                            next,
+                        )
+                    })),
+            ),
+        )
+        .await;
+        let request = test::TestRequest::get()
+            .uri("/read")
+            .append_header((header::AUTHORIZATION, "Bearer first"))
+            .append_header((header::AUTHORIZATION, "Bearer second"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), actix_web::http::StatusCode::BAD_REQUEST);
+        let body = test::read_body(response).await;
+        assert!(String::from_utf8_lossy(&body).contains("2 Authorization headers"));
+        let one = test::TestRequest::get()
+            .uri("/read")
+            .append_header((header::AUTHORIZATION, "Bearer first"))
+            .to_request();
+        assert!(test::call_service(&app, one).await.status().is_success());
     }
 
     #[test]

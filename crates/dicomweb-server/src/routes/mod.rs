@@ -43,6 +43,8 @@ pub struct AppState {
     pub service: Arc<StudiesService>,
     /// How callers are authenticated; every route but the health check asks it.
     pub auth: Arc<Authenticator>,
+    /// How the base of the URLs in responses is found.
+    pub origin: Arc<crate::origin::OriginPolicy>,
 }
 
 /// The API version a route was reached under; only the change feed's parameters differ between them.
@@ -225,19 +227,98 @@ pub const VERSION_PREFIXES: [(&str, ApiVersion); 3] = [
     ("", ApiVersion::Unversioned),
 ];
 
-/// Registers every route of [`ROUTES`] under the current scope, each behind the check of its access rule.
+/// Registers every route of [`ROUTES`] under the current scope, each behind the check of its access rule: one
+/// resource per path, where a GET route also answers HEAD (same check, same headers, no body), `OPTIONS` answers
+/// 204 with `Allow`, and any other method 405 with `Allow`. CORS preflights never get here (see `cors`).
 pub fn configure(cfg: &mut web::ServiceConfig, version: ApiVersion, auth: Arc<Authenticator>) {
     cfg.app_data(web::Data::new(version));
+    let mut paths: Vec<&'static str> = Vec::new();
     for spec in ROUTES {
-        let auth = auth.clone();
-        let access = spec.access;
-        let route = spec
-            .handler
-            .to(spec.method.route())
-            .wrap(from_fn(move |req, next| {
+        if !paths.contains(&spec.path) {
+            paths.push(spec.path);
+        }
+    }
+    for path in paths {
+        let specs: Vec<&RouteSpec> = ROUTES.iter().filter(|s| s.path == path).collect();
+        let allow = allowed_methods(&specs);
+        let guarded = |spec: &RouteSpec, route: actix_web::Route| {
+            let (auth, access) = (auth.clone(), spec.access);
+            spec.handler.to(route).wrap(from_fn(move |req, next| {
                 crate::auth::authorize(auth.clone(), access, req, next)
+            }))
+        };
+        let mut resource = web::resource(path);
+        for spec in &specs {
+            resource = resource.route(guarded(spec, spec.method.route()));
+            if spec.method == HttpMethod::Get {
+                resource = resource.route(guarded(spec, web::head()).wrap(from_fn(without_body)));
+            }
+        }
+        let (options_allow, refused_allow) = (allow.clone(), allow);
+        resource = resource
+            .route(
+                web::route()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .to(move || {
+                        let allow = options_allow.clone();
+                        async move {
+                            HttpResponse::NoContent()
+                                .insert_header((header::ALLOW, allow))
+                                .finish()
+                        }
+                    }),
+            )
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = refused_allow.clone();
+                async move {
+                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allow,
+                    })
+                }
             }));
-        cfg.route(spec.path, route);
+        cfg.service(resource);
+    }
+}
+
+/// The `Allow` value of a path: its methods, HEAD with GET, and OPTIONS.
+fn allowed_methods(specs: &[&RouteSpec]) -> String {
+    let mut methods = Vec::new();
+    for spec in specs {
+        methods.push(spec.method.name());
+        if spec.method == HttpMethod::Get {
+            methods.push("HEAD");
+        }
+    }
+    methods.push("OPTIONS");
+    methods.join(", ")
+}
+
+/// HEAD: the GET handler's status and headers with the body dropped unread (an instance's file is not read
+/// from storage only to be discarded); its size is kept, so `Content-Length` is what GET sends.
+async fn without_body(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<EmptyBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    Ok(response.map_body(|_, body| EmptyBody(body.size())))
+}
+
+/// A body of a given size with no bytes, for HEAD responses (the HTTP codec sends no body for HEAD).
+pub struct EmptyBody(actix_web::body::BodySize);
+
+impl actix_web::body::MessageBody for EmptyBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.0
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Self::Error>>> {
+        std::task::Poll::Ready(None)
     }
 }
 
@@ -273,10 +354,13 @@ fn search_resource(req: &HttpRequest) -> SearchResource {
     }
 }
 
-/// The service root as the client addressed it, for RetrieveURL values.
-fn base_url(req: &HttpRequest, version: ApiVersion) -> String {
-    let info = req.connection_info();
-    format!("{}://{}{}", info.scheme(), info.host(), version.prefix())
+/// The service root as the client addressed it, for RetrieveURL values: the configured public URL, or what the
+/// request says, validated (see [`crate::origin`]).
+fn base_url(req: &HttpRequest, state: &AppState, version: ApiVersion) -> String {
+    let origin = state
+        .origin
+        .base_url(&crate::origin::RequestOrigin::of(req));
+    format!("{origin}{}", version.prefix())
 }
 
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {

@@ -1,6 +1,7 @@
 //! WADO-RS: instances, metadata and frames.
 
 use super::*;
+use dicomweb_service::FrameBodies;
 
 /// How instances are to be sent back.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +114,7 @@ pub(super) async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> Ap
     let scope = path_scope(&req)?;
     if let Some(tags) = header_str(&req, header::IF_NONE_MATCH) {
         let etag = state.service.metadata_etag(&scope).await?;
-        if tags.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+        if if_none_match_matches(tags, &etag) {
             return Ok(HttpResponse::NotModified()
                 .insert_header((header::ETAG, etag))
                 .finish());
@@ -126,7 +127,27 @@ pub(super) async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> Ap
         .body(document.body))
 }
 
+/// Whether an `If-None-Match` value (`*` or a list of entity tags) matches `etag`, a strong tag of ours.
+/// RFC 9110 13.1.2: If-None-Match uses the weak comparison, so `W/"x"` matches `"x"` as `"x"` does.
+fn if_none_match_matches(header: &str, etag: &str) -> bool {
+    header.split(',').any(|tag| {
+        let tag = tag.trim();
+        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+    })
+}
+
+/// The most frame numbers one request may list. Each frame may be asked once (checked by the service against
+/// the instance), so a response holds at most the instance's frames; this bound keeps the parsed list small
+/// whatever the URL holds.
+pub(super) const MAX_FRAMES_PER_REQUEST: usize = 10_000;
+
 pub(super) fn parse_frame_numbers(text: &str) -> Result<Vec<u32>, ApiError> {
+    let asked = text.split(',').count();
+    if asked > MAX_FRAMES_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "frame list asks for {asked} frames; at most {MAX_FRAMES_PER_REQUEST} may be asked per request"
+        )));
+    }
     text.split(',')
         .map(|n| {
             n.trim().parse::<u32>().map_err(|_| {
@@ -216,21 +237,133 @@ pub(super) async fn retrieve_frames(req: HttpRequest, state: web::Data<AppState>
         "{}; transfer-syntax={}",
         data.media_type, data.transfer_syntax_uid
     );
-    if !format.multipart {
-        let frame = data.frames.into_iter().next().unwrap_or_default();
-        return Ok(HttpResponse::Ok().content_type(part_type).body(frame));
+    let multipart = |writer: &MultipartWriter| {
+        format!(
+            "multipart/related; type=\"{}\"; boundary={}",
+            data.media_type,
+            writer.boundary()
+        )
+    };
+    match data.frames {
+        // Small: one body with a length, as read (the common case of one frame).
+        FrameBodies::Read(frames) => {
+            if !format.multipart {
+                let frame = frames.into_iter().next().unwrap_or_default();
+                return Ok(HttpResponse::Ok().content_type(part_type).body(frame));
+            }
+            let mut writer = MultipartWriter::new();
+            let content_type = multipart(&writer);
+            let mut body = Vec::with_capacity(frames.iter().map(|f| f.len() + 128).sum());
+            for frame in &frames {
+                body.extend_from_slice(
+                    &writer.part_header(&[("Content-Type", part_type.as_str())]),
+                );
+                body.extend_from_slice(frame);
+            }
+            body.extend_from_slice(&writer.finish());
+            Ok(HttpResponse::Ok().content_type(content_type).body(body))
+        }
+        // Large: each frame is read from storage as its part is sent.
+        FrameBodies::Streamed(mut frames) => {
+            if !format.multipart {
+                let frame = frames
+                    .next()
+                    .await
+                    .ok_or_else(|| ServiceError::Internal("no frame to send".into()))??;
+                return Ok(HttpResponse::Ok()
+                    .content_type(part_type)
+                    .no_chunking(frame.len)
+                    .streaming(frame.body.map_err(io_error)));
+            }
+            let writer = MultipartWriter::new();
+            let content_type = multipart(&writer);
+            let parts = frames.map(move |frame| {
+                let frame = frame.map_err(io_error)?;
+                let headers = vec![("Content-Type".to_owned(), part_type.clone())];
+                Ok::<_, std::io::Error>((headers, frame.body.map_err(io_error).boxed()))
+            });
+            Ok(HttpResponse::Ok()
+                .content_type(content_type)
+                .streaming(encode_parts(writer, parts)))
+        }
     }
-    let mut writer = MultipartWriter::new();
-    let content_type = format!(
-        "multipart/related; type=\"{}\"; boundary={}",
-        data.media_type,
-        writer.boundary()
-    );
-    let mut body = Vec::with_capacity(data.frames.iter().map(|f| f.len() + 128).sum());
-    for frame in &data.frames {
-        body.extend_from_slice(&writer.part_header(&[("Content-Type", part_type.as_str())]));
-        body.extend_from_slice(frame);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ETAG: &str = "\"3f2a\"";
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        for matching in [
+            "\"3f2a\"",
+            "W/\"3f2a\"",
+            "\"other\", W/\"3f2a\"",
+            " W/\"other\" ,\"3f2a\" ",
+            "*",
+        ] {
+            assert!(if_none_match_matches(matching, ETAG), "{matching:?}");
+        }
+        for other in [
+            "\"other\"",
+            "W/\"other\"",
+            "3f2a",
+            "w/\"3f2a\"",
+            "W/ \"3f2a\"",
+            "",
+        ] {
+            assert!(!if_none_match_matches(other, ETAG), "{other:?}");
+        }
     }
-    body.extend_from_slice(&writer.finish());
-    Ok(HttpResponse::Ok().content_type(content_type).body(body))
+
+    #[test]
+    fn a_frame_list_longer_than_the_limit_is_refused_naming_both() {
+        let at_limit = (1..=MAX_FRAMES_PER_REQUEST)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>();
+        assert_eq!(
+            parse_frame_numbers(&at_limit.join(",")).unwrap().len(),
+            MAX_FRAMES_PER_REQUEST
+        );
+        let over = format!("{},1", at_limit.join(","));
+        let error = parse_frame_numbers(&over).unwrap_err();
+        assert!(matches!(error, ApiError::BadRequest(_)));
+        let message = error.to_string();
+        assert!(message.contains("asks for 10001 frames"), "{message}");
+        assert!(message.contains("at most 10000"), "{message}");
+        // Empty items count too: a URL of commas is refused as cheaply.
+        assert!(parse_frame_numbers(&",".repeat(20_000)).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any frame list parses to between 1 and MAX_FRAMES_PER_REQUEST numbers, or is a 400 that says
+        /// what was wrong.
+        #[test]
+        fn any_frame_list_is_bounded_or_a_named_400(
+            text in prop_oneof![
+                "\\PC{0,40}".boxed(),
+                "[0-9, +-]{0,40}".boxed(),
+                proptest::collection::vec(0u32..20, 0..12_000)
+                    .prop_map(|numbers| numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","))
+                    .boxed(),
+            ],
+        ) {
+            match parse_frame_numbers(&text) {
+                Ok(numbers) => {
+                    prop_assert!(!numbers.is_empty());
+                    prop_assert!(numbers.len() <= MAX_FRAMES_PER_REQUEST);
+                }
+                Err(ApiError::BadRequest(message)) => {
+                    prop_assert!(
+                        message.starts_with("frame list"),
+                        "{message}"
+                    );
+                }
+                Err(other) => prop_assert!(false, "{other:?} is not a 400"),
+            }
+        }
+    }
 }

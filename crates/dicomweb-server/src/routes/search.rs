@@ -12,7 +12,7 @@ pub(super) async fn search(
     let resource = search_resource(&req);
     let results = state
         .service
-        .search(&resource, &params, &base_url(&req, **version))
+        .search(&resource, &params, &base_url(&req, &state, **version))
         .await?;
     if results.is_empty() {
         return Ok(HttpResponse::NoContent().finish());

@@ -41,7 +41,7 @@ impl PartStore {
 
 async fn store_request(
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
     version: ApiVersion,
     study: Option<String>,
@@ -67,11 +67,25 @@ async fn store_request(
             }
             let boundary = boundary_from_content_type(content_type)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            let mut reader = MultipartReader::new(payload, &boundary);
+            // Borrowed, so that the rest of the body after the closing delimiter can be read below.
+            let mut reader = MultipartReader::new(&mut payload, &boundary);
             let mut part_number = 0usize;
             // Each part is read whole, then stored by a task of its own while the next part is read, so the
             // parts of one request share index commits instead of paying one fsync'd commit each.
             let mut in_flight: VecDeque<PartStore> = VecDeque::new();
+            // The last part read, stored once the body is seen to go on past it (a delimiter and the next part's
+            // headers, even malformed ones) or to end whole: a body cut short (closed early, or shorter than its
+            // Content-Length) never stores its last part, so a single-part request cut anywhere stores nothing.
+            let mut waiting: Option<dicomweb_service::ReceivedInstance> = None;
+            let spawn_store = |received| {
+                let (state, study) = (state.clone(), study.clone());
+                PartStore::Task(actix_web::rt::spawn(async move {
+                    state
+                        .service
+                        .store_received(study.as_deref(), received)
+                        .await
+                }))
+            };
             // Where the body broke, if it did: the parts before it are stored all the same.
             let mut broken: Option<String> = None;
             loop {
@@ -84,6 +98,13 @@ async fn store_request(
                     Ok(Some(headers)) => headers,
                     Ok(None) => break,
                     Err(e) => {
+                        // The part before ended at a delimiter, so it is whole and stored, unless the body itself
+                        // was cut short (the connection failed or closed before its Content-Length).
+                        if !matches!(e, dicomweb_multipart::MultipartError::Source(_))
+                            && let Some(received) = waiting.take()
+                        {
+                            in_flight.push_back(spawn_store(received));
+                        }
                         broken = Some(format!(
                             "part {}: malformed multipart body: {e}",
                             part_number + 1
@@ -91,6 +112,9 @@ async fn store_request(
                         break;
                     }
                 };
+                if let Some(received) = waiting.take() {
+                    in_flight.push_back(spawn_store(received));
+                }
                 part_number += 1;
                 if let Some(part_type) = headers.content_type() {
                     let essence = MediaType::parse(part_type).map(|m| m.essence);
@@ -122,13 +146,28 @@ async fn store_request(
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let (state, study) = (state.clone(), study.clone());
-                in_flight.push_back(PartStore::Task(actix_web::rt::spawn(async move {
-                    state
-                        .service
-                        .store_received(study.as_deref(), received)
-                        .await
-                })));
+                waiting = Some(received);
+            }
+            drop(reader);
+            // The epilogue (usually nothing) is read to the end of the body, so that a body shorter than its
+            // Content-Length, or one that stalls, is not answered as if it were whole.
+            if broken.is_none() {
+                while let Some(chunk) = payload.next().await {
+                    if let Err(e) = chunk {
+                        broken = Some(format!(
+                            "the request body ended early, after the closing delimiter: {e}"
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(received) = waiting.take() {
+                match &mut broken {
+                    None => in_flight.push_back(spawn_store(received)),
+                    Some(message) => message.push_str(&format!(
+                        "; part {part_number}, before it, is not stored either: the body did not go on past it"
+                    )),
+                }
             }
             for part in in_flight {
                 outcomes.push(part.outcome().await?);
@@ -179,7 +218,11 @@ async fn store_request(
         StoreStatus::Partial => StatusCode::ACCEPTED,
         StoreStatus::NoneStored => StatusCode::CONFLICT,
     };
-    let dataset = store_response(&outcomes, &base_url(&req, version), study.as_deref());
+    let dataset = store_response(
+        &outcomes,
+        &base_url(&req, &state, version),
+        study.as_deref(),
+    );
     let body =
         dicomweb_json::dataset_to_json_bytes(&dataset, &dicomweb_json::JsonOptions::default());
     Ok(dicom_json_response(status, body))
