@@ -55,6 +55,7 @@ mod rebuild;
 mod recovery;
 mod retrieve;
 pub mod search;
+mod search_lanes;
 mod spool;
 mod store;
 mod uid;
@@ -75,6 +76,7 @@ pub use store::{
     FailureReason, InstanceOutcome, ReceivedInstance, StoreRequestError, StoreStatus,
     WARNING_VALIDATION, store_response, store_status,
 };
+pub use search_lanes::{QUEUE_BUDGET as SEARCH_QUEUE_BUDGET, RUN_BUDGET as SEARCH_RUN_BUDGET};
 pub use uid::check_uid;
 
 pub use dicomweb_catalogue::{
@@ -133,6 +135,8 @@ pub struct StudiesService {
     copies: Arc<copies::CopyPublisher>,
     /// Where a store's instance is parsed: below the priority of searches.
     ingest: ingest_pool::IngestPool,
+    /// Where searches run their index work: a cheap and an expensive lane, each bounded.
+    search_lanes: search_lanes::SearchLanes,
     config: ServiceConfig,
     /// Versions whose files are being written by stores of this process and are not committed yet: the orphan
     /// sweep leaves their files alone.
@@ -169,6 +173,7 @@ impl StudiesService {
                 config.copy_flush_delay,
             )),
             ingest: ingest_pool::IngestPool::for_this_machine(),
+            search_lanes: search_lanes::SearchLanes::for_this_machine(),
             blobs,
             catalogue,
             config,

@@ -536,11 +536,15 @@ impl StudiesService {
             offset: query.offset,
             limit: query.limit,
         };
-        // A search is CPU work of milliseconds: it runs on the blocking pool, not on an HTTP worker.
-        let hits =
-            tokio::task::spawn_blocking(move || index.search_including(&index_query, &unapplied))
-                .await
-                .map_err(|e| ServiceError::Internal(format!("a search failed: {e}")))??;
+        // A search is CPU work of milliseconds: it runs on the blocking pool, not on an HTTP worker, in the lane
+        // of its cost (cheap searches never wait behind expensive ones).
+        let filters = index_query.filters.clone();
+        let hits = self
+            .search_lanes
+            .run(&filters, move || {
+                index.search_including(&index_query, &unapplied)
+            })
+            .await??;
 
         let mut returned: BTreeSet<Tag> = default_return_tags(level).iter().copied().collect();
         if level != Level::Study && path_study.is_none() {
