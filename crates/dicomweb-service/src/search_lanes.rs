@@ -193,25 +193,34 @@ mod tests {
         }
     }
 
+    /// Starts a search with `filter` whose index work runs until `release` is sent; returns once it runs.
+    async fn occupy(
+        lanes: &Arc<SearchLanes>,
+        filter: &Filter,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<()>>,
+    ) {
+        let (started, running) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (lanes, filter) = (lanes.clone(), filter.clone());
+        let blocker = tokio::spawn(async move {
+            lanes
+                .run(&[filter], move || {
+                    let _ = started.send(());
+                    let _ = released.recv();
+                })
+                .await
+        });
+        running.await.unwrap();
+        (release, blocker)
+    }
+
     #[tokio::test]
     async fn cheap_searches_do_not_wait_behind_expensive_ones() {
         let lanes = Arc::new(SearchLanes::new(4, 1, QUEUE_BUDGET, RUN_BUDGET));
         let slow = filter(Matcher::Wildcard(vec!["*x*".into()]));
-        let (started, running) = tokio::sync::oneshot::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let blocker = {
-            let lanes = lanes.clone();
-            let slow = slow.clone();
-            tokio::spawn(async move {
-                lanes
-                    .run(&[slow], move || {
-                        let _ = started.send(());
-                        let _ = released.recv();
-                    })
-                    .await
-            })
-        };
-        running.await.unwrap();
+        let (release, blocker) = occupy(&lanes, &slow).await;
         // The expensive lane is full; a cheap search runs at once.
         let cheap = filter(Matcher::Exact(vec!["1.2".into()]));
         let answer = tokio::time::timeout(Duration::from_secs(2), lanes.run(&[cheap], || 7))
@@ -227,21 +236,7 @@ mod tests {
         let short = Duration::from_millis(200);
         let lanes = Arc::new(SearchLanes::new(4, 1, short, RUN_BUDGET));
         let slow = filter(Matcher::Wildcard(vec!["*x*".into()]));
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel();
-        let blocker = {
-            let lanes = lanes.clone();
-            let slow = slow.clone();
-            tokio::spawn(async move {
-                lanes
-                    .run(&[slow], move || {
-                        let _ = started.send(());
-                        let _ = released.recv();
-                    })
-                    .await
-            })
-        };
-        running.await.unwrap();
+        let (release, blocker) = occupy(&lanes, &slow).await;
         let refused = lanes.run(&[slow], || ()).await;
         assert!(
             matches!(&refused, Err(ServiceError::Unavailable(m)) if m.contains("expensive")),
