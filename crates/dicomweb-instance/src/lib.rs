@@ -4,7 +4,9 @@
 //! size of its non-bulk attributes (an instance may be gigabytes of pixel data):
 //!
 //! - every non-bulk attribute goes into an [`InMemDicomObject`] (bulk values: OB, OD, OF, OL, OV, OW, UN and Pixel
-//!   Data are skipped without being loaded, also inside sequences);
+//!   Data are skipped without being loaded, also inside sequences), text decoded to Unicode with the Specific
+//!   Character Set, ISO 2022 code extensions included; a UN element of undefined length is a sequence of implicit
+//!   VR items (PS3.5 6.2.2) and goes in as a sequence (VR SQ), as pydicom reads it;
 //! - the position of the Pixel Data frames in the file is recorded as absolute byte ranges
 //!   ([`PixelDataLayout`]), so that WADO-RS can later serve frame N with a byte-range read of the stored file;
 //! - the attributes an archive requires are checked (errors: the instance is rejected);
@@ -30,9 +32,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod charset;
 mod layout;
 mod meta;
 mod parse;
+mod un;
 mod validate;
 
 use std::io::{BufReader, Read};
@@ -69,15 +73,20 @@ pub struct InstanceInfo {
     /// Transfer Syntax UID (0002,0010) from the file meta information, trimmed.
     pub transfer_syntax_uid: String,
     /// The main dataset WITHOUT bulk values: elements of VR OB, OD, OF, OL, OV, OW, UN and Pixel Data are not
-    /// inserted (also inside sequences). String values are kept as read (padding included). Sequences have
-    /// undefined length.
+    /// inserted (also inside sequences), except that a UN element of undefined length is read as the sequence it
+    /// is (VR SQ). String values are decoded with the Specific Character Set of their dataset or item (ISO 2022
+    /// code extensions included; undecodable bytes are U+FFFD, with a warning) and otherwise kept as read (padding
+    /// included). Sequences have undefined length.
     pub dataset: InMemDicomObject,
     /// Where the frames of the top-level Pixel Data (7FE0,0010) are; `None` when there is no Pixel Data.
     pub pixel_data: Option<PixelDataLayout>,
     /// One `ErrorComment`-style text per non-required top-level attribute whose value (or, for a sequence, one of
     /// its nested values) fails VR validation, in Microsoft's format:
     /// `DICOM100: (0008,0020) - Content "NotAValidDate" does not validate VR DA: ...`; plus one warning saying why
-    /// when [`PixelDataLayout::NotRangeReadable`] is reported for a transfer syntax that could have been ranged.
+    /// when [`PixelDataLayout::NotRangeReadable`] is reported for a transfer syntax that could have been ranged;
+    /// plus one per top-level attribute whose text could not be fully decoded with its Specific Character Set
+    /// (`DICOM100: (0010,0010) - Content "..." could not be fully decoded with Specific Character Set ...`), or
+    /// whose Specific Character Set is not understood.
     pub warnings: Vec<String>,
 }
 
@@ -212,7 +221,7 @@ pub fn inspect<R: Read>(source: R) -> Result<InstanceInfo, InspectError> {
 
     let (study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid) =
         validate::check_required(&parsed.dataset)?;
-    let mut warnings = Vec::new();
+    let mut warnings = parsed.warnings;
     validate::validate_dataset(&parsed.dataset, &mut warnings);
     let pixel_data = parsed.pixel_data.map(|raw| {
         if deflated {

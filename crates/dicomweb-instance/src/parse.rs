@@ -4,7 +4,7 @@ use std::io::Read;
 
 use dicom_core::dictionary::{DataDictionary, VirtualVr};
 use dicom_core::header::{DataElementHeader, Length};
-use dicom_core::value::DataSetSequence;
+use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_encoding::TransferSyntax;
@@ -14,7 +14,15 @@ use dicom_parser::dataset::LazyDataToken;
 use dicom_parser::dataset::lazy_read::LazyDataSetReader;
 use dicom_parser::stateful::decode::{DynStatefulDecoder, StatefulDecode};
 
+use crate::charset::TextDecoding;
+use crate::un::UnAwareDecoder;
 use crate::{InspectError, MAX_FRAGMENTS, MAX_METADATA_BYTES, MAX_SEQUENCE_DEPTH, error_chain};
+
+/// Implicit VR Little Endian: the only transfer syntax without VRs, where no element is marked UN.
+const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+
+/// Most character set warnings kept for one instance (one per top-level attribute at most).
+const MAX_CHARSET_WARNINGS: usize = 64;
 
 /// Memory charged per element, item or fragment on top of its value bytes, so that millions of tiny elements
 /// also hit [`MAX_METADATA_BYTES`].
@@ -51,6 +59,8 @@ pub(crate) struct ParsedDataset {
     pub pixel_data: Option<RawPixelData>,
     /// Extended Offset Table (7FE0,0001) values, when present at the top level.
     pub extended_offset_table: Option<Vec<u64>>,
+    /// Text that could not be fully decoded with its Specific Character Set (the value keeps U+FFFD there).
+    pub warnings: Vec<String>,
 }
 
 fn not_dicom(message: impl Into<String>) -> InspectError {
@@ -71,6 +81,7 @@ pub(crate) fn parse_dataset<S: Read>(
         position,
     )
     .map_err(|e| not_dicom(format!("cannot decode the dataset: {}", error_chain(&e))))?;
+    let decoder = UnAwareDecoder::new(decoder, transfer_syntax.uid() != IMPLICIT_VR_LITTLE_ENDIAN);
     let mut reader = LazyDataSetReader::new(decoder);
     let mut builder = DatasetBuilder::new(transfer_syntax);
     while let Some(token) = reader.advance() {
@@ -101,8 +112,14 @@ enum Open {
 
 struct DatasetBuilder<'ts> {
     transfer_syntax: &'ts TransferSyntax,
-    /// Character set for text values, from the latest Specific Character Set (0008,0005) read.
-    charset: SpecificCharacterSet,
+    /// How text values are decoded: from the Specific Character Set (0008,0005) of the dataset, or of the
+    /// innermost item that has one (PS3.5 6.1.2.5: an item may declare its own).
+    charset: TextDecoding,
+    /// The decodings of the enclosing items, restored when an item ends.
+    outer_charsets: Vec<TextDecoding>,
+    /// Top-level attributes already warned about for their character set.
+    charset_warned: Vec<Tag>,
+    warnings: Vec<String>,
     /// Pixel Representation (0028,0103) is 1: "US or SS" attributes are SS.
     signed_pixel_data: bool,
     root: InMemDicomObject,
@@ -171,7 +188,10 @@ impl<'ts> DatasetBuilder<'ts> {
     fn new(transfer_syntax: &'ts TransferSyntax) -> Self {
         DatasetBuilder {
             transfer_syntax,
-            charset: SpecificCharacterSet::default(),
+            charset: TextDecoding::default(),
+            outer_charsets: Vec::new(),
+            charset_warned: Vec::new(),
+            warnings: Vec::new(),
             signed_pixel_data: false,
             root: InMemDicomObject::new_empty(),
             open: Vec::new(),
@@ -234,6 +254,7 @@ impl DatasetBuilder<'_> {
                 match self.open.last_mut() {
                     Some(Open::Sequence { .. }) => {
                         self.open.push(Open::Item(InMemDicomObject::new_empty()));
+                        self.outer_charsets.push(self.charset.clone());
                         Ok(())
                     }
                     Some(Open::PixelSequence { in_item, .. }) if !*in_item => {
@@ -249,6 +270,9 @@ impl DatasetBuilder<'_> {
                         (self.open.pop(), self.open.last_mut())
                     {
                         items.push(item);
+                    }
+                    if let Some(charset) = self.outer_charsets.pop() {
+                        self.charset = charset;
                     }
                     Ok(())
                 }
@@ -371,29 +395,36 @@ impl DatasetBuilder<'_> {
             // As dicom-object does: "US or SS" attributes follow Pixel Representation.
             header.vr = VR::SS;
         }
-        let mut value_decoder = DynStatefulDecoder::new_with(
-            bytes.as_slice(),
-            self.transfer_syntax,
-            self.charset.clone(),
-            0,
-        )
-        .map_err(|e| not_dicom(format!("cannot decode the dataset: {}", error_chain(&e))))?;
-        let value = value_decoder.read_value_preserved(&header).map_err(|e| {
-            not_dicom(format!(
-                "could not read the value of {}: {}",
-                header.tag,
-                error_chain(&e)
-            ))
-        })?;
+        let value = if let Some(value) = self.decode_extended_text(&header, &bytes) {
+            value
+        } else {
+            let mut value_decoder = DynStatefulDecoder::new_with(
+                bytes.as_slice(),
+                self.transfer_syntax,
+                self.charset.dicom_rs(),
+                0,
+            )
+            .map_err(|e| not_dicom(format!("cannot decode the dataset: {}", error_chain(&e))))?;
+            value_decoder.read_value_preserved(&header).map_err(|e| {
+                not_dicom(format!(
+                    "could not read the value of {}: {}",
+                    header.tag,
+                    error_chain(&e)
+                ))
+            })?
+        };
         // The decoder of the whole stream used to track these two; it no longer sees values, so this does.
         if header.tag == tags::SPECIFIC_CHARACTER_SET {
-            if let Some(charset) = value
-                .to_str()
-                .split('\\')
-                .next()
-                .and_then(|code| SpecificCharacterSet::from_code(code.trim()))
-            {
-                self.charset = charset;
+            let code = value.to_str();
+            let (decoding, problem) = TextDecoding::from_specific_character_set(&code);
+            if let Some(decoding) = decoding {
+                self.charset = decoding;
+            }
+            if let Some(problem) = problem {
+                self.warn_charset(
+                    header.tag,
+                    format!("Content \"{code}\" of Specific Character Set: {problem}"),
+                );
             }
         } else if header.tag == tags::PIXEL_REPRESENTATION {
             self.signed_pixel_data = value.to_int::<u16>().is_ok_and(|r| r != 0);
@@ -401,6 +432,71 @@ impl DatasetBuilder<'_> {
         self.current_object()?
             .put(DataElement::new(header.tag, header.vr, value));
         Ok(())
+    }
+
+    /// The value of a text element whose character set uses code extensions, decoded here (dicom-rs cannot);
+    /// `None` for every other value, which dicom-rs decodes.
+    fn decode_extended_text(
+        &mut self,
+        header: &DataElementHeader,
+        bytes: &[u8],
+    ) -> Option<PrimitiveValue> {
+        // The VRs whose values the Specific Character Set applies to (PS3.5 6.1.2.3).
+        let multi_valued = match header.vr {
+            VR::SH | VR::LO | VR::PN | VR::UC => true,
+            VR::ST | VR::LT | VR::UT => false,
+            _ => return None,
+        };
+        let code = self.charset.iso2022_code()?;
+        if bytes.is_empty() {
+            return Some(PrimitiveValue::Empty);
+        }
+        let (text, problem) = self.charset.decode(bytes, header.vr == VR::PN);
+        if let Some(problem) = problem {
+            // As long as validation warnings quote at most (MAX_QUOTED_CHARS in validate.rs).
+            let unpadded = text.trim_end_matches(['\0', ' ']);
+            let mut quoted: String = unpadded.chars().take(1024).collect();
+            if quoted.len() < unpadded.len() {
+                quoted.push_str("...");
+            }
+            let message = format!(
+                "Content \"{quoted}\" could not be fully decoded with Specific Character Set \"{code}\": {} \
+                 (replaced by U+FFFD)",
+                problem.describe()
+            );
+            self.warn_charset(header.tag, message);
+        }
+        Some(if multi_valued {
+            // Decoding resets to the initial sets at each '\' and never produces one from another byte, so
+            // splitting the text is splitting the values.
+            PrimitiveValue::Strs(text.split('\\').map(str::to_owned).collect())
+        } else {
+            PrimitiveValue::Str(text)
+        })
+    }
+
+    /// Records a character set warning, once per top-level attribute (a nested value is reported under its
+    /// top-level sequence, as validation warnings are).
+    fn warn_charset(&mut self, tag: Tag, message: String) {
+        let top_level_tag = self
+            .open
+            .iter()
+            .find_map(|open| match open {
+                Open::Sequence { tag, .. } => Some(*tag),
+                _ => None,
+            })
+            .unwrap_or(tag);
+        if self.charset_warned.contains(&top_level_tag)
+            || self.charset_warned.len() >= MAX_CHARSET_WARNINGS
+        {
+            return;
+        }
+        self.charset_warned.push(top_level_tag);
+        self.warnings.push(format!(
+            "DICOM100: ({:04x},{:04x}) - {message}",
+            top_level_tag.group(),
+            top_level_tag.element()
+        ));
     }
 
     fn accept_fragment<D: StatefulDecode>(
@@ -464,6 +560,7 @@ impl DatasetBuilder<'_> {
             dataset: self.root,
             pixel_data: self.pixel_data,
             extended_offset_table: self.extended_offset_table,
+            warnings: self.warnings,
         })
     }
 }

@@ -82,6 +82,9 @@ fn random_mutations_and_truncations_never_panic() {
         pydicom_sample("test-SR.dcm"),
         local_sample("multiframe_jpeg_bot.dcm"),
         local_sample("multiframe_jpeg_eot.dcm"),
+        local_sample("un-undefined-length.dcm"),
+        local_sample("charset/chrH32.dcm"),
+        local_sample("charset/chrSQEncoding.dcm"),
     ]
     .iter()
     .map(|path| std::fs::read(path).unwrap())
@@ -113,6 +116,91 @@ fn random_mutations_and_truncations_never_panic() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Specific Character Set values: without and with code extensions, unknown ones, and non-conformant mixes.
+const CHARSETS: &[&str] = &[
+    "",
+    "ISO_IR 100",
+    "ISO_IR 192",
+    "GB18030",
+    "ISO_IR 13",
+    "ISO 2022 IR 6",
+    "\\ISO 2022 IR 87",
+    "ISO 2022 IR 13\\ISO 2022 IR 87",
+    "\\ISO 2022 IR 87\\ISO 2022 IR 159",
+    "\\ISO 2022 IR 149",
+    "\\ISO 2022 IR 58",
+    "ISO 2022 IR 100\\ISO 2022 IR 144\\ISO 2022 IR 126\\ISO 2022 IR 166",
+    "ISO 2022 IR 100\\ISO 2022 IR 999",
+    "ISO_IR 192\\ISO 2022 IR 87",
+    "ISO_IR 999",
+];
+
+/// Escape sequences (known, unknown, cut off) and the bytes that reset the sets.
+const ESCAPES: &[&[u8]] = &[
+    b"\x1b(B", b"\x1b(J", b"\x1b$B", b"\x1b$@", b"\x1b$(D", b"\x1b)I", b"\x1b$)C", b"\x1b$)A",
+    b"\x1b-A", b"\x1b-L", b"\x1b-T", b"\x1b-Z", b"\x1b$", b"\x1b", b"\x1b%G", b"\x1b(", b"^", b"=",
+    b"\\", b"\r\n",
+];
+
+/// A text value of random bytes and escape sequences.
+fn random_text(rng: &mut Rng) -> Vec<u8> {
+    let mut value = Vec::new();
+    for _ in 0..rng.below(24) {
+        if rng.below(3) == 0 {
+            value.extend_from_slice(ESCAPES[rng.below(ESCAPES.len())]);
+        } else {
+            for _ in 0..=rng.below(4) {
+                value.push(rng.next() as u8);
+            }
+        }
+    }
+    value
+}
+
+#[test]
+fn random_text_in_any_character_set_always_decodes_to_a_value() {
+    let mut rng = Rng(0xC0DE_2022_0087_0149);
+    for round in 0..3000 {
+        let charset = CHARSETS[rng.below(CHARSETS.len())];
+        let charset_bytes = if rng.below(20) == 0 {
+            random_text(&mut rng)
+        } else {
+            charset.as_bytes().to_vec()
+        };
+        let vr = ["PN", "LO", "SH", "UC", "ST", "LT", "UT"][rng.below(7)];
+        let value = random_text(&mut rng);
+        let elements = [
+            element(0x0008, 0x0005, "CS", &charset_bytes),
+            element(0x0010, 0x21B0, vr, &value),
+        ];
+        // Half of the time in an item, with the character set declared in the item.
+        let extra = if rng.below(2) == 0 {
+            vec![sequence(0x0040, 0x0275, &[elements.concat()])]
+        } else {
+            elements.to_vec()
+        };
+        let info = inspect(instance(&extra).as_slice())
+            .unwrap_or_else(|e| panic!("round {round}: {charset:?} {value:?}: {e}"));
+        let object = match info.dataset.element(tags::REQUEST_ATTRIBUTES_SEQUENCE) {
+            Ok(sequence) => &sequence.items().unwrap()[0],
+            Err(_) => &info.dataset,
+        };
+        let text = object
+            .element(tags::ADDITIONAL_PATIENT_HISTORY)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"))
+            .to_str()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        // With code extensions, escape sequences are consumed or replaced, never shown.
+        let decoded_here = charset.contains("ISO 2022") && !charset.starts_with("ISO_IR 192");
+        if decoded_here && charset_bytes == charset.as_bytes() {
+            assert!(
+                !text.contains('\x1b'),
+                "round {round}: {charset:?} {value:?} gave {text:?}"
+            );
+        }
+    }
 }
 
 /// A Part 10 instance generated on the fly: `header` bytes, then `pixel_length` bytes of pixel data.
