@@ -253,7 +253,7 @@ mod tests {
         let slow = filter(Matcher::Wildcard(vec!["*x*".into()]));
         let (release, released) = std::sync::mpsc::channel::<()>();
         let given_up = lanes
-            .run(&[slow.clone()], move || {
+            .run(std::slice::from_ref(&slow), move || {
                 let _ = released.recv();
             })
             .await;
@@ -262,7 +262,7 @@ mod tests {
             "{given_up:?}"
         );
         // Still running: the lane stays full until it ends.
-        assert!(lanes.run(&[slow.clone()], || ()).await.is_err());
+        assert!(lanes.run(std::slice::from_ref(&slow), || ()).await.is_err());
         release.send(()).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(lanes.run(&[slow], || ()).await.is_ok());
