@@ -38,6 +38,10 @@
 //! as its items (offset table item, then one item per fragment), like pydicom's `PixelData`,
 //! and read back into fragments.
 //!
+//! Values of other VRs longer than [`JsonOptions::large_value_bytes`] (a 100 MiB UT, a list of
+//! a million FD) follow the same policy, so that a document's size is bounded by the number of
+//! its attributes rather than by what a client put in them.
+//!
 //! A `"BulkDataURI"` read from JSON (for example in STOW-RS metadata) is kept in the data set as
 //! the binary element with the URI as its string value: no file read by dicom-rs has a string
 //! value in a binary VR, so the two cannot be confused. [`bulk_data_uri`] reports it, and the
@@ -72,6 +76,7 @@
 //! ]);
 //! let options = JsonOptions {
 //!     bulk_data: BulkDataPolicy::Uri { base: "http://host/studies/1.2/series/3.4/instances/5.6".into() },
+//!     large_value_bytes: None,
 //! };
 //! let json = dataset_to_json_bytes(&obj, &options);
 //! assert_eq!(
@@ -133,6 +138,23 @@ pub enum BulkDataPolicy {
 pub struct JsonOptions {
     /// How bulk values are written.
     pub bulk_data: BulkDataPolicy,
+    /// A value of any other VR (text such as UT, or a long list of numbers) whose value field is
+    /// longer than this many bytes (as `PrimitiveValue::calculate_byte_len` counts it) is written
+    /// as bulk data too: left out under [`BulkDataPolicy::Omit`], a `"BulkDataURI"` under
+    /// [`BulkDataPolicy::Uri`]. Under [`BulkDataPolicy::Inline`] it stays a `"Value"`, since
+    /// `"InlineBinary"` is only defined for binary VRs (F.2.7). `None`: no limit.
+    ///
+    /// This crate's reader refuses a `"BulkDataURI"` on a text VR (see the crate docs), so a
+    /// document written with `Uri` and such a limit does not read back.
+    pub large_value_bytes: Option<usize>,
+}
+
+impl JsonOptions {
+    /// Whether `value` (of a non-bulk element) is written as bulk data under these options.
+    pub(crate) fn is_large(&self, value: &dicom_core::PrimitiveValue) -> bool {
+        self.large_value_bytes
+            .is_some_and(|limit| value.calculate_byte_len() > limit)
+    }
 }
 
 /// Converts a data set to a DICOM JSON object keyed `"GGGGEEEE"` (upper-case hex), in ascending
@@ -148,6 +170,68 @@ pub fn dataset_to_json(obj: &InMemDicomObject, options: &JsonOptions) -> serde_j
 pub fn dataset_to_json_bytes(obj: &InMemDicomObject, options: &JsonOptions) -> Vec<u8> {
     // As above: writing into a Vec cannot fail.
     serde_json::to_vec(&ser::DatasetJson::root(obj, options)).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// The document of [`dataset_to_json_bytes`] was longer than the limit it was written within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the DICOM JSON of the data set exceeds {limit} bytes")]
+pub struct TooLarge {
+    /// The limit, in bytes.
+    pub limit: usize,
+}
+
+/// [`dataset_to_json_bytes`], keeping at most `limit` bytes of it: a data set whose JSON is too large never
+/// occupies more than `limit` bytes of memory here.
+///
+/// # Errors
+/// [`TooLarge`] when the document is longer than `limit`.
+pub fn dataset_to_json_bytes_within(
+    obj: &InMemDicomObject,
+    options: &JsonOptions,
+    limit: usize,
+) -> Result<Vec<u8>, TooLarge> {
+    let mut out = Bounded {
+        // As serde_json::to_vec starts.
+        bytes: Vec::with_capacity(128),
+        limit,
+        over: false,
+    };
+    // Writing into `Bounded` cannot fail, as into a Vec.
+    let written = serde_json::to_writer(&mut out, &ser::DatasetJson::root(obj, options));
+    if written.is_err() || out.over {
+        return Err(TooLarge { limit });
+    }
+    Ok(out.bytes)
+}
+
+/// A `Vec` that stops growing at `limit` and remembers that it was asked to grow past it. Its writes never fail:
+/// a writer that may fail makes serde_json check every one of its many small writes, which made writing half
+/// again as slow; the traversal that goes on past the limit costs CPU but no memory.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.bytes.len() + buf.len() <= self.limit {
+            self.bytes.extend_from_slice(buf);
+        } else {
+            self.over = true;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Writes the same document as [`dataset_to_json_bytes`] into `writer`, e.g. to build the

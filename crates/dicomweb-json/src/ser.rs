@@ -49,7 +49,7 @@ impl Serialize for DatasetJson<'_> {
         // InMemDicomObject iterates in ascending tag order, which is the order F.2.2 requires.
         for element in self.obj.iter() {
             let tag = element.tag();
-            if !is_written(element, &self.options.bulk_data) {
+            if !is_written(element, self.options) {
                 continue;
             }
             let key = tag_key(tag);
@@ -69,14 +69,20 @@ impl Serialize for DatasetJson<'_> {
 }
 
 /// Whether an element appears in the output at all.
-fn is_written(element: &InMemElement, policy: &BulkDataPolicy) -> bool {
+fn is_written(element: &InMemElement, options: &JsonOptions) -> bool {
     let tag = element.tag();
     // File meta and group lengths are never part of the DICOM JSON model (F.2.2).
     if tag.group() == 0x0002 || tag.element() == 0x0000 {
         return false;
     }
-    let is_sequence = matches!(element.value(), DicomValue::Sequence(_));
-    !(matches!(policy, BulkDataPolicy::Omit) && !is_sequence && is_bulk(tag, element.vr()))
+    if !matches!(options.bulk_data, BulkDataPolicy::Omit) {
+        return true;
+    }
+    match element.value() {
+        DicomValue::Sequence(_) => true,
+        DicomValue::PixelSequence(_) => !is_bulk(tag, element.vr()),
+        DicomValue::Primitive(value) => !is_bulk(tag, element.vr()) && !options.is_large(value),
+    }
 }
 
 struct ElementJson<'a> {
@@ -124,6 +130,11 @@ impl Serialize for ElementJson<'_> {
                 map.serialize_entry("vr", vr.to_string())?;
                 if is_bulk(tag, vr) {
                     self.serialize_bulk(&mut map, value)?;
+                } else if let BulkDataPolicy::Uri { base } = &self.options.bulk_data
+                    && self.options.is_large(value)
+                {
+                    // Not `serialize_bulk`: a text value is never a URI read from JSON.
+                    map.serialize_entry("BulkDataURI", &self.bulk_uri(base))?;
                 } else {
                     serialize_value(&mut map, vr, value)?;
                 }

@@ -15,11 +15,13 @@ fn all_policies() -> [JsonOptions; 3] {
         JsonOptions::default(),
         JsonOptions {
             bulk_data: BulkDataPolicy::Inline,
+            ..JsonOptions::default()
         },
         JsonOptions {
             bulk_data: BulkDataPolicy::Uri {
                 base: "http://localhost/studies/1/series/2/instances/3".into(),
             },
+            ..JsonOptions::default()
         },
     ]
 }
@@ -203,6 +205,7 @@ fn encapsulated_inline_pixel_data_is_read_back_into_fragments() {
     let obj = common::open("JPEG2000");
     let options = JsonOptions {
         bulk_data: BulkDataPolicy::Inline,
+        ..JsonOptions::default()
     };
     let read = dataset_from_json(&dataset_to_json(&obj, &options)).unwrap();
     let (DicomValue::PixelSequence(original), DicomValue::PixelSequence(decoded)) = (

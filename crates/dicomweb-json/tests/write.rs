@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 fn inline() -> JsonOptions {
     JsonOptions {
         bulk_data: BulkDataPolicy::Inline,
+        ..JsonOptions::default()
     }
 }
 
@@ -102,6 +103,7 @@ fn uri_policy_points_at_the_bulkdata_path_including_sequence_items() {
             // A trailing slash must not produce "//bulkdata".
             base: "https://pacs/studies/1/series/2/instances/3/".into(),
         },
+        ..JsonOptions::default()
     };
     let json = dataset_to_json(&common::golden_dataset(), &options);
     let base = "https://pacs/studies/1/series/2/instances/3/bulkdata";
@@ -338,4 +340,100 @@ fn writer_output_matches_bytes() {
     buffer.push(b']');
     let array: Value = serde_json::from_slice(&buffer).unwrap();
     assert_eq!(array[0], dataset_to_json(&obj, &inline()));
+}
+
+/// A data set with a `len`-byte UT value, a short LO, and a long LO list inside an item.
+fn with_large_values(len: usize) -> InMemDicomObject {
+    let item = InMemDicomObject::from_element_iter([DataElement::new(
+        tags::OTHER_PATIENT_NAMES,
+        VR::PN,
+        PrimitiveValue::Strs(std::iter::repeat_n("Doe^John".to_owned(), len / 8).collect()),
+    )]);
+    InMemDicomObject::from_element_iter([
+        DataElement::new(
+            tags::STUDY_DESCRIPTION,
+            VR::LO,
+            PrimitiveValue::from("short"),
+        ),
+        DataElement::new(
+            tags::REFERENCED_PATIENT_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![item]),
+        ),
+        DataElement::new(
+            tags::TEXT_VALUE,
+            VR::UT,
+            PrimitiveValue::from("x".repeat(len)),
+        ),
+    ])
+}
+
+#[test]
+fn values_over_the_large_value_limit_are_left_out_under_omit() {
+    let options = JsonOptions {
+        large_value_bytes: Some(1024),
+        ..JsonOptions::default()
+    };
+    let json = dataset_to_json(&with_large_values(4096), &options);
+    assert_eq!(json["00081030"], json!({"vr": "LO", "Value": ["short"]}));
+    assert!(json.get("0040A160").is_none(), "{json}");
+    assert_eq!(attribute(&json, &["00081120", "#0"]), json!({}));
+}
+
+#[test]
+fn values_at_the_large_value_limit_are_written_whole() {
+    let options = JsonOptions {
+        large_value_bytes: Some(4096),
+        ..JsonOptions::default()
+    };
+    let json = dataset_to_json(&with_large_values(4096), &options);
+    assert_eq!(json["0040A160"]["Value"][0].as_str().unwrap().len(), 4096);
+}
+
+#[test]
+fn values_over_the_large_value_limit_get_a_bulk_data_uri_under_uri() {
+    let options = JsonOptions {
+        bulk_data: BulkDataPolicy::Uri {
+            base: "https://pacs/studies/1/series/2/instances/3".into(),
+        },
+        large_value_bytes: Some(1024),
+    };
+    let json = dataset_to_json(&with_large_values(4096), &options);
+    let base = "https://pacs/studies/1/series/2/instances/3/bulkdata";
+    assert_eq!(
+        json["0040A160"],
+        json!({"vr": "UT", "BulkDataURI": format!("{base}/0040A160")})
+    );
+    assert_eq!(
+        attribute(&json, &["00081120", "#0", "00101001"]),
+        json!({"vr": "PN", "BulkDataURI": format!("{base}/00081120.0.00101001")})
+    );
+    assert_eq!(json["00081030"], json!({"vr": "LO", "Value": ["short"]}));
+}
+
+#[test]
+fn inline_keeps_large_text_values_since_inline_binary_is_for_binary_vrs() {
+    let options = JsonOptions {
+        large_value_bytes: Some(1024),
+        ..inline()
+    };
+    let json = dataset_to_json(&with_large_values(4096), &options);
+    assert_eq!(json["0040A160"]["Value"][0].as_str().unwrap().len(), 4096);
+}
+
+#[test]
+fn writing_within_a_limit_stops_past_it_and_otherwise_writes_the_same_document() {
+    let obj = with_large_values(4096);
+    let options = JsonOptions::default();
+    let whole = dataset_to_json_bytes(&obj, &options);
+    assert_eq!(
+        dicomweb_json::dataset_to_json_bytes_within(&obj, &options, whole.len()),
+        Ok(whole.clone())
+    );
+    assert_eq!(
+        dicomweb_json::dataset_to_json_bytes_within(&obj, &options, whole.len() - 1),
+        Err(dicomweb_json::TooLarge {
+            limit: whole.len() - 1
+        })
+    );
 }

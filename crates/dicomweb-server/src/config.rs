@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::Permission;
 use crate::auth::RoleMap;
 use crate::auth::oidc::OidcSettings;
+use crate::body::BodyLimits;
 use crate::origin::{PublicUrl, parse_trusted_proxy};
 use ipnet::IpNet;
 
@@ -57,7 +58,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DICOMWEB_STORAGE")]
     pub storage: Option<String>,
     /// A TOML file with the same settings (bind, data_dir, storage, workers, storage_retry_timeout,
-    /// store_flush_delay_ms, index_commit_delay_ms, cors_origins, tls_cert, tls_key,
+    /// store_flush_delay_ms, index_commit_delay_ms, body_idle_timeout, spool_memory_mib, max_decoded_body_mib,
+    /// max_decoding_ratio, cors_origins, tls_cert, tls_key,
     /// allow_anonymous, public_url, trusted_proxies, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
     /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
@@ -79,6 +81,21 @@ pub struct ServeArgs {
     /// commit [default: 250].
     #[arg(long, env = "DICOMWEB_INDEX_COMMIT_DELAY_MS")]
     pub index_commit_delay_ms: Option<u64>,
+    /// How long a request body may make the server wait without delivering 16 KiB, in seconds, before the
+    /// request ends with 408 (the part being received is not stored) [default: 30].
+    #[arg(long, env = "DICOMWEB_BODY_IDLE_TIMEOUT")]
+    pub body_idle_timeout: Option<u64>,
+    /// The memory all instances being received may hold at once, in MiB; past it they are spooled to disk
+    /// [default: 256].
+    #[arg(long, env = "DICOMWEB_SPOOL_MEMORY_MIB")]
+    pub spool_memory_mib: Option<u64>,
+    /// The most a gzip or deflate request body may decode to, in MiB; past it 413 [default: 4096].
+    #[arg(long, env = "DICOMWEB_MAX_DECODED_BODY_MIB")]
+    pub max_decoded_body_mib: Option<u64>,
+    /// The most a gzip or deflate request body may expand (decoded bytes per encoded byte, checked past 16 MiB
+    /// decoded); past it 413; 0 turns the check off [default: 200].
+    #[arg(long, env = "DICOMWEB_MAX_DECODING_RATIO")]
+    pub max_decoding_ratio: Option<u64>,
     /// OpenID Connect issuer whose bearer tokens are accepted (discovery at
     /// <issuer>/.well-known/openid-configuration); enables authentication.
     #[arg(long, env = "DICOMWEB_AUTH_ISSUER")]
@@ -144,6 +161,10 @@ pub struct FileSettings {
     pub storage_retry_timeout: Option<u64>,
     pub store_flush_delay_ms: Option<u64>,
     pub index_commit_delay_ms: Option<u64>,
+    pub body_idle_timeout: Option<u64>,
+    pub spool_memory_mib: Option<u64>,
+    pub max_decoded_body_mib: Option<u64>,
+    pub max_decoding_ratio: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -198,6 +219,10 @@ pub struct Settings {
     pub store_flush_delay: std::time::Duration,
     /// How long after a write the search index commits it.
     pub index_commit_delay: std::time::Duration,
+    /// Idle timeout and decoding bounds of request bodies.
+    pub body: BodyLimits,
+    /// Bytes all spools may hold in memory at once.
+    pub spool_memory: usize,
     /// Bearer-token authentication; `None` serves everyone.
     pub auth: Option<OidcSettings>,
     /// Origins allowed by CORS; empty: CORS off.
@@ -209,6 +234,8 @@ pub struct Settings {
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
 }
+
+const MIB: u64 = 1024 * 1024;
 
 /// Certificate chain and private key, PEM.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,6 +339,30 @@ impl Settings {
                     .or(file.index_commit_delay_ms)
                     .unwrap_or(250),
             ),
+            body: BodyLimits {
+                idle_timeout: Duration::from_secs(
+                    args.body_idle_timeout
+                        .or(file.body_idle_timeout)
+                        .unwrap_or(30)
+                        .max(1),
+                ),
+                max_decoded: args
+                    .max_decoded_body_mib
+                    .or(file.max_decoded_body_mib)
+                    .unwrap_or(4096)
+                    .saturating_mul(MIB),
+                max_ratio: args
+                    .max_decoding_ratio
+                    .or(file.max_decoding_ratio)
+                    .unwrap_or(200),
+            },
+            spool_memory: usize::try_from(
+                args.spool_memory_mib
+                    .or(file.spool_memory_mib)
+                    .unwrap_or(256)
+                    .saturating_mul(MIB),
+            )
+            .unwrap_or(usize::MAX),
             workers: args.workers.or(file.workers).unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -476,6 +527,30 @@ mod tests {
         assert_eq!(s.storage, "./data/blobs");
         assert_eq!(s.store_flush_delay, std::time::Duration::from_millis(100));
         assert_eq!(s.index_commit_delay, std::time::Duration::from_millis(250));
+        assert_eq!(s.body, BodyLimits::default());
+        assert_eq!(s.spool_memory, 256 * 1024 * 1024);
+    }
+
+    #[test]
+    fn body_limits_come_from_flags_then_the_file() {
+        let (_dir, path) = write_file(
+            "body_idle_timeout = 5\nspool_memory_mib = 64\nmax_decoded_body_mib = 100\nmax_decoding_ratio = 0\n",
+        );
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            body_idle_timeout: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.body,
+            BodyLimits {
+                idle_timeout: Duration::from_secs(2),
+                max_decoded: 100 * 1024 * 1024,
+                max_ratio: 0,
+            }
+        );
+        assert_eq!(s.spool_memory, 64 * 1024 * 1024);
     }
 
     #[test]

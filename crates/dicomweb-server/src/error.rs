@@ -17,7 +17,13 @@ pub enum ApiError {
     /// `Accept` names nothing this resource can produce (406).
     #[error("{0}")]
     NotAcceptable(String),
-    /// `Content-Type` is not supported (415).
+    /// The request body stopped arriving (408; the connection is closed).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The request body is larger than allowed (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// `Content-Type` or `Content-Encoding` is not supported (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A backend the request needs is unavailable; retrying later may succeed (503).
@@ -49,6 +55,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Auth(e) => match e {
@@ -80,6 +88,13 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        if matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        ) {
+            // The rest of the body will not be read (a client that stalled may never send it).
+            response.force_close();
         }
         if let ApiError::Auth(error) = self
             && let Some(challenge) = bearer_challenge(error)

@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod auth;
+pub mod body;
 pub mod client_errors;
 pub mod config;
 pub mod error;
@@ -127,6 +128,7 @@ pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesSe
     let mut config = ServiceConfig::new(settings.data_dir.join("tmp"));
     config.copy_flush_delay = settings.store_flush_delay;
     config.index_commit_delay = settings.index_commit_delay;
+    config.spool_memory = dicomweb_service::SpoolMemory::new(settings.spool_memory);
     let service = StudiesService::new(blobs, Arc::new(catalogue), index, config);
     Ok(Arc::new(service))
 }

@@ -288,11 +288,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.bind
     );
     let cors_origins = settings.cors_origins.clone();
+    let body_limits = settings.body;
     let server = HttpServer::new(move || {
         App::new()
             .wrap(routes::default_headers())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("dicomweb::access"))
             .wrap(cors(&cors_origins))
+            .app_data(actix_web::web::Data::new(body_limits))
             .configure(|cfg| configure_app(cfg, state.clone()))
     })
     .workers(settings.workers)

@@ -1,6 +1,8 @@
 //! Which attributes are searchable, at which level, and which are returned by default (PS3.18 Table 10.6.1-5 and
 //! 10.6.3-3, the Microsoft v2 conformance statement).
 
+use std::borrow::Cow;
+
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
@@ -248,38 +250,59 @@ fn string_values(element_text: &str) -> Vec<String> {
 }
 
 /// The searchable attribute values of a dataset, as the index stores them: trimmed strings, one
-/// per value; values inside sequence items under [`SearchableAttribute::index_tag`].
+/// per value; values inside sequence items under [`SearchableAttribute::index_tag`]. Elements
+/// longer than [`LARGE_VALUE_BYTES`](crate::LARGE_VALUE_BYTES) are not indexed: see
+/// [`searchable_attributes_up_to`].
+pub fn searchable_attributes(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
+    searchable_attributes_up_to(dataset, Some(crate::LARGE_VALUE_BYTES))
+}
+
+/// [`searchable_attributes`], leaving out every element whose value is longer than `limit` bytes
+/// (`PrimitiveValue::calculate_byte_len`, the measure `dicomweb_json::JsonOptions::large_value_bytes`
+/// uses), the ones the instance's metadata leaves out too. Such an element is not indexed at all
+/// rather than truncated: a search must never match a value by a prefix of it, nor find an
+/// instance by a value its results could not show.
 ///
 /// Elements are looked up with `get`, which answers `None` for a missing one: `element_opt` builds an error
 /// (with a captured backtrace when `RUST_BACKTRACE` is set) for each of the many attributes an instance lacks.
-pub fn searchable_attributes(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
+pub fn searchable_attributes_up_to(
+    dataset: &InMemDicomObject,
+    limit: Option<usize>,
+) -> Vec<(u32, Vec<String>)> {
     SEARCHABLE
         .iter()
         .filter_map(|a| {
             let values: Vec<String> = match a.sequence {
-                None => {
-                    let element = dataset.get(a.tag)?;
-                    string_values(&element.to_str().ok()?)
-                }
+                None => string_values(&text_within(dataset, a.tag, limit)?),
                 Some(sequence) => {
                     let element = dataset.get(sequence)?;
                     element
                         .items()?
                         .iter()
-                        .filter_map(|item| item.get(a.tag))
-                        .filter_map(|e| e.to_str().ok().map(|t| string_values(&t)))
-                        .flatten()
+                        .filter_map(|item| text_within(item, a.tag, limit))
+                        .flat_map(|text| string_values(&text))
                         .collect()
                 }
             };
             (!values.is_empty()).then(|| (a.index_tag(), values))
         })
-        .chain(item_terms(dataset))
+        .chain(item_terms(dataset, limit))
         .collect()
 }
 
+/// The text of the element `tag` of `obj`, unless it is missing or longer than `limit` bytes.
+fn text_within(obj: &InMemDicomObject, tag: Tag, limit: Option<usize>) -> Option<Cow<'_, str>> {
+    let element = obj.get(tag)?;
+    if let (Some(limit), Some(value)) = (limit, element.value().primitive())
+        && value.calculate_byte_len() > limit
+    {
+        return None;
+    }
+    element.to_str().ok()
+}
+
 /// One value per item of each searchable sequence: see [`item_tag`].
-fn item_terms(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
+fn item_terms(dataset: &InMemDicomObject, limit: Option<usize>) -> Vec<(u32, Vec<String>)> {
     let mut sequences: Vec<Tag> = SEARCHABLE.iter().filter_map(|a| a.sequence).collect();
     sequences.dedup();
     let mut out = Vec::new();
@@ -292,8 +315,7 @@ fn item_terms(dataset: &InMemDicomObject) -> Vec<(u32, Vec<String>)> {
             .map(|item| {
                 sequence_members(sequence)
                     .map(|member| {
-                        item.get(member.tag)
-                            .and_then(|e| e.to_str().ok())
+                        text_within(item, member.tag, limit)
                             .map(|text| string_values(&text).join("\\"))
                             .unwrap_or_default()
                     })
@@ -340,6 +362,57 @@ mod tests {
             Some((None, tags::PATIENT_NAME))
         );
         assert_eq!(resolve_path("A.B.C"), None);
+    }
+
+    #[test]
+    fn an_element_over_the_limit_is_not_indexed_at_the_top_level_nor_in_items() {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        let long = "A".repeat(100);
+        let item = InMemDicomObject::from_element_iter([
+            DataElement::new(tags::ACCESSION_NUMBER, VR::SH, PrimitiveValue::from(&*long)),
+            DataElement::new(
+                tags::REQUESTED_PROCEDURE_ID,
+                VR::SH,
+                PrimitiveValue::from("RP1"),
+            ),
+        ]);
+        let dataset = InMemDicomObject::from_element_iter([
+            DataElement::new(
+                tags::STUDY_DESCRIPTION,
+                VR::LO,
+                PrimitiveValue::from(&*long),
+            ),
+            DataElement::new(tags::PATIENT_ID, VR::LO, PrimitiveValue::from("P1")),
+            DataElement::new(
+                tags::REQUEST_ATTRIBUTES_SEQUENCE,
+                VR::SQ,
+                dicom_core::value::DataSetSequence::from(vec![item]),
+            ),
+        ]);
+        let indexed = |limit| -> std::collections::HashMap<u32, Vec<String>> {
+            searchable_attributes_up_to(&dataset, limit)
+                .into_iter()
+                .collect()
+        };
+        let nested = |tag| {
+            searchable(Some(tags::REQUEST_ATTRIBUTES_SEQUENCE), tag)
+                .unwrap()
+                .index_tag()
+        };
+
+        let all = indexed(None);
+        assert_eq!(all[&tag_u32(tags::STUDY_DESCRIPTION)], [&*long]);
+        assert_eq!(all[&nested(tags::ACCESSION_NUMBER)], [&*long]);
+
+        let bounded = indexed(Some(64));
+        assert!(!bounded.contains_key(&tag_u32(tags::STUDY_DESCRIPTION)));
+        assert!(!bounded.contains_key(&nested(tags::ACCESSION_NUMBER)));
+        assert_eq!(bounded[&tag_u32(tags::PATIENT_ID)], ["P1"]);
+        assert_eq!(bounded[&nested(tags::REQUESTED_PROCEDURE_ID)], ["RP1"]);
+        // The item's own term has the long value as if it were absent.
+        let item_term = &bounded[&item_tag(tags::REQUEST_ATTRIBUTES_SEQUENCE)][0];
+        assert!(!item_term.contains(&long), "{item_term:?}");
+        assert!(item_term.contains("RP1"));
     }
 
     #[test]

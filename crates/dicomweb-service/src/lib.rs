@@ -72,11 +72,13 @@ pub use search::{
     MAX_QUERY_UIDS, MAX_QUERY_VALUE_CHARS, MAX_QUERY_VALUES, MAX_QUERY_WILDCARDS, SearchResource,
     SearchResult,
 };
+pub use search_lanes::{QUEUE_BUDGET as SEARCH_QUEUE_BUDGET, RUN_BUDGET as SEARCH_RUN_BUDGET};
+pub use spool::SpoolMemory;
 pub use store::{
-    FailureReason, InstanceOutcome, ReceivedInstance, StoreRequestError, StoreStatus,
+    FailureReason, InstanceOutcome, LARGE_VALUE_BYTES, MAX_INSTANCE_METADATA_BYTES,
+    ReceivedInstance, SMALLEST_LARGE_VALUE_BYTES, StoreRequestError, StoreStatus,
     WARNING_VALIDATION, store_response, store_status,
 };
-pub use search_lanes::{QUEUE_BUDGET as SEARCH_QUEUE_BUDGET, RUN_BUDGET as SEARCH_RUN_BUDGET};
 pub use uid::check_uid;
 
 pub use dicomweb_catalogue::{
@@ -95,7 +97,12 @@ pub struct ServiceConfig {
     pub spool_dir: PathBuf,
     /// Instances up to this size are spooled in memory.
     pub memory_spool_limit: usize,
-    /// How precomputed instance metadata is serialized (bulk values are left out by default).
+    /// The memory all instances being received may hold at once (shared by clones of this config); past it,
+    /// they are spooled to disk whatever their size.
+    pub spool_memory: SpoolMemory,
+    /// How precomputed instance metadata is serialized: by default bulk values, and values over
+    /// [`LARGE_VALUE_BYTES`], are left out (and the latter not indexed). Whatever the options, an instance's
+    /// metadata is kept within [`MAX_INSTANCE_METADATA_BYTES`].
     pub metadata_json: JsonOptions,
     /// On storage whose writes need a flush (local disk), instances up to this size are committed with a copy
     /// of their file, so that their 200 waits for the catalogue's flush only; storage is flushed in the
@@ -111,17 +118,20 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// Defaults: 16 MiB in memory per instance, bulk values omitted from metadata, copies in the catalogue for
-    /// instances up to 256 KiB flushed within 100 ms, the search index updated 250 ms after a write.
+    /// Defaults: 16 MiB in memory per instance and 256 MiB for all of them, bulk values omitted from metadata,
+    /// copies in the catalogue for instances up to 256 KiB flushed within 100 ms, the search index updated 250 ms
+    /// after a write.
     pub fn new(spool_dir: PathBuf) -> Self {
         ServiceConfig {
             spool_dir,
             memory_spool_limit: 16 * 1024 * 1024,
+            spool_memory: SpoolMemory::new(256 * 1024 * 1024),
             durable_copy_limit: 256 * 1024,
             copy_flush_delay: std::time::Duration::from_millis(100),
             index_commit_delay: std::time::Duration::from_millis(250),
             metadata_json: JsonOptions {
                 bulk_data: BulkDataPolicy::Omit,
+                large_value_bytes: Some(LARGE_VALUE_BYTES),
             },
         }
     }

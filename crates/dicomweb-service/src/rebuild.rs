@@ -113,8 +113,13 @@ impl StudiesService {
 
     async fn catalogue_blob(&self, key: &str, version: Option<u64>) -> Result<BlobOutcome> {
         let (meta, body) = self.blobs.get(key).await?;
-        let spooled = match spool(body, &self.config.spool_dir, self.config.memory_spool_limit)
-            .await
+        let spooled = match spool(
+            body,
+            &self.config.spool_dir,
+            self.config.memory_spool_limit,
+            &self.config.spool_memory,
+        )
+        .await
         {
             Ok(spooled) => spooled,
             Err(e) => {

@@ -27,6 +27,9 @@ pub enum FailureReason {
     StudyMismatch,
     /// 45070 (0xB00E): an instance with this SOPInstanceUID is already stored.
     AlreadyStored,
+    /// 42752 (0xA700, Refused: Out of Resources): the instance's metadata is over a limit of the server
+    /// ([`MAX_INSTANCE_METADATA_BYTES`]).
+    OutOfResources,
 }
 
 impl FailureReason {
@@ -37,9 +40,30 @@ impl FailureReason {
             FailureReason::ValidationFailed => 43264,
             FailureReason::StudyMismatch => 43265,
             FailureReason::AlreadyStored => 45070,
+            FailureReason::OutOfResources => 0xA700,
         }
     }
 }
+
+/// A non-bulk value (text such as UT or LT, a long LO or DS list, a long list of numbers) longer than this many
+/// bytes is treated like bulk data: left out of the instance's metadata (WADO metadata, QIDO results, the change
+/// feed), as binary values are, and never indexed, so no search matches it (neither whole nor by a prefix). The
+/// file keeps it, and retrieving the instance returns it. The default of `ServiceConfig::metadata_json`'s
+/// `large_value_bytes`; searchable attributes use the same limit as the metadata of their instance.
+pub const LARGE_VALUE_BYTES: usize = 64 * 1024;
+
+/// The most bytes of DICOM JSON kept per instance (in its catalogue record, the search index, and every metadata,
+/// QIDO and change feed response that shows it). An instance whose metadata is longer with values up to
+/// [`LARGE_VALUE_BYTES`] is written again with a lower limit (a quarter each time, down to
+/// [`SMALLEST_LARGE_VALUE_BYTES`]), leaving its largest values out until it fits; if it still does not fit, the
+/// store fails with [`FailureReason::OutOfResources`] naming the limit. A response therefore holds at most this
+/// many bytes per instance it shows.
+pub const MAX_INSTANCE_METADATA_BYTES: usize = 4 * 1024 * 1024;
+
+/// The lowest limit on a value's size [`MAX_INSTANCE_METADATA_BYTES`] may lead to: searchable attributes are far
+/// shorter (64 characters for most VRs), so an instance keeps them, in its metadata and in the index, whatever
+/// else is left out.
+pub const SMALLEST_LARGE_VALUE_BYTES: usize = 1024;
 
 /// WarningReason (0008,1196) when some non-required attributes failed validation but the instance was stored.
 pub const WARNING_VALIDATION: u16 = 1;
@@ -138,7 +162,14 @@ impl StudiesService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        match spool(body, &self.config.spool_dir, self.config.memory_spool_limit).await {
+        match spool(
+            body,
+            &self.config.spool_dir,
+            self.config.memory_spool_limit,
+            &self.config.spool_memory,
+        )
+        .await
+        {
             Ok(s) => Ok(ReceivedInstance(Ok(s))),
             Err(SpoolError::Body(message)) => Err(StoreRequestError::MalformedBody(message)),
             Err(SpoolError::NotDicom(message)) => Ok(ReceivedInstance(Err(failed(
@@ -263,7 +294,7 @@ impl StudiesService {
             .ingest
             .run(move || {
                 let (info, derived) = inspect_bytes(std::io::Cursor::new(&bytes[..]), &json)
-                    .map_err(|e| (None, inspect_failure(&e), e.to_string()))?;
+                    .map_err(|(reason, message)| (None, reason, message))?;
                 let ids = Some((info.sop_class_uid.clone(), info.sop_instance_uid.clone()));
                 validate(&info, expected.as_deref())
                     .map_err(|(reason, message)| (ids, reason, message))?;
@@ -512,8 +543,7 @@ pub(crate) async fn inspect_spool(
     })?;
     let json = json.clone();
     match pool.run(move || inspect_bytes(reader, &json)).await {
-        Ok(Ok(inspected)) => Ok(inspected),
-        Ok(Err(e)) => Err((inspect_failure(&e), e.to_string())),
+        Ok(result) => result,
         Err(failed) => Err((
             FailureReason::ProcessingFailure,
             format!("inspecting the instance failed: {failed}"),
@@ -525,18 +555,67 @@ pub(crate) async fn inspect_spool(
 fn inspect_bytes(
     source: impl std::io::Read,
     json: &dicomweb_json::JsonOptions,
-) -> Result<(InstanceInfo, Derived), dicomweb_instance::InspectError> {
-    dicomweb_instance::inspect(source).map(|info| {
-        let derived = Derived {
-            metadata: dicomweb_json::dataset_to_json_bytes(&info.dataset, json),
-            pixel_layout: info
-                .pixel_data
-                .as_ref()
-                .and_then(|layout| serde_json::to_string(layout).ok()),
-            attributes: attributes::searchable_attributes(&info.dataset),
-        };
-        (info, derived)
-    })
+) -> Result<(InstanceInfo, Derived), (FailureReason, String)> {
+    let info =
+        dicomweb_instance::inspect(source).map_err(|e| (inspect_failure(&e), e.to_string()))?;
+    let (metadata, limit) = bounded_metadata(&info, json)?;
+    let derived = Derived {
+        metadata,
+        pixel_layout: info
+            .pixel_data
+            .as_ref()
+            .and_then(|layout| serde_json::to_string(layout).ok()),
+        attributes: attributes::searchable_attributes_up_to(&info.dataset, limit),
+    };
+    Ok((info, derived))
+}
+
+/// The instance's DICOM JSON within [`MAX_INSTANCE_METADATA_BYTES`], and the limit on a value's size it was
+/// written with (which the searchable attributes follow). Written once in the common case; only an instance
+/// over the limit is written again, with ever lower limits on its values.
+fn bounded_metadata(
+    info: &InstanceInfo,
+    json: &dicomweb_json::JsonOptions,
+) -> Result<(Vec<u8>, Option<usize>), (FailureReason, String)> {
+    let mut options = std::borrow::Cow::Borrowed(json);
+    loop {
+        let limit = options.large_value_bytes;
+        match dicomweb_json::dataset_to_json_bytes_within(
+            &info.dataset,
+            &options,
+            MAX_INSTANCE_METADATA_BYTES,
+        ) {
+            Ok(metadata) => {
+                if limit != json.large_value_bytes {
+                    tracing::info!(
+                        sop_instance_uid = %info.sop_instance_uid,
+                        value_limit = limit,
+                        "the metadata of the instance leaves out its values over the limit, to fit {MAX_INSTANCE_METADATA_BYTES} bytes"
+                    );
+                }
+                return Ok((metadata, limit));
+            }
+            Err(_) => {
+                let lower = match limit {
+                    None => LARGE_VALUE_BYTES,
+                    Some(limit) if limit > SMALLEST_LARGE_VALUE_BYTES => {
+                        (limit / 4).max(SMALLEST_LARGE_VALUE_BYTES)
+                    }
+                    Some(last) => {
+                        return Err((
+                            FailureReason::OutOfResources,
+                            format!(
+                                "the metadata of the instance {} exceeds the limit of {MAX_INSTANCE_METADATA_BYTES} \
+                                 bytes of DICOM JSON per instance, even without its values over {} bytes",
+                                info.sop_instance_uid, last
+                            ),
+                        ));
+                    }
+                };
+                options.to_mut().large_value_bytes = Some(lower);
+            }
+        }
+    }
 }
 
 /// The failure reason of an instance that could not be parsed.

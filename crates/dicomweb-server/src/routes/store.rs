@@ -1,6 +1,7 @@
 //! STOW-RS: storing instances, one multipart part at a time.
 
 use super::*;
+use crate::body::{BodyFailure, BodyLimits, RequestBody, content_coding};
 
 pub(super) async fn store(
     req: HttpRequest,
@@ -41,7 +42,7 @@ impl PartStore {
 
 async fn store_request(
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     state: web::Data<AppState>,
     version: ApiVersion,
     study: Option<String>,
@@ -54,7 +55,17 @@ async fn store_request(
             "Content-Type \"{content_type}\" is not a media type"
         ))
     })?;
+    let coding =
+        content_coding(req.headers()).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+    // Registered by the binary; tests that build the app without it get the defaults.
+    let limits = req
+        .app_data::<web::Data<BodyLimits>>()
+        .map(|limits| ***limits)
+        .unwrap_or_default();
+    let mut body = RequestBody::new(payload, coding, limits);
     let service = &state.service;
+    // Set when the body failed in a way that must close the connection (stalled, too large).
+    let mut close = false;
     let mut outcomes: Vec<InstanceOutcome> = Vec::new();
     match media.essence.as_str() {
         "multipart/related" => {
@@ -68,7 +79,7 @@ async fn store_request(
             let boundary = boundary_from_content_type(content_type)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             // Borrowed, so that the rest of the body after the closing delimiter can be read below.
-            let mut reader = MultipartReader::new(&mut payload, &boundary);
+            let mut reader = MultipartReader::new(&mut body, &boundary);
             let mut part_number = 0usize;
             // Each part is read whole, then stored by a task of its own while the next part is read, so the
             // parts of one request share index commits instead of paying one fsync'd commit each.
@@ -152,7 +163,7 @@ async fn store_request(
             // The epilogue (usually nothing) is read to the end of the body, so that a body shorter than its
             // Content-Length, or one that stalls, is not answered as if it were whole.
             if broken.is_none() {
-                while let Some(chunk) = payload.next().await {
+                while let Some(chunk) = body.next().await {
                     if let Err(e) = chunk {
                         broken = Some(format!(
                             "the request body ended early, after the closing delimiter: {e}"
@@ -180,8 +191,9 @@ async fn store_request(
                     .iter()
                     .any(|o| matches!(o, InstanceOutcome::Stored { .. }));
                 if !stored {
-                    return Err(ApiError::BadRequest(message));
+                    return Err(body_failed(body.failure(), message));
                 }
+                close = body.failure().is_some_and(|f| f != BodyFailure::Broken);
                 outcomes.push(InstanceOutcome::Failed {
                     sop_class_uid: None,
                     sop_instance_uid: None,
@@ -192,7 +204,13 @@ async fn store_request(
             }
         }
         DICOM => {
-            let outcome = service.store_instance(study.as_deref(), payload).await?;
+            let outcome = match service.store_instance(study.as_deref(), &mut body).await {
+                Ok(outcome) => outcome,
+                Err(StoreRequestError::MalformedBody(message)) => {
+                    return Err(body_failed(body.failure(), message));
+                }
+                Err(e) => return Err(e.into()),
+            };
             outcomes.push(outcome);
         }
         other => {
@@ -225,5 +243,21 @@ async fn store_request(
     );
     let body =
         dicomweb_json::dataset_to_json_bytes(&dataset, &dicomweb_json::JsonOptions::default());
-    Ok(dicom_json_response(status, body))
+    let mut response = dicom_json_response(status, body);
+    if close {
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(response)
+}
+
+/// The answer to a request whose body failed before anything was stored: 408 for a stalled body, 413 for one
+/// that decodes to too much, 400 otherwise.
+fn body_failed(failure: Option<BodyFailure>, message: String) -> ApiError {
+    match failure {
+        Some(BodyFailure::Stalled) => ApiError::RequestTimeout(message),
+        Some(BodyFailure::TooLarge) => ApiError::PayloadTooLarge(message),
+        Some(BodyFailure::Broken) | None => ApiError::BadRequest(message),
+    }
 }

@@ -1,0 +1,132 @@
+"""Instances with huge non-bulk values (issue 12, "hostile input", finding 4).
+
+Six instances with a 100 MiB UT each used to take 4-5 GB of server memory and make every metadata, QIDO and
+change feed answer that showed them hundreds of MB. A value over 64 KiB is now left out of an instance's metadata
+and of the search index (the file keeps it), so these answers stay small and the server's memory bounded.
+"""
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import requests
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+MIB = 1024 * 1024
+# The server's RSS must stay below this while it stores and shows instances with 20 MiB values.
+RSS_LIMIT = 300 * MIB
+JSON = {"Accept": "application/dicom+json"}
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class PeakRss:
+    """Samples a process's RSS every 10 ms while the `with` block runs."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            self._stop.wait(0.01)
+
+    def __enter__(self):
+        self.peak = rss_bytes(self.pid)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes(self.pid))
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def with_huge_text(study: str, series: str, size: int) -> tuple[str, bytes]:
+    """An instance of `study` with a `size`-byte UT TextValue and a short LT; returns (SOPInstanceUID, Part 10)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.PatientID = "LARGE-VALUES"
+    ds.Modality = "OT"
+    ds.AdditionalPatientHistory = "kept: a short text"
+    ds.TextValue = ("huge text " * (size // 10 + 1))[:size]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return ds.SOPInstanceUID, out.getvalue()
+
+
+def test_huge_text_values_are_stored_whole_and_left_out_of_metadata_with_bounded_memory(server):
+    study, series = generate_uid(), generate_uid()
+    pid = server.process.pid
+    files = {}
+    print(f"baseline RSS {rss_bytes(pid) / MIB:.0f} MiB")
+    with PeakRss(pid) as storing:
+        for _ in range(3):
+            sop, content = with_huge_text(study, series, 20 * MIB)
+            r = requests.post(f"{server.root}/studies", data=content, headers={"Content-Type": "application/dicom"})
+            assert r.status_code == 200, r.text
+            files[sop] = content
+    assert storing.peak < RSS_LIMIT, f"server RSS reached {storing.peak / MIB:.0f} MiB while storing"
+
+    answers = {
+        "study metadata": (f"{server.root}/studies/{study}/metadata", {}),
+        "QIDO includefield=all": (f"{server.root}/studies/{study}/instances", {"includefield": "all"}),
+        "change feed": (f"{server.root}/changefeed", {"includemetadata": "true", "limit": "10"}),
+    }
+    with PeakRss(pid) as showing:
+        bodies = {}
+        for name, (url, params) in answers.items():
+            r = requests.get(url, params=params, headers=JSON)
+            assert r.status_code == 200, f"{name}: {r.status_code} {r.text[:200]}"
+            # The old answers held the 20 MiB values: 60 MiB each.
+            assert len(r.content) < 256 * 1024, f"{name}: {len(r.content)} bytes"
+            bodies[name] = r.json()
+    assert showing.peak < RSS_LIMIT, f"server RSS reached {showing.peak / MIB:.0f} MiB while answering"
+    print(f"peak RSS {storing.peak / MIB:.0f} MiB storing, {showing.peak / MIB:.0f} MiB answering")
+
+    instances = bodies["study metadata"] + bodies["QIDO includefield=all"]
+    instances += [entry["Metadata"] for entry in bodies["change feed"]]
+    assert len(instances) == 9
+    for instance in instances:
+        assert "0040A160" not in instance, "the 20 MiB TextValue is left out"
+        assert instance["001021B0"]["Value"] == ["kept: a short text"], "short texts are kept"
+
+    # The file keeps every byte of it.
+    sop, content = next(iter(files.items()))
+    r = requests.get(
+        f"{server.root}/studies/{study}/series/{series}/instances/{sop}",
+        headers={"Accept": "application/dicom; transfer-syntax=*"},
+    )
+    assert r.status_code == 200
+    assert r.content[128:] == content[128:]
+
+    # Neither the search index nor the catalogue holds the values (they held 60 MiB and more of them).
+    assert requests.get(f"{server.root}/studies", params={"PatientID": "LARGE-VALUES"}, headers=JSON).json()
+    time.sleep(1.5)  # the index commits 250 ms after a write, the catalogue checkpoints within a second
+    kept = {name: tree_bytes(server.data_dir / name) for name in ("index", "catalogue")}
+    print(f"index {kept['index'] / 1024:.0f} KiB, catalogue {kept['catalogue'] / 1024:.0f} KiB")
+    assert all(size < 16 * MIB for size in kept.values()), kept
+    assert requests.delete(f"{server.root}/studies/{study}").status_code == 204
+    assert requests.get(f"{server.root}/studies/{study}/metadata", headers=JSON).status_code == 404
+    time.sleep(1.5)
+    print(f"after the delete: index {tree_bytes(server.data_dir / 'index') / 1024:.0f} KiB, RSS {rss_bytes(pid) / MIB:.0f} MiB")
