@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import requests
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import generate_uid
+
+from dicomweb_helpers import process_memory, secondary_capture
 
 MIB = 1024 * 1024
 # The server's RSS must stay below this while it stores and shows instances with 20 MiB values.
@@ -21,10 +22,7 @@ JSON = {"Accept": "application/dicom+json"}
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    return process_memory(pid, "VmRSS")
 
 
 class PeakRss:
@@ -56,16 +54,8 @@ def tree_bytes(path: Path) -> int:
 
 def with_huge_text(study: str, series: str, size: int) -> tuple[str, bytes]:
     """An instance of `study` with a `size`-byte UT TextValue and a short LT; returns (SOPInstanceUID, Part 10)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
+    ds = secondary_capture(study, series)
+    meta = ds.file_meta
     ds.PatientID = "LARGE-VALUES"
     ds.Modality = "OT"
     ds.AdditionalPatientHistory = "kept: a short text"

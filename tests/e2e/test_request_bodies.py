@@ -17,14 +17,13 @@ import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pydicom
 import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from dicomweb_helpers import related_body, sample
+from dicomweb_helpers import process_memory, related_body, sample
 
 TEMPLATE = sample("pydicom/CT_small.dcm")
 DICOM_JSON = "application/dicom+json"
@@ -73,10 +72,7 @@ def assert_nothing_stored(server):
 
 def peak_rss(server) -> int:
     """The process's peak resident memory (VmHWM), in bytes."""
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
+    return process_memory(server.process.pid, "VmHWM")
 
 
 def head(path: str, content_type: str, length=None, extra=()) -> bytes:

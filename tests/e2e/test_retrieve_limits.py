@@ -6,13 +6,12 @@ each frame from storage as it is sent, so the server's memory does not grow with
 
 import io
 import time
-from pathlib import Path
 
 import requests
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
-from dicomweb_helpers import STUDY, sample
+from dicomweb_helpers import STUDY, process_memory, sample, secondary_capture
 
 MIB = 1024 * 1024
 OCTET = {"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'}
@@ -21,16 +20,8 @@ OCTET = {"Accept": 'multipart/related; type="application/octet-stream"; transfer
 def multi_frame(frames: int, frame_len: int) -> Dataset:
     """A native 8-bit instance whose frame n (from 1) is `frame_len` bytes of value n (rows of 1024 pixels)."""
     assert frame_len % 1024 == 0
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds = secondary_capture(generate_uid(), generate_uid())
+    meta = ds.file_meta
     ds.PatientID = "LIMITS"
     ds.Modality = "OT"
     ds.SamplesPerPixel = 1
@@ -59,10 +50,7 @@ def store(server, ds: Dataset) -> str:
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    return process_memory(pid, "VmRSS")
 
 
 def test_a_frame_asked_many_times_is_400_naming_the_limit(server):
