@@ -6,6 +6,7 @@ and of the search index (the file keeps it), so these answers stay small and the
 """
 
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -120,3 +121,71 @@ def test_huge_text_values_are_stored_whole_and_left_out_of_metadata_with_bounded
     assert requests.get(f"{server.root}/studies/{study}/metadata", headers=JSON).status_code == 404
     time.sleep(1.5)
     print(f"after the delete: index {tree_bytes(server.data_dir / 'index') / 1024:.0f} KiB, RSS {rss_bytes(pid) / MIB:.0f} MiB")
+
+
+def with_many_texts(study: str, series: str, count: int, size: int) -> tuple[str, bytes]:
+    """An instance of `study` with `count` private UT values of `size` bytes each (each under the 64 KiB that
+    metadata leaves out, so all of them are in its metadata); returns (SOPInstanceUID, Part 10)."""
+    ds = secondary_capture(study, series)
+    ds.PatientID = "LARGE-METADATA"
+    ds.Modality = "OT"
+    block = ds.private_block(0x0011, "DICOMWEB TEST", create=True)
+    for i in range(count):
+        block.add_new(i, "UT", (f"text {i:03} " * (size // 9 + 1))[:size])
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return ds.SOPInstanceUID, out.getvalue()
+
+
+def test_metadata_and_change_feed_of_a_study_larger_than_memory_allows_are_streamed(server):
+    """24 instances with 3.5 MiB of metadata each (60 UT values of 60 KiB, within the 4 MiB an instance may keep):
+    the study's metadata is 84 MiB, and so is a change feed page of them. Both used to be built whole in
+    memory (the records read, then the body: twice that); they are now read a few instances at a time while
+    they are sent, so the server's memory grows by a few MiB, whatever the size of the study."""
+    study, series = generate_uid(), generate_uid()
+    pid = server.process.pid
+    count = 24
+    for _ in range(count):
+        _, content = with_many_texts(study, series, 60, 60 * 1024)
+        r = requests.post(f"{server.root}/studies", data=content, headers={"Content-Type": "application/dicom"})
+        assert r.status_code == 200, r.text[:300]
+    time.sleep(1.5)  # let the background index commit and catalogue checkpoint settle
+
+    answers = {
+        "study metadata": (f"{server.root}/studies/{study}/metadata", {}),
+        "change feed": (f"{server.root}/changefeed", {"includemetadata": "true", "limit": str(count)}),
+    }
+    for name, (url, params) in answers.items():
+        before = rss_bytes(pid)
+        with PeakRss(pid) as answering:
+            r = requests.get(url, params=params, headers=JSON, stream=True)
+            assert r.status_code == 200, f"{name}: {r.status_code}"
+            received = bytearray()
+            for piece in r.iter_content(1024 * 1024):
+                received += piece
+                time.sleep(0.005)  # a reader slower than the server: what is not sent yet must not pile up
+        body = json.loads(received)
+        growth = answering.peak - before
+        print(f"{name}: {len(received) / MIB:.0f} MiB sent, server RSS grew by {growth / MIB:.0f} MiB")
+        assert len(received) > count * 3 * MIB
+        assert growth < 48 * MIB, f"{name}: the server's RSS grew by {growth / MIB:.0f} MiB"
+        instances = body if name == "study metadata" else [entry["Metadata"] for entry in body]
+        assert len(instances) == count
+        for instance in instances:
+            assert instance["0020000D"]["Value"] == [study]
+            assert len([key for key in instance if key.startswith("0011")]) == 61, "60 values and the creator"
+
+    # A search answers from the index's bounded copy of each instance's metadata (64 KiB at most: standard
+    # attributes of up to 4 KiB), so a page of these instances is small, and names each one.
+    with PeakRss(pid) as searching:
+        r = requests.get(
+            f"{server.root}/studies/{study}/instances", params={"includefield": "all", "limit": "200"}, headers=JSON
+        )
+    assert r.status_code == 200, r.text[:300]
+    results = r.json()
+    print(f"QIDO includefield=all: {len(r.content) / 1024:.0f} KiB, server RSS grew by {(searching.peak - before) / MIB:.0f} MiB")
+    assert len(results) == count
+    assert len(r.content) < count * 64 * 1024
+    assert all(result["0020000D"]["Value"] == [study] and "00080018" in result for result in results)
+    assert not any(key.startswith("0011") for result in results for key in result), "private values stay out"
+

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use time::macros::datetime;
 
 use crate::{
-    Catalogue, ChangeAction, ChangeQuery, ChangeState, IndexChange, InstanceRecord, Scope,
+    Catalogue, ChangeAction, ChangeQuery, ChangeState, IndexChange, InstancePath, InstanceRecord,
+    Scope,
 };
 
 /// A record with the given UIDs, InstanceNumber and PatientName, stored at `version`'s blob key.
@@ -174,6 +175,84 @@ pub async fn scopes_list_their_instances_in_order(catalogue: &dyn Catalogue) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A listing is the scope's records in order without their metadata; `instances_at` reads records by path
+/// within a budget of metadata bytes (at least one each call), current versions only, `None` for an instance
+/// no longer catalogued: what a streamed metadata response is built from.
+pub async fn listings_leave_out_metadata_and_reads_by_path_keep_to_their_budget(
+    catalogue: &dyn Catalogue,
+) {
+    let mut stored = Vec::new();
+    for (sop, number) in [("7.1.1.3", 3), ("7.1.1.1", 1), ("7.1.1.2", 2)] {
+        stored.push(
+            store(catalogue, record("7.1", "7.1.1", sop, number, "Listed"))
+                .await
+                .1,
+        );
+    }
+    crate::sort_instances(&mut stored);
+    let listing = catalogue
+        .instance_listing(&Scope::Study("7.1".into()))
+        .await
+        .unwrap();
+    let without_metadata: Vec<InstanceRecord> = stored
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.metadata.clear();
+            r
+        })
+        .collect();
+    assert_eq!(listing, without_metadata);
+    assert!(
+        catalogue
+            .instance_listing(&Scope::Series("7.1".into(), "7.1.9".into()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let (_, replaced) = store(catalogue, record("7.1", "7.1.1", "7.1.1.9", 9, "Old")).await;
+    catalogue
+        .commit_delete(&Scope::Instance(
+            "7.1".into(),
+            "7.1.1".into(),
+            "7.1.1.9".into(),
+        ))
+        .await
+        .unwrap();
+    let (_, current) = store(catalogue, record("7.1", "7.1.1", "7.1.1.9", 9, "New")).await;
+    assert_ne!(replaced.blob_key, current.blob_key);
+    let mut paths: Vec<InstancePath> = stored.iter().map(InstancePath::of).collect();
+    paths.insert(
+        1,
+        InstancePath::of(&record("7.1", "7.1.1", "7.1.1.404", 0, "")),
+    );
+    paths.push(InstancePath::of(&current));
+
+    let everything = catalogue.instances_at(&paths, usize::MAX).await.unwrap();
+    assert_eq!(
+        everything,
+        [
+            Some(stored[0].clone()),
+            None,
+            Some(stored[1].clone()),
+            Some(stored[2].clone()),
+            Some(current.clone()),
+        ],
+        "records as catalogued now, in the order asked, None for one not catalogued"
+    );
+    let one = stored[0].metadata.len();
+    let first = catalogue.instances_at(&paths, 1).await.unwrap();
+    assert_eq!(
+        first,
+        [Some(stored[0].clone())],
+        "at least one, then the budget"
+    );
+    let two = catalogue.instances_at(&paths[2..], one + 1).await.unwrap();
+    assert_eq!(two, [Some(stored[1].clone()), Some(stored[2].clone())]);
+    assert!(catalogue.instances_at(&[], 1).await.unwrap().is_empty());
 }
 
 /// A delete removes exactly its scope, appends one `delete` entry each, and lists the files as pending
@@ -508,6 +587,7 @@ pub async fn run_all<C: Catalogue, F: std::future::Future<Output = C>>(
     of_concurrent_stores_of_one_instance_exactly_one_succeeds(&make().await).await;
     concurrent_stores_get_gap_free_sequences(&make().await).await;
     scopes_list_their_instances_in_order(&make().await).await;
+    listings_leave_out_metadata_and_reads_by_path_keep_to_their_budget(&make().await).await;
     a_delete_removes_its_scope_and_queues_the_files(&make().await).await;
     change_feed_entries_keep_their_own_version(&make().await).await;
     the_change_feed_filters_by_sequence_time_skip_and_limit(&make().await).await;
@@ -530,6 +610,7 @@ macro_rules! conformance_tests {
                 of_concurrent_stores_of_one_instance_exactly_one_succeeds,
                 concurrent_stores_get_gap_free_sequences,
                 scopes_list_their_instances_in_order,
+                listings_leave_out_metadata_and_reads_by_path_keep_to_their_budget,
                 a_delete_removes_its_scope_and_queues_the_files,
                 change_feed_entries_keep_their_own_version,
                 the_change_feed_filters_by_sequence_time_skip_and_limit,

@@ -61,7 +61,7 @@ use crate::Catalogue;
 use crate::redo_log::{Op, RedoLog, Table};
 use crate::types::{
     CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexChange,
-    InstancePage, InstanceRecord, Scope, sort_instances,
+    InstancePage, InstancePath, InstanceRecord, Scope, sort_instances,
 };
 
 /// File name of the database inside the catalogue directory.
@@ -108,6 +108,52 @@ struct VersionRow {
     /// Sequence of the `create` entry that catalogued this version.
     sequence: u64,
     record: InstanceRecord,
+}
+
+/// A [`VersionRow`] read for a listing: the same encoding, its metadata borrowed from the page and dropped
+/// rather than copied (a study's listing would otherwise copy every instance's DICOM JSON).
+#[derive(serde::Deserialize)]
+struct ListedVersionRow<'a> {
+    #[allow(dead_code)] // in the encoding before the record; not needed by a listing
+    sequence: u64,
+    #[serde(borrow)]
+    record: ListedRecord<'a>,
+}
+
+/// [`InstanceRecord`]'s fields in its order, with `metadata` borrowed.
+#[derive(serde::Deserialize)]
+struct ListedRecord<'a> {
+    study_instance_uid: String,
+    series_instance_uid: String,
+    sop_instance_uid: String,
+    sop_class_uid: String,
+    transfer_syntax_uid: String,
+    blob_key: String,
+    size: u64,
+    stored_at: OffsetDateTime,
+    #[allow(dead_code)] // skipped: what a listing leaves out
+    #[serde(borrow)]
+    metadata: &'a [u8],
+    pixel_layout: Option<String>,
+    attributes: Vec<(u32, Vec<String>)>,
+}
+
+impl ListedRecord<'_> {
+    fn into_record(self) -> InstanceRecord {
+        InstanceRecord {
+            study_instance_uid: self.study_instance_uid,
+            series_instance_uid: self.series_instance_uid,
+            sop_instance_uid: self.sop_instance_uid,
+            sop_class_uid: self.sop_class_uid,
+            transfer_syntax_uid: self.transfer_syntax_uid,
+            blob_key: self.blob_key,
+            size: self.size,
+            stored_at: self.stored_at,
+            metadata: Vec::new(),
+            pixel_layout: self.pixel_layout,
+            attributes: self.attributes,
+        }
+    }
 }
 
 /// One change feed entry as stored.
@@ -572,6 +618,19 @@ fn load_version(
     decode(guard.value())
 }
 
+/// [`load_version`]'s record without its metadata.
+fn load_listed_version(
+    versions: &impl ReadableTable<u64, &'static [u8]>,
+    version: u64,
+) -> Result<InstanceRecord, CatalogueError> {
+    let guard = versions
+        .get(version)
+        .map_err(db_error)?
+        .ok_or_else(|| CatalogueError::Corrupt(format!("version {version} is missing")))?;
+    let row: ListedVersionRow = decode(guard.value())?;
+    Ok(row.record.into_record())
+}
+
 fn load_sop(
     sops: &impl ReadableTable<&'static str, &'static [u8]>,
     sop: &str,
@@ -822,6 +881,53 @@ impl Catalogue for EmbeddedCatalogue {
                 .map(|version| Ok(load_version(&versions, version)?.record))
                 .collect::<Result<Vec<_>, CatalogueError>>()?;
             sort_instances(&mut records);
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn instance_listing(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError> {
+        let scope = scope.clone();
+        self.read(move |txn| {
+            let paths = txn.open_table(PATHS).map_err(db_error)?;
+            let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+            let mut records = versions_in_scope(&paths, &scope)?
+                .into_iter()
+                .map(|version| load_listed_version(&versions, version))
+                .collect::<Result<Vec<_>, CatalogueError>>()?;
+            sort_instances(&mut records);
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn instances_at(
+        &self,
+        asked: &[InstancePath],
+        metadata_budget: usize,
+    ) -> Result<Vec<Option<InstanceRecord>>, CatalogueError> {
+        let asked = asked.to_vec();
+        self.read(move |txn| {
+            let paths = txn.open_table(PATHS).map_err(db_error)?;
+            let versions = txn.open_table(VERSIONS).map_err(db_error)?;
+            let mut records = Vec::new();
+            let mut bytes = 0usize;
+            for path in &asked {
+                if !records.is_empty() && bytes >= metadata_budget {
+                    break;
+                }
+                let key = path_of(&path.study, &path.series, &path.sop);
+                let version = paths
+                    .get(key.as_str())
+                    .map_err(db_error)?
+                    .map(|v| v.value());
+                let record = match version {
+                    Some(version) => Some(load_version(&versions, version)?.record),
+                    None => None,
+                };
+                bytes += record.as_ref().map_or(0, |r| r.metadata.len());
+                records.push(record);
+            }
             Ok(records)
         })
         .await

@@ -80,7 +80,7 @@ mod types;
 pub use embedded::{EmbeddedCatalogue, EmbeddedOptions};
 pub use types::{
     CatalogueError, ChangeAction, ChangeFeedEntry, ChangeQuery, ChangeState, IndexChange,
-    InstancePage, InstanceRecord, Scope, TAG_INSTANCE_NUMBER, sort_instances,
+    InstancePage, InstancePath, InstanceRecord, Scope, TAG_INSTANCE_NUMBER, sort_instances,
 };
 
 /// The catalogue of record.
@@ -156,6 +156,45 @@ pub trait Catalogue: std::fmt::Debug + Send + Sync + 'static {
 
     /// Instances in scope, in [`sort_instances`] order. Empty if none.
     async fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError>;
+
+    /// [`Catalogue::instances`] without their metadata: each record's `metadata` is empty, everything else as
+    /// stored. What a retrieve lists (it reads files, not metadata) and what a metadata response lists before
+    /// it reads the metadata a few instances at a time ([`Catalogue::instances_at`]), so that neither holds the
+    /// metadata of a whole study (up to megabytes an instance) in memory.
+    ///
+    /// The default reads the whole records and drops their metadata; implementations that can skip reading it
+    /// should.
+    async fn instance_listing(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, CatalogueError> {
+        let mut records = self.instances(scope).await?;
+        for record in &mut records {
+            record.metadata = Vec::new();
+        }
+        Ok(records)
+    }
+
+    /// The records, as catalogued now, of the first instances of `paths` (StudyInstanceUID, SeriesInstanceUID,
+    /// SOPInstanceUID), in the order given, `None` for one that is not catalogued (any more): as many as fit
+    /// `metadata_budget` bytes of metadata, and at least one. The answer's length says how many of `paths` it
+    /// covers; the caller asks again for the rest. Memory held is bounded by the budget plus one record.
+    ///
+    /// The default reads one instance at a time; implementations should read them in one transaction.
+    async fn instances_at(
+        &self,
+        paths: &[InstancePath],
+        metadata_budget: usize,
+    ) -> Result<Vec<Option<InstanceRecord>>, CatalogueError> {
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        for path in paths {
+            if !records.is_empty() && bytes >= metadata_budget {
+                break;
+            }
+            let record = self.instance(&path.study, &path.series, &path.sop).await?;
+            bytes += record.as_ref().map_or(0, |r| r.metadata.len());
+            records.push(record);
+        }
+        Ok(records)
+    }
 
     /// The storage key of the catalogued instance with this SOPInstanceUID, if any: what an orphan sweep
     /// compares the files it lists with.

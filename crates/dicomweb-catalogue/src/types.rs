@@ -73,6 +73,28 @@ pub fn sort_instances(records: &mut [InstanceRecord]) {
     });
 }
 
+/// The three UIDs that name one instance's resource path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstancePath {
+    /// StudyInstanceUID.
+    pub study: String,
+    /// SeriesInstanceUID.
+    pub series: String,
+    /// SOPInstanceUID.
+    pub sop: String,
+}
+
+impl InstancePath {
+    /// The path of a record's instance.
+    pub fn of(record: &InstanceRecord) -> InstancePath {
+        InstancePath {
+            study: record.study_instance_uid.clone(),
+            series: record.series_instance_uid.clone(),
+            sop: record.sop_instance_uid.clone(),
+        }
+    }
+}
+
 /// A set of instances named by a resource path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

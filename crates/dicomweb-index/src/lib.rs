@@ -29,6 +29,13 @@
 //! - a summary document also carries a copy of its latest instance's metadata: a study hit is
 //!   built from its own document alone, a series or instance hit adds its (cached) parents.
 //!
+//! The index keeps of each instance's metadata its [`search_copy`]: the metadata itself up to
+//! [`SEARCH_COPY_BYTES`] (64 KiB), else its standard attributes of at most
+//! [`SEARCH_COPY_VALUE_BYTES`] each, within 64 KiB. So a page of hits holds at most 3 x 64 KiB
+//! per hit, and the index does not grow with large values. Hits and the records it returns
+//! ([`Index::instances`]) carry that copy, not the whole metadata, which stays with the
+//! catalogue of record.
+//!
 //! Rebuilding a study's summaries reads the fast fields of its instances and loads at most one
 //! stored document per series: a batch costs O(instances of the studies it touches).
 //!
@@ -93,6 +100,7 @@ mod matching;
 mod overlay;
 mod read;
 mod schema;
+mod search_copy;
 mod summaries;
 mod top_by_key;
 mod types;
@@ -107,6 +115,7 @@ use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 use tokio::sync::oneshot;
 
 pub use crate::matching::{Filter, Matcher, date_key, datetime_key, fold_person_name, time_key};
+pub use crate::search_copy::{SEARCH_COPY_BYTES, SEARCH_COPY_VALUE_BYTES, search_copy};
 pub use crate::types::{
     HitInstance, IndexError, IndexStats, InstanceRecord, Level, Scope, SearchHit, SearchQuery,
     TAG_INSTANCE_NUMBER, TAG_MODALITIES_IN_STUDY, TAG_MODALITY, TAG_SERIES_INSTANCE_UID,
@@ -321,7 +330,8 @@ impl Index {
     }
 
     /// Removes every instance in scope in one commit, one change (sequence) per instance. Returns
-    /// the removed records in the order of [`Index::instances`]; empty if nothing matched.
+    /// the removed records in the order of [`Index::instances`] (and, like it, with the
+    /// [`search_copy`] as metadata); empty if nothing matched.
     pub async fn delete(&self, scope: Scope) -> Result<Vec<InstanceRecord>, IndexError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Delete { scope, reply })?;
@@ -356,7 +366,8 @@ impl Index {
 
     /// Instances in scope in a stable order: series (by SeriesInstanceUID), then InstanceNumber
     /// (00200013) numerically if present (instances without one come after those with one),
-    /// then SOPInstanceUID. Empty Vec if none.
+    /// then SOPInstanceUID. Empty Vec if none. Their metadata is the [`search_copy`] of what was
+    /// inserted (the same for [`Index::instance`] and [`Index::delete`]).
     pub fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRecord>, IndexError> {
         read::instances_in_scope(&self.inner.reader.searcher(), &self.inner.fields, scope)
     }

@@ -23,6 +23,7 @@ use tantivy::Searcher;
 use crate::matching::DocumentTerms;
 use crate::read::{self, Summary};
 use crate::schema::Fields;
+use crate::search_copy::search_copy;
 use crate::summaries::{Member, study_state};
 use crate::types::{HitInstance, IndexError, InstanceRecord, TAG_MODALITIES_IN_STUDY};
 use dicomweb_catalogue::IndexChange;
@@ -215,12 +216,14 @@ pub(crate) fn terms_of(record: &InstanceRecord) -> DocumentTerms {
     terms
 }
 
+/// An instance as a hit, with the [`search_copy`] of its metadata (as its committed documents will
+/// carry it).
 pub(crate) fn hit_instance(record: &InstanceRecord) -> HitInstance {
     HitInstance {
         study_instance_uid: record.study_instance_uid.clone(),
         series_instance_uid: record.series_instance_uid.clone(),
         sop_instance_uid: record.sop_instance_uid.clone(),
-        metadata: Arc::from(record.metadata.as_slice()),
+        metadata: Arc::from(&*search_copy(&record.metadata)),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::overlay::{Overlay, SummaryView, hit_instance, terms_of};
 use crate::schema::{
     Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, instance_order_key, series_order_key,
 };
+use crate::search_copy::search_copy;
 use crate::top_by_key::TopByStringKey;
 use crate::types::{
     HitInstance, IndexError, InstanceRecord, Level, Scope, SearchHit, SearchQuery,
@@ -103,6 +104,20 @@ fn stored_bytes(doc: &TantivyDocument, field: Field, name: &str) -> Result<Vec<u
         .ok_or_else(|| missing(name))
 }
 
+/// A stored metadata field (as a `Vec<u8>` or an `Arc<[u8]>`, copied once): the [`search_copy`]
+/// the writer stored, or the search copy of the whole metadata that an index written before kept.
+fn stored_metadata<T: for<'a> From<&'a [u8]>>(
+    doc: &TantivyDocument,
+    field: Field,
+    name: &str,
+) -> Result<T, IndexError> {
+    let stored = doc
+        .get_first(field)
+        .and_then(|v| v.as_bytes())
+        .ok_or_else(|| missing(name))?;
+    Ok(T::from(&search_copy(stored)))
+}
+
 pub(crate) fn load_record(
     searcher: &Searcher,
     f: &Fields,
@@ -121,7 +136,7 @@ pub(crate) fn load_record(
         blob_key: stored_str(&doc, f.blob_key, "blob_key")?,
         size: stored_u64(&doc, f.size, "size")?,
         stored_at: stored_date(&doc, f.stored_at, "stored_at")?,
-        metadata: stored_bytes(&doc, f.metadata, "metadata")?,
+        metadata: stored_metadata(&doc, f.metadata, "metadata")?,
         pixel_layout: doc
             .get_first(f.pixel_layout)
             .and_then(|v| v.as_str().map(str::to_owned)),
@@ -377,7 +392,7 @@ fn load_summary(
             study_instance_uid: stored_str(&doc, f.group_study, "group_study")?,
             series_instance_uid: stored_str(&doc, f.latest_series, "latest_series")?,
             sop_instance_uid: stored_str(&doc, f.latest_sop, "latest_sop")?,
-            metadata: Arc::from(stored_bytes(&doc, f.latest_metadata, "latest_metadata")?),
+            metadata: stored_metadata(&doc, f.latest_metadata, "latest_metadata")?,
         },
         instances: stored_u64(&doc, f.instance_count, "instance_count")?,
         series: doc
@@ -406,7 +421,7 @@ fn load_hit_instance(
         study_instance_uid: stored_str(&doc, f.study_uid, "study_uid")?,
         series_instance_uid: stored_str(&doc, f.series_uid, "series_uid")?,
         sop_instance_uid: stored_str(&doc, f.sop_uid, "sop_uid")?,
-        metadata: Arc::from(stored_bytes(&doc, f.metadata, "metadata")?),
+        metadata: stored_metadata(&doc, f.metadata, "metadata")?,
     })
 }
 

@@ -10,6 +10,7 @@
 //! before the watermark is harmless. [`crate::Index::insert`] and [`crate::Index::delete`]
 //! number their changes themselves (watermark + 1, ...), for using the index on its own.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use crate::read;
 use crate::schema::{
     Fields, KIND_INSTANCE, KIND_SERIES, KIND_STUDY, instance_order_key, series_order_key,
 };
+use crate::search_copy::search_copy;
 use crate::summaries::{Member, study_state};
 use crate::types::{IndexError, InstanceRecord, Scope, TAG_MODALITIES_IN_STUDY, TAG_MODALITY};
 use dicomweb_catalogue::IndexChange;
@@ -361,10 +363,15 @@ impl Writer {
 
     fn add_instance(
         &mut self,
-        record: InstanceRecord,
+        mut record: InstanceRecord,
         sequence: u64,
         state: &mut BatchState,
     ) -> Result<(), IndexError> {
+        // From here on the record is as the index keeps it: its document, the batch's summaries
+        // and what a delete in this batch returns all see the search copy.
+        if let Cow::Owned(copy) = search_copy(&record.metadata) {
+            record.metadata = copy;
+        }
         let instance = instance_document(&self.fields, &record, sequence)?;
         self.writer.add_document(instance)?;
         state.touched.insert(record.study_instance_uid.clone());
@@ -492,7 +499,7 @@ fn instance_document(
     doc.add_text(f.blob_key, &record.blob_key);
     doc.add_u64(f.size, record.size);
     doc.add_date(f.stored_at, read::to_tantivy_date(record.stored_at));
-    doc.add_bytes(f.metadata, &record.metadata);
+    doc.add_bytes(f.metadata, &search_copy(&record.metadata));
     if let Some(layout) = &record.pixel_layout {
         doc.add_text(f.pixel_layout, layout);
     }
@@ -522,7 +529,8 @@ fn summary_document(
     doc.add_text(f.group_study, &latest.study_instance_uid);
     doc.add_text(f.latest_sop, &latest.sop_instance_uid);
     doc.add_text(f.latest_series, &latest.series_instance_uid);
-    doc.add_bytes(f.latest_metadata, &latest.metadata);
+    // Already a search copy, unless an index written before kept the whole metadata.
+    doc.add_bytes(f.latest_metadata, &search_copy(&latest.metadata));
     doc.add_u64(f.instance_count, instances);
     for (tag, values) in &latest.attributes {
         add_terms(&mut doc, f, *tag, values);

@@ -97,6 +97,77 @@ async fn an_inserted_record_reads_back_identically() {
     assert_eq!(index.instance_count().unwrap(), 1);
 }
 
+/// An instance's metadata past [`dicomweb_index::SEARCH_COPY_BYTES`] is kept, and returned by
+/// searches and reads, as its search copy: its small standard attributes.
+#[tokio::test]
+async fn hits_and_records_of_an_instance_with_large_metadata_carry_its_search_copy() {
+    let index = Index::open_in_ram().unwrap();
+    let name = r#""00100010":{"vr":"PN","Value":[{"Alphabetic":"Doe^John"}]}"#;
+    let study = r#""0020000D":{"vr":"UI","Value":["1.9"]}"#;
+    let large_value = format!(
+        r#""00204000":{{"vr":"LT","Value":["{}"]}}"#,
+        "x".repeat(1 << 20)
+    );
+    let private = r#""00091010":{"vr":"LO","Value":["private"]}"#;
+    let mut large = record("1.9", "1.9.1", "1.9.1.1", 0);
+    large.metadata = format!("{{{name},{large_value},{private},{study}}}").into_bytes();
+    assert!(large.metadata.len() > 1 << 20);
+    let copy = format!("{{{name},{study}}}").into_bytes();
+    assert_eq!(&*dicomweb_index::search_copy(&large.metadata), &copy[..]);
+
+    let change = IndexChange::Insert {
+        sequence: 1,
+        record: large.clone(),
+    };
+    let query = |level| SearchQuery {
+        level,
+        filters: Vec::new(),
+        offset: 0,
+        limit: 10,
+    };
+    let check = |hits: Vec<dicomweb_index::SearchHit>, when: &str| {
+        assert_eq!(hits.len(), 1, "{when}");
+        for instance in [
+            &hits[0].record,
+            &hits[0].series_record,
+            &hits[0].study_record,
+        ] {
+            assert_eq!(instance.sop_instance_uid, "1.9.1.1", "{when}");
+            assert_eq!(
+                String::from_utf8_lossy(&instance.metadata),
+                String::from_utf8_lossy(&copy),
+                "{when}"
+            );
+        }
+    };
+    for level in [Level::Study, Level::Series, Level::Instance] {
+        // Not yet committed: the hit comes from the changes laid over the index.
+        let hits = index
+            .search_including(&query(level), std::slice::from_ref(&change))
+            .unwrap();
+        check(hits, &format!("{level:?}, before the commit"));
+    }
+    index.apply(vec![change]).await.unwrap();
+    for level in [Level::Study, Level::Series, Level::Instance] {
+        check(
+            index.search(&query(level)).unwrap(),
+            &format!("{level:?}, after the commit"),
+        );
+    }
+    let kept = InstanceRecord {
+        metadata: copy.clone(),
+        ..large
+    };
+    assert_eq!(
+        index.instance("1.9", "1.9.1", "1.9.1.1").unwrap(),
+        Some(kept.clone())
+    );
+    assert_eq!(
+        index.delete(Scope::Study("1.9".into())).await.unwrap(),
+        [kept]
+    );
+}
+
 #[tokio::test]
 async fn stored_at_is_kept_in_utc_at_microsecond_precision() {
     let index = Index::open_in_ram().unwrap();

@@ -66,7 +66,7 @@ pub use rebuild::RebuildProgress;
 pub use recovery::{RecoveryReport, SweepReport};
 pub use retrieve::{
     FRAMES_READ_AT_ONCE_MAX_BYTES, FrameBodies, FrameBody, FrameData, InstanceContent,
-    MetadataDocument, TransferSyntaxRequest, media_type_of_transfer_syntax,
+    MetadataBody, MetadataDocument, TransferSyntaxRequest, media_type_of_transfer_syntax,
 };
 pub use search::{
     MAX_QUERY_UIDS, MAX_QUERY_VALUE_CHARS, MAX_QUERY_VALUES, MAX_QUERY_WILDCARDS, SearchResource,
@@ -265,11 +265,62 @@ impl StudiesService {
         Ok(self.catalogue.changes(query).await?)
     }
 
+    /// [`StudiesService::changes`] read as the response is sent: with metadata, [`CHANGE_FEED_READ`] entries
+    /// at a time (each entry's metadata is up to [`MAX_INSTANCE_METADATA_BYTES`], so a page of 200 is never
+    /// held whole); without, the page in one read. The pieces, in order, make the page.
+    pub fn changes_streamed(
+        &self,
+        query: ChangeQuery,
+    ) -> futures::stream::BoxStream<'static, Result<Vec<ChangeFeedEntry>>> {
+        use futures::StreamExt;
+        let chunk = if query.include_metadata {
+            CHANGE_FEED_READ
+        } else {
+            query.limit.max(1)
+        };
+        let catalogue = self.catalogue.clone();
+        // (next query, entries still wanted); `None` once the page is complete.
+        let start = Some((query.clone(), query.limit));
+        futures::stream::unfold(start, move |state| {
+            let catalogue = catalogue.clone();
+            async move {
+                let (mut query, remaining) = state?;
+                if remaining == 0 {
+                    return None;
+                }
+                query.limit = remaining.min(chunk);
+                let entries = match catalogue.changes(&query).await {
+                    Ok(entries) => entries,
+                    Err(e) => return Some((Err(e.into()), None)),
+                };
+                let next = match entries.last() {
+                    // Sequences after the last one read are within the start time already (timestamps never
+                    // decrease along the feed), and the skip was spent.
+                    Some(last) if entries.len() == query.limit => Some((
+                        ChangeQuery {
+                            after_sequence: last.sequence,
+                            start_time: None,
+                            skip: 0,
+                            ..query.clone()
+                        },
+                        remaining - entries.len(),
+                    )),
+                    _ => None,
+                };
+                Some((Ok(entries), next))
+            }
+        })
+        .boxed()
+    }
+
     /// The newest change feed entry, if any.
     pub async fn latest_change(&self, include_metadata: bool) -> Result<Option<ChangeFeedEntry>> {
         Ok(self.catalogue.latest_change(include_metadata).await?)
     }
 }
+
+/// A change feed page with metadata is read this many entries at a time ([`StudiesService::changes_streamed`]).
+pub const CHANGE_FEED_READ: usize = 4;
 
 /// Validates the UIDs of a resource path.
 pub fn check_scope(scope: &Scope) -> Result<()> {

@@ -4,6 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dicomweb_catalogue::{Catalogue, InstancePath};
 use dicomweb_index::{InstanceRecord, Scope};
 use dicomweb_instance::PixelDataLayout;
 use dicomweb_storage::ByteStream;
@@ -54,13 +55,53 @@ const READ_BATCH: usize = 16;
 /// retrieve, so 8 MiB); larger ones are streamed when their turn comes.
 const READ_AHEAD_MAX_BYTES: u64 = 256 * 1024;
 
+/// A metadata response reads the catalogue a few instances at a time, up to this many bytes of metadata per
+/// read (and at least one instance, itself at most [`crate::MAX_INSTANCE_METADATA_BYTES`]): what one response
+/// holds in memory, however large the study. A series of 600 ordinary instances (about 5 KiB each) is one read.
+pub const METADATA_READ_BUDGET: usize = 4 * 1024 * 1024;
+
 /// A metadata response body and its entity tag.
-#[derive(Debug, Clone)]
 pub struct MetadataDocument {
     /// A JSON array of DICOM JSON datasets.
-    pub body: Bytes,
-    /// Strong entity tag, quoted, e.g. `"3f2a…"`.
+    pub body: MetadataBody,
+    /// Strong entity tag, quoted, e.g. `"3f2a…"`, of the instances listed when the response began.
     pub etag: String,
+}
+
+/// The body of a [`MetadataDocument`].
+pub enum MetadataBody {
+    /// The whole array, read in one go (the usual case: up to [`METADATA_READ_BUDGET`] bytes).
+    Complete(Bytes),
+    /// The array in pieces, read from the catalogue as the body is sent ([`METADATA_READ_BUDGET`] bytes at a
+    /// time). An instance deleted while the body is sent is left out; one stored again meanwhile is sent as
+    /// it is now.
+    Streamed(futures::stream::BoxStream<'static, Result<Bytes>>),
+}
+
+impl std::fmt::Debug for MetadataDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = match &self.body {
+            MetadataBody::Complete(bytes) => format!("{} bytes", bytes.len()),
+            MetadataBody::Streamed(_) => "streamed".to_owned(),
+        };
+        f.debug_struct("MetadataDocument")
+            .field("etag", &self.etag)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+impl MetadataDocument {
+    /// The whole body in memory (for callers that know the scope is small, and tests).
+    pub async fn into_bytes(self) -> Result<Bytes> {
+        match self.body {
+            MetadataBody::Complete(bytes) => Ok(bytes),
+            MetadataBody::Streamed(pieces) => {
+                let pieces: Vec<Bytes> = pieces.try_collect().await?;
+                Ok(Bytes::from(pieces.concat()))
+            }
+        }
+    }
 }
 
 /// Responses whose frames total at most this many bytes are read in one call to storage before the answer
@@ -236,10 +277,11 @@ fn instance_storage_error(
 }
 
 impl StudiesService {
-    /// The catalogued instances of `scope`, in a stable order; `NotFound` when there are none.
+    /// The catalogued instances of `scope`, in a stable order, without their metadata (a retrieve reads files;
+    /// [`StudiesService::metadata`] reads metadata a few instances at a time); `NotFound` when there are none.
     pub async fn instances_in(&self, scope: &Scope) -> Result<Vec<InstanceRecord>> {
         check_scope(scope)?;
-        let records = self.catalogue.instances(scope).await?;
+        let records = self.catalogue.instance_listing(scope).await?;
         if records.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "{} not found",
@@ -325,24 +367,43 @@ impl StudiesService {
             .flat_map(futures::stream::iter)
     }
 
-    /// Metadata of every instance in `scope`, precomputed at store time, as one JSON array.
+    /// Metadata of every instance in `scope`, precomputed at store time, as one JSON array: whole if one read
+    /// of [`METADATA_READ_BUDGET`] bytes holds it, otherwise streamed from the catalogue
+    /// ([`MetadataBody`]). `NotFound` when the scope has no instance.
     pub async fn metadata(&self, scope: &Scope) -> Result<MetadataDocument> {
         let records = self.instances_in(scope).await?;
         let etag = metadata_etag(&records);
-        let total: usize = records.iter().map(|r| r.metadata.len() + 1).sum();
-        let mut body = Vec::with_capacity(total + 2);
-        body.push(b'[');
-        for (i, record) in records.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&record.metadata);
-        }
-        body.push(b']');
-        Ok(MetadataDocument {
-            body: Bytes::from(body),
-            etag,
-        })
+        let paths: Vec<InstancePath> = records.iter().map(InstancePath::of).collect();
+        drop(records);
+        let mut reader = MetadataReader {
+            catalogue: self.catalogue.clone(),
+            paths,
+            next: 0,
+            any_written: false,
+            closed: false,
+            budget: METADATA_READ_BUDGET,
+        };
+        let first = reader.next_piece().await?;
+        let body = if reader.closed {
+            MetadataBody::Complete(first)
+        } else {
+            let rest = futures::stream::unfold(reader, |mut reader| async move {
+                if reader.closed {
+                    return None;
+                }
+                let piece = reader.next_piece().await;
+                if piece.is_err() {
+                    reader.closed = true;
+                }
+                Some((piece, reader))
+            });
+            MetadataBody::Streamed(
+                futures::stream::once(async { Ok(first) })
+                    .chain(rest)
+                    .boxed(),
+            )
+        };
+        Ok(MetadataDocument { body, etag })
     }
 
     /// The entity tag the metadata of `scope` would have, without building the body (for `If-None-Match`).
@@ -553,6 +614,53 @@ fn not_acceptable_frames(record: &InstanceRecord, available: &str, wanted: &str)
     ))
 }
 
+/// Reads the JSON array of the metadata of `paths`, `budget` bytes at a time: `[` comes with the first read's
+/// objects and `]` with the last. Instances no longer catalogued are left out.
+struct MetadataReader {
+    catalogue: Arc<dyn Catalogue>,
+    paths: Vec<InstancePath>,
+    next: usize,
+    any_written: bool,
+    /// The last piece was read.
+    closed: bool,
+    budget: usize,
+}
+
+impl MetadataReader {
+    async fn next_piece(&mut self) -> Result<Bytes> {
+        let mut piece = Vec::new();
+        if self.next == 0 {
+            piece.push(b'[');
+        }
+        if self.next < self.paths.len() {
+            let records = self
+                .catalogue
+                .instances_at(&self.paths[self.next..], self.budget)
+                .await?;
+            if records.is_empty() {
+                // A catalogue must answer at least one of a non-empty list; end rather than loop.
+                return Err(ServiceError::Internal(
+                    "the catalogue read no instance of a metadata response".into(),
+                ));
+            }
+            self.next += records.len();
+            piece.reserve(records.iter().flatten().map(|r| r.metadata.len() + 1).sum());
+            for record in records.iter().flatten() {
+                if self.any_written {
+                    piece.push(b',');
+                }
+                piece.extend_from_slice(&record.metadata);
+                self.any_written = true;
+            }
+        }
+        if self.next >= self.paths.len() {
+            piece.push(b']');
+            self.closed = true;
+        }
+        Ok(Bytes::from(piece))
+    }
+}
+
 /// Entity tag of a metadata response: stored instances are immutable, so their identities and store times
 /// determine the content.
 fn metadata_etag(records: &[InstanceRecord]) -> String {
@@ -571,6 +679,61 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
+
+    /// A metadata body read one instance at a time is the same JSON array as one read whole; an instance
+    /// deleted between two reads is left out, and the array stays valid JSON.
+    #[tokio::test]
+    async fn a_metadata_body_read_in_pieces_is_one_json_array() {
+        use dicomweb_catalogue::conformance::{record, store};
+        let dir = tempfile::tempdir().unwrap();
+        let catalogue: Arc<dyn Catalogue> =
+            Arc::new(dicomweb_catalogue::EmbeddedCatalogue::open(dir.path()).unwrap());
+        let mut paths = Vec::new();
+        for (sop, number) in [("9.1.1.1", 1), ("9.1.1.2", 2), ("9.1.1.3", 3)] {
+            let (_, stored) =
+                store(catalogue.as_ref(), record("9.1", "9.1.1", sop, number, "P")).await;
+            paths.push(InstancePath::of(&stored));
+        }
+        let reader = |budget| MetadataReader {
+            catalogue: catalogue.clone(),
+            paths: paths.clone(),
+            next: 0,
+            any_written: false,
+            closed: false,
+            budget,
+        };
+        let mut whole = reader(usize::MAX);
+        let all = whole.next_piece().await.unwrap();
+        assert!(whole.closed);
+        let names = |body: &[u8]| -> usize {
+            serde_json::from_slice::<Vec<serde_json::Value>>(body)
+                .expect("a JSON array")
+                .len()
+        };
+        assert_eq!(names(&all), 3);
+
+        let mut pieces = reader(1);
+        let mut body = pieces.next_piece().await.unwrap().to_vec();
+        assert!(!pieces.closed, "one instance a read");
+        catalogue
+            .commit_delete(&Scope::Instance(
+                "9.1".into(),
+                "9.1.1".into(),
+                "9.1.1.2".into(),
+            ))
+            .await
+            .unwrap();
+        let mut reads = 1;
+        while !pieces.closed {
+            body.extend_from_slice(&pieces.next_piece().await.unwrap());
+            reads += 1;
+        }
+        assert_eq!(
+            reads, 2,
+            "the deleted one costs nothing of the budget: read with the next"
+        );
+        assert_eq!(names(&body), 2, "the deleted instance is left out");
+    }
 
     fn shape(reads: &[FrameRead]) -> Vec<(char, Vec<u64>)> {
         reads

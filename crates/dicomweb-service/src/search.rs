@@ -802,6 +802,25 @@ impl ResultShape<'_> {
                 computed_count(hit.series_related_instances),
             ));
         }
+        // The UIDs that name the result come from the hit itself, not from the stored JSON: the index keeps a
+        // bounded search copy of an instance's metadata (`dicomweb_index::search_copy`), from which a large
+        // instance's attributes may be missing.
+        computed.push((
+            tags::STUDY_INSTANCE_UID,
+            computed_strings("UI", &[&record.study_instance_uid]),
+        ));
+        if level != Level::Study {
+            computed.push((
+                tags::SERIES_INSTANCE_UID,
+                computed_strings("UI", &[&record.series_instance_uid]),
+            ));
+        }
+        if level == Level::Instance {
+            computed.push((
+                tags::SOP_INSTANCE_UID,
+                computed_strings("UI", &[&record.sop_instance_uid]),
+            ));
+        }
         computed
             .into_iter()
             .map(|(tag, json)| (tag_key(tag), json))

@@ -94,11 +94,15 @@ fn service() -> StudiesService {
 }
 
 async fn metadata_of(service: &StudiesService, sop: &str) -> (Vec<u8>, Value) {
-    let records = service
-        .instances_in(&Scope::Instance(STUDY.into(), SERIES.into(), sop.into()))
+    let array = service
+        .metadata(&Scope::Instance(STUDY.into(), SERIES.into(), sop.into()))
+        .await
+        .unwrap()
+        .into_bytes()
         .await
         .unwrap();
-    let metadata = records[0].metadata.clone();
+    // The one object of the array, as stored.
+    let metadata = array[1..array.len() - 1].to_vec();
     let json = serde_json::from_slice(&metadata).unwrap();
     (metadata, json)
 }

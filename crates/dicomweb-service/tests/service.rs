@@ -181,7 +181,9 @@ async fn a_lost_index_is_rebuilt_from_storage() {
         .metadata(&Scope::Study(STUDY.into()))
         .await
         .unwrap()
-        .body;
+        .into_bytes()
+        .await
+        .unwrap();
     // Something that is not an instance sits among the files: it is skipped, not fatal.
     blobs
         .create(
@@ -206,7 +208,9 @@ async fn a_lost_index_is_rebuilt_from_storage() {
             .metadata(&Scope::Study(STUDY.into()))
             .await
             .unwrap()
-            .body
+            .into_bytes()
+            .await
+            .unwrap()
             .len(),
         metadata_before.len()
     );

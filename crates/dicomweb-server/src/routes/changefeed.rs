@@ -7,44 +7,43 @@ use serde::Serialize;
 /// A change feed entry as Microsoft's DICOM server writes it.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ChangeFeedItem {
+struct ChangeFeedItem<'a> {
     sequence: u64,
-    study_instance_uid: String,
-    series_instance_uid: String,
-    sop_instance_uid: String,
+    study_instance_uid: &'a str,
+    series_instance_uid: &'a str,
+    sop_instance_uid: &'a str,
     action: &'static str,
     timestamp: String,
     state: &'static str,
-    metadata: Option<Box<serde_json::value::RawValue>>,
+    /// Borrowed from the entry: the stored DICOM JSON is written as it is, never copied into a tree.
+    metadata: Option<&'a serde_json::value::RawValue>,
 }
 
-fn change_feed_item(entry: ChangeFeedEntry) -> Result<ChangeFeedItem, ApiError> {
-    let metadata = match entry.metadata {
-        Some(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|e| {
-                ServiceError::Internal(format!("stored metadata is not UTF-8: {e}"))
-            })?;
-            Some(
-                serde_json::value::RawValue::from_string(text)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
-            )
-        }
+/// Writes `entry` as JSON to `out`.
+fn write_change_feed_item(out: &mut Vec<u8>, entry: ChangeFeedEntry) -> Result<(), ApiError> {
+    let metadata = match &entry.metadata {
+        Some(bytes) => Some(
+            serde_json::from_slice::<&serde_json::value::RawValue>(bytes)
+                .map_err(|e| ServiceError::Internal(format!("stored metadata is not JSON: {e}")))?,
+        ),
         None => None,
     };
     let timestamp = entry
         .timestamp
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    Ok(ChangeFeedItem {
+    let item = ChangeFeedItem {
         sequence: entry.sequence,
-        study_instance_uid: entry.study_instance_uid,
-        series_instance_uid: entry.series_instance_uid,
-        sop_instance_uid: entry.sop_instance_uid,
+        study_instance_uid: &entry.study_instance_uid,
+        series_instance_uid: &entry.series_instance_uid,
+        sop_instance_uid: &entry.sop_instance_uid,
         action: entry.action.as_str(),
         timestamp,
         state: entry.state.as_str(),
         metadata,
-    })
+    };
+    serde_json::to_writer(out, &item).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(())
 }
 
 fn parse_time(name: &str, value: &str) -> Result<time::OffsetDateTime, ApiError> {
@@ -130,14 +129,33 @@ pub(super) async fn changefeed(
     version: web::Data<ApiVersion>,
 ) -> ApiResult {
     let query = change_query(**version, &query_pairs(&req)?)?;
-    let items = state
+    // Streamed as the catalogue is read: a page of entries with their metadata is never held whole, and each
+    // entry is written as a piece of its own (its metadata copied once, from the catalogue's read).
+    let mut first = true;
+    let entries = state
         .service
-        .changes(&query)
-        .await?
-        .into_iter()
-        .map(change_feed_item)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(items))
+        .changes_streamed(query)
+        .map(|piece| match piece {
+            Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        })
+        .flat_map(futures::stream::iter)
+        .map(move |entry| -> Result<Bytes, std::io::Error> {
+            let failed = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+            let mut out = Vec::new();
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_change_feed_item(&mut out, entry.map_err(|e| failed(&e))?)
+                .map_err(|e| failed(&e))?;
+            Ok(Bytes::from(out))
+        });
+    let open = futures::stream::once(async { Ok(Bytes::from_static(b"[")) });
+    let close = futures::stream::once(async { Ok(Bytes::from_static(b"]")) });
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(open.chain(entries).chain(close)))
 }
 
 pub(super) async fn changefeed_latest(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
@@ -148,7 +166,13 @@ pub(super) async fn changefeed_latest(req: HttpRequest, state: web::Data<AppStat
         }
     }
     match state.service.latest_change(include_metadata).await? {
-        Some(entry) => Ok(HttpResponse::Ok().json(change_feed_item(entry)?)),
+        Some(entry) => {
+            let mut body = Vec::new();
+            write_change_feed_item(&mut body, entry)?;
+            Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body))
+        }
         // Microsoft's server answers an empty feed with 204.
         None => Ok(HttpResponse::NoContent().finish()),
     }

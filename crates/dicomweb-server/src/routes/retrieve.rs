@@ -1,7 +1,7 @@
 //! WADO-RS: instances, metadata and frames.
 
 use super::*;
-use dicomweb_service::FrameBodies;
+use dicomweb_service::{FrameBodies, MetadataBody};
 
 /// How instances are to be sent back.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,10 +121,15 @@ pub(super) async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> Ap
         }
     }
     let document = state.service.metadata(&scope).await?;
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .content_type(DICOM_JSON)
-        .insert_header((header::ETAG, document.etag))
-        .body(document.body))
+        .insert_header((header::ETAG, document.etag));
+    Ok(match document.body {
+        MetadataBody::Complete(bytes) => response.body(bytes),
+        // Larger than one read: streamed as the catalogue is read, never held whole.
+        MetadataBody::Streamed(pieces) => response.streaming(pieces.map_err(io_error)),
+    })
 }
 
 /// Whether an `If-None-Match` value (`*` or a list of entity tags) matches `etag`, a strong tag of ours.
