@@ -55,6 +55,31 @@ const READ_BATCH: usize = 16;
 /// retrieve, so 8 MiB); larger ones are streamed when their turn comes.
 const READ_AHEAD_MAX_BYTES: u64 = 256 * 1024;
 
+/// The largest instance a retrieve transcodes: it is read and re-encoded whole in memory (about twice its
+/// size), so this bounds one transcode's memory; at most one transcode per core runs at once.
+pub const MAX_TRANSCODE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Transcodes running at once: one per core (CPU work, off the async workers); others wait their turn.
+fn transcode_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    })
+}
+
+/// [`dicomweb_pixel::transcode`] on the blocking pool, at most one per core at a time.
+async fn transcode_on_pool(stored: Bytes, wanted: String) -> std::result::Result<Bytes, String> {
+    let _permit = transcode_permits()
+        .acquire()
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || dicomweb_pixel::transcode(&stored, &wanted))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
 /// A metadata response reads the catalogue a few instances at a time, up to this many bytes of metadata per
 /// read (and at least one instance, itself at most [`crate::MAX_INSTANCE_METADATA_BYTES`]): what one response
 /// holds in memory, however large the study. A series of 600 ordinary instances (about 5 KiB each) is one read.
@@ -291,7 +316,9 @@ impl StudiesService {
         Ok(records)
     }
 
-    /// Checks that every instance can be served whole in the requested transfer syntax (no transcoding yet).
+    /// Checks that every instance can be served whole in the requested transfer syntax: as stored, or
+    /// transcoded from a native syntax to Explicit or Implicit VR Little Endian ([`dicomweb_pixel::can_transcode`];
+    /// instances up to [`MAX_TRANSCODE_BYTES`]). Compressed instances are not decoded yet.
     pub fn check_instances_transfer_syntax(
         &self,
         records: &[InstanceRecord],
@@ -300,17 +327,73 @@ impl StudiesService {
         let TransferSyntaxRequest::Uid(wanted) = requested else {
             return Ok(());
         };
-        match records.iter().find(|r| r.transfer_syntax_uid != *wanted) {
-            None => Ok(()),
-            Some(r) => Err(ServiceError::NotAcceptable(format!(
-                "instance {} is stored in transfer syntax {} and transcoding to {} is not supported; \
-                 ask for transfer-syntax=* to receive it as stored",
-                r.sop_instance_uid, r.transfer_syntax_uid, wanted
-            ))),
+        for r in records {
+            if r.transfer_syntax_uid == *wanted {
+                continue;
+            }
+            if !dicomweb_pixel::can_transcode(&r.transfer_syntax_uid, wanted) {
+                return Err(ServiceError::NotAcceptable(format!(
+                    "instance {} is stored in transfer syntax {} and transcoding it to {} is not supported; \
+                     ask for transfer-syntax=* to receive it as stored",
+                    r.sop_instance_uid, r.transfer_syntax_uid, wanted
+                )));
+            }
+            if r.size > MAX_TRANSCODE_BYTES {
+                return Err(ServiceError::NotAcceptable(format!(
+                    "instance {} ({} bytes, stored in {}) is larger than the {MAX_TRANSCODE_BYTES} bytes this \
+                     server transcodes; ask for transfer-syntax=* to receive it as stored",
+                    r.sop_instance_uid, r.size, r.transfer_syntax_uid
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the stored file of an instance, in transfer syntax `requested` (checked before with
+    /// [`StudiesService::check_instances_transfer_syntax`]). The content's record says what is sent: its
+    /// `transfer_syntax_uid` and `size` are those of the body (a transcoded body is read and re-encoded whole
+    /// first, on a bounded pool).
+    pub async fn open_instance_as(
+        &self,
+        record: InstanceRecord,
+        requested: &TransferSyntaxRequest,
+    ) -> Result<InstanceContent> {
+        match requested {
+            TransferSyntaxRequest::Uid(wanted) if *wanted != record.transfer_syntax_uid => {
+                let wanted = wanted.clone();
+                let stored = self
+                    .blobs
+                    .get_whole_many(vec![(record.blob_key.clone(), record.size)])
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| {
+                        Err(dicomweb_storage::StorageError::Other {
+                            message: "storage answered no read".into(),
+                            source: None,
+                        })
+                    })
+                    .map_err(|e| instance_storage_error(&record, e))?;
+                let transcoded = transcode_on_pool(stored, wanted.clone())
+                    .await
+                    .map_err(|e| {
+                        ServiceError::Internal(format!(
+                            "instance {} could not be transcoded from {} to {wanted}: {e}",
+                            record.sop_instance_uid, record.transfer_syntax_uid
+                        ))
+                    })?;
+                let mut record = record;
+                record.transfer_syntax_uid = wanted;
+                record.size = transcoded.len() as u64;
+                Ok(InstanceContent {
+                    record,
+                    body: dicomweb_storage::body_from_bytes(transcoded),
+                })
+            }
+            _ => self.open_instance(record).await,
         }
     }
 
-    /// Opens the stored file of an instance.
+    /// Opens the stored file of an instance, as stored.
     pub async fn open_instance(&self, record: InstanceRecord) -> Result<InstanceContent> {
         let (_meta, body) = self
             .blobs
@@ -326,8 +409,26 @@ impl StudiesService {
     pub fn open_instances(
         self: &Arc<Self>,
         records: Vec<InstanceRecord>,
+        requested: TransferSyntaxRequest,
     ) -> impl Stream<Item = Result<InstanceContent>> + Send + 'static {
-        let small = |record: &InstanceRecord| record.size <= READ_AHEAD_MAX_BYTES;
+        let wanted = match requested {
+            TransferSyntaxRequest::Uid(wanted) => Some(wanted),
+            TransferSyntaxRequest::AsStored => None,
+        };
+        // The syntax an instance must be transcoded to, if it is not stored in it.
+        let transcode_to = move |record: &InstanceRecord| {
+            wanted
+                .as_ref()
+                .filter(|wanted| **wanted != record.transfer_syntax_uid)
+                .map(|wanted| TransferSyntaxRequest::Uid(wanted.clone()))
+        };
+        // An instance to transcode is read whole and re-encoded when its turn comes, alone in its batch.
+        let small = {
+            let transcode_to = transcode_to.clone();
+            move |record: &InstanceRecord| {
+                record.size <= READ_AHEAD_MAX_BYTES && transcode_to(record).is_none()
+            }
+        };
         let mut batches: Vec<Vec<InstanceRecord>> = Vec::new();
         for record in records {
             match batches.last_mut() {
@@ -341,9 +442,15 @@ impl StudiesService {
         futures::stream::iter(batches)
             .map(move |mut batch| {
                 let service = service.clone();
+                let transcode_to = transcode_to.clone();
+                let small = small.clone();
                 async move {
                     if !small(&batch[0]) {
-                        return vec![service.open_instance(batch.remove(0)).await];
+                        let record = batch.remove(0);
+                        return vec![match transcode_to(&record) {
+                            Some(wanted) => service.open_instance_as(record, &wanted).await,
+                            None => service.open_instance(record).await,
+                        }];
                     }
                     let asked = batch
                         .iter()
@@ -468,7 +575,10 @@ impl StudiesService {
             }
         }
 
-        let stored = record.transfer_syntax_uid.as_str();
+        let stored = record.transfer_syntax_uid.clone();
+        let stored = stored.as_str();
+        // Bits Allocated of big-endian frames sent little endian.
+        let mut swap_bits: Option<u16> = None;
         let (ranges_per_frame, transfer_syntax_uid): (Vec<Vec<Range<u64>>>, String) = match &layout
         {
             PixelDataLayout::Native {
@@ -476,18 +586,25 @@ impl StudiesService {
                 frame_length,
                 ..
             } => {
-                // Native pixel bytes do not depend on how the dataset around them is encoded, except byte order.
-                let native_ts = if stored == EXPLICIT_VR_BIG_ENDIAN {
+                // Native pixel bytes do not depend on how the dataset around them is encoded, except byte order:
+                // big-endian frames asked in a little-endian syntax are byte-swapped as they are sent.
+                let mut native_ts = if stored == EXPLICIT_VR_BIG_ENDIAN {
                     EXPLICIT_VR_BIG_ENDIAN
                 } else {
                     EXPLICIT_VR_LITTLE_ENDIAN
                 };
                 if let TransferSyntaxRequest::Uid(wanted) = requested
                     && wanted != native_ts
-                    && !(wanted == IMPLICIT_VR_LITTLE_ENDIAN
-                        && native_ts == EXPLICIT_VR_LITTLE_ENDIAN)
                 {
-                    return Err(not_acceptable_frames(&record, native_ts, wanted));
+                    let little =
+                        wanted == EXPLICIT_VR_LITTLE_ENDIAN || wanted == IMPLICIT_VR_LITTLE_ENDIAN;
+                    if !little {
+                        return Err(not_acceptable_frames(&record, native_ts, wanted));
+                    }
+                    if native_ts == EXPLICIT_VR_BIG_ENDIAN {
+                        swap_bits = Some(self.bits_allocated(&record).await?);
+                        native_ts = EXPLICIT_VR_LITTLE_ENDIAN;
+                    }
                 }
                 let ranges = numbers
                     .iter()
@@ -537,6 +654,10 @@ impl StudiesService {
             let frames = read_frames_together(&*self.blobs, &record.blob_key, &ranges_per_frame)
                 .await
                 .map_err(|e| instance_storage_error(&record, e))?;
+            let frames = match swap_bits {
+                Some(bits) => frames.into_iter().map(|f| little_endian(f, bits)).collect(),
+                None => frames,
+            };
             return Ok(FrameData {
                 transfer_syntax_uid,
                 media_type,
@@ -551,8 +672,34 @@ impl StudiesService {
         Ok(FrameData {
             transfer_syntax_uid,
             media_type,
-            frames: FrameBodies::Streamed(self.stream_frames(record, ranges_per_frame)),
+            frames: FrameBodies::Streamed(self.stream_frames(record, ranges_per_frame, swap_bits)),
         })
+    }
+
+    /// Bits Allocated (0028,0100) of an instance, from its stored metadata.
+    async fn bits_allocated(&self, listed: &InstanceRecord) -> Result<u16> {
+        let record = self
+            .catalogue
+            .instance(
+                &listed.study_instance_uid,
+                &listed.series_instance_uid,
+                &listed.sop_instance_uid,
+            )
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("instance {} not found", listed.sop_instance_uid))
+            })?;
+        let metadata: serde_json::Value = serde_json::from_slice(&record.metadata)
+            .map_err(|e| ServiceError::Internal(format!("stored metadata is not JSON: {e}")))?;
+        metadata["00280100"]["Value"][0]
+            .as_u64()
+            .and_then(|bits| u16::try_from(bits).ok())
+            .ok_or_else(|| {
+                ServiceError::NotAcceptable(format!(
+                    "instance {} has no Bits Allocated, so its big-endian frames cannot be sent little endian",
+                    listed.sop_instance_uid
+                ))
+            })
     }
 
     /// The frames given by their byte ranges, read in order as the stream is polled (see [`plan_frame_reads`]),
@@ -561,7 +708,14 @@ impl StudiesService {
         &self,
         record: InstanceRecord,
         frames: Vec<Vec<Range<u64>>>,
+        swap_bits: Option<u16>,
     ) -> futures::stream::BoxStream<'static, Result<FrameBody>> {
+        // Reads start at a frame's start and are multiples of 8 bytes long but for a frame's last, so a
+        // word never spans two reads.
+        let swapped = move |bytes: Bytes| match swap_bits {
+            Some(bits) => little_endian(bytes, bits),
+            None => bytes,
+        };
         let blobs = self.blobs.clone();
         let record = Arc::new(record);
         futures::stream::iter(plan_frame_reads(frames))
@@ -577,7 +731,7 @@ impl StudiesService {
                                     .map(|bytes| {
                                         Ok(FrameBody {
                                             len: bytes.len() as u64,
-                                            body: dicomweb_storage::body_from_bytes(bytes),
+                                            body: dicomweb_storage::body_from_bytes(swapped(bytes)),
                                         })
                                     })
                                     .collect(),
@@ -591,7 +745,7 @@ impl StudiesService {
                                 .map(move |piece| {
                                     let blobs = blobs.clone();
                                     let key = key.clone();
-                                    async move { blobs.get_range(&key, piece).await }
+                                    async move { blobs.get_range(&key, piece).await.map(swapped) }
                                 })
                                 .buffered(READ_AHEAD)
                                 .boxed();
@@ -604,6 +758,13 @@ impl StudiesService {
             .flat_map(futures::stream::iter)
             .boxed()
     }
+}
+
+/// A big-endian native frame (or piece of one) in little-endian order.
+fn little_endian(bytes: Bytes, bits_allocated: u16) -> Bytes {
+    let mut swapped = bytes.to_vec();
+    dicomweb_pixel::frame_to_little_endian(&mut swapped, bits_allocated);
+    Bytes::from(swapped)
 }
 
 fn not_acceptable_frames(record: &InstanceRecord, available: &str, wanted: &str) -> ServiceError {

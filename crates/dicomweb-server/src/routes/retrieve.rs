@@ -73,8 +73,8 @@ pub(super) async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> Ap
                 .into_iter()
                 .next()
                 .ok_or_else(|| ServiceError::NotFound("instance not found".into()))?;
-            let size = record.size;
-            let content = service.open_instance(record).await?;
+            let content = service.open_instance_as(record, &ts).await?;
+            let size = content.record.size;
             let content_type = format!(
                 "{DICOM}; transfer-syntax={}",
                 content.record.transfer_syntax_uid
@@ -91,7 +91,7 @@ pub(super) async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> Ap
                 "multipart/related; type=\"{DICOM}\"; boundary={}",
                 writer.boundary()
             );
-            let parts = Box::pin(service.open_instances(records).map(|opened| {
+            let parts = Box::pin(service.open_instances(records, ts).map(|opened| {
                 let content = opened.map_err(io_error)?;
                 let headers = vec![(
                     "Content-Type".to_owned(),

@@ -1,0 +1,44 @@
+//! Pixel work for a DICOM archive: giving a stored instance (or its frames) to a client in the transfer
+//! syntax it asks for.
+//!
+//! This first part transcodes between the *native* (uncompressed) transfer syntaxes: an instance stored in
+//! Implicit VR Little Endian, Explicit VR Little Endian, Explicit VR Big Endian or Deflated Explicit VR Little
+//! Endian is re-encoded as Explicit VR Little Endian (the default of DICOMweb retrieves, PS3.18 8.7.3.5.2) or
+//! Implicit VR Little Endian, and big-endian native frames are byte-swapped to little endian
+//! ([`frame_to_little_endian`]). Compressed transfer syntaxes (JPEG, JPEG-LS, JPEG 2000, RLE) are not decoded
+//! yet: [`can_transcode`] says so, and the caller answers 406.
+//!
+//! No HTTP, no storage: bytes in, bytes out, on the caller's thread (CPU work: run it on a blocking pool).
+//!
+//! ```
+//! use dicom_core::{DataElement, PrimitiveValue, VR};
+//! use dicom_dictionary_std::tags;
+//! use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+//! use dicomweb_pixel::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, can_transcode, transcode};
+//!
+//! // A 2x2 16-bit image stored big endian.
+//! let mut dataset = InMemDicomObject::new_empty();
+//! dataset.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3.4")));
+//! dataset.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.7")));
+//! dataset.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(vec![1, 2, 300, 40000].into())));
+//! let meta = FileMetaTableBuilder::new()
+//!     .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+//!     .media_storage_sop_instance_uid("1.2.3.4")
+//!     .transfer_syntax(EXPLICIT_VR_BIG_ENDIAN);
+//! let mut part10 = Vec::new();
+//! dataset.with_meta(meta).unwrap().write_all(&mut part10).unwrap();
+//!
+//! assert!(can_transcode(EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN));
+//! let little = transcode(&part10, EXPLICIT_VR_LITTLE_ENDIAN).unwrap();
+//! let read = dicomweb_pixel::read_part10(&little).unwrap();
+//! assert_eq!(read.meta().transfer_syntax(), EXPLICIT_VR_LITTLE_ENDIAN);
+//! assert_eq!(read.element(tags::PIXEL_DATA).unwrap().to_multi_int::<u16>().unwrap(), [1, 2, 300, 40000]);
+//! ```
+
+mod transcode;
+
+pub use transcode::{
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN, TranscodeError, can_transcode, frame_to_little_endian, is_native,
+    read_part10, transcode,
+};
