@@ -106,13 +106,68 @@ def test_a_study_mixing_stored_syntaxes_comes_back_whole_in_the_default_syntax(s
     assert not sent
 
 
-def test_a_compressed_instance_asked_in_the_default_syntax_says_how_to_get_it(server):
-    original = store(server, get_testdata_file("MR_small_RLE.dcm"))
+def frames_of(server, ds, numbers, accept='multipart/related; type="application/octet-stream"'):
+    r = requests.get(f"{instance_url(server, ds)}/frames/{','.join(map(str, numbers))}", headers={"Accept": accept})
+    assert r.status_code == 200, r.text[:300]
+    return [part.content for part in MultipartDecoder.from_response(r).parts]
+
+
+def retrieve_default(server, ds) -> pydicom.Dataset:
+    r = requests.get(instance_url(server, ds), headers={"Accept": "application/dicom"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"] == f"application/dicom; transfer-syntax={ELE}"
+    got = pydicom.dcmread(io.BytesIO(r.content))
+    assert got.file_meta.TransferSyntaxUID == ELE
+    return got
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"])
+def test_a_losslessly_compressed_instance_decodes_to_the_pixels_of_its_native_original(server, name):
+    native = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    original = store(server, get_testdata_file(name))
+    got = retrieve_default(server, original)
+    assert bytes(got.PixelData) == bytes(native.PixelData)
+    assert got.PhotometricInterpretation == "MONOCHROME2"
+    assert "LossyImageCompression" not in got or got.LossyImageCompression != "01"
+    # Its frame, decoded from the stored fragments alone, is the same.
+    assert frames_of(server, original, [1]) == [bytes(native.PixelData)]
+
+
+def test_frames_of_a_multi_frame_colour_instance_decode_like_the_whole_instance(server):
+    original = store(server, get_testdata_file("SC_rgb_rle_2frame.dcm"))
+    whole = retrieve_default(server, original)
+    assert whole.PhotometricInterpretation == "RGB"
+    frame_length = whole.Rows * whole.Columns * 3
+    pixels = bytes(whole.PixelData)
+    assert len(pixels) == 2 * frame_length
+    assert frames_of(server, original, [1, 2]) == [pixels[:frame_length], pixels[frame_length:]]
+    assert frames_of(server, original, [2]) == [pixels[frame_length:]]
+
+
+def test_a_jpeg_instance_decodes_to_rgb_close_to_the_lossless_original_and_says_it_was_lossy(server):
+    reference = retrieve_default(server, store(server, get_testdata_file("SC_rgb_rle.dcm")))
+    original = store(server, get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
+    got = retrieve_default(server, original)
+    assert got.PhotometricInterpretation == "RGB"
+    assert got.LossyImageCompression == "01"
+    assert (got.Rows, got.Columns) == (reference.Rows, reference.Columns)
+    ours, theirs = bytes(got.PixelData), bytes(reference.PixelData)
+    assert len(ours) == len(theirs)
+    mean_difference = sum(abs(a - b) for a, b in zip(ours, theirs)) / len(ours)
+    assert mean_difference < 8, f"mean difference {mean_difference:.1f} per sample"
+
+
+@pytest.mark.parametrize("name", ["MR_small_jpeg_ls_lossless.dcm", "JPEG-lossy.dcm"])
+def test_an_instance_that_cannot_be_decoded_yet_says_how_to_get_it(server, name):
+    """JPEG-LS and 12-bit JPEG are not decoded yet."""
+    original = store(server, get_testdata_file(name))
     url = instance_url(server, original)
     r = requests.get(url, headers={"Accept": "application/dicom"})
     assert r.status_code == 406
     assert "transfer-syntax=*" in r.text
     assert requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"}).status_code == 200
+    r = requests.get(f"{url}/frames/1", headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert r.status_code == 406
 
 
 @pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "rtdose_expb_1frame.dcm"])

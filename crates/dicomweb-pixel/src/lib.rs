@@ -5,8 +5,10 @@
 //! Implicit VR Little Endian, Explicit VR Little Endian, Explicit VR Big Endian or Deflated Explicit VR Little
 //! Endian is re-encoded as Explicit VR Little Endian (the default of DICOMweb retrieves, PS3.18 8.7.3.5.2) or
 //! Implicit VR Little Endian, and big-endian native frames are byte-swapped to little endian
-//! ([`frame_to_little_endian`]). Compressed transfer syntaxes (JPEG, JPEG-LS, JPEG 2000, RLE) are not decoded
-//! yet: [`can_transcode`] says so, and the caller answers 406.
+//! ([`frame_to_little_endian`]). Compressed pixel data is decoded to native where dicom-pixeldata has a codec
+//! ([`can_decode`]: JPEG baseline and lossless, RLE, JPEG 2000, HTJ2K), for whole instances ([`transcode`]) and
+//! for single frames from their stored fragments ([`decode_frame`]); JPEG-LS and 12-bit JPEG are not decoded yet,
+//! [`can_transcode`] says so, and the caller answers 406. Nothing is encoded to a compressed syntax yet.
 //!
 //! No HTTP, no storage: bytes in, bytes out, on the caller's thread (CPU work: run it on a blocking pool).
 //!
@@ -29,14 +31,16 @@
 //! dataset.with_meta(meta).unwrap().write_all(&mut part10).unwrap();
 //!
 //! assert!(can_transcode(EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN));
-//! let little = transcode(&part10, EXPLICIT_VR_LITTLE_ENDIAN).unwrap();
+//! let little = transcode(&part10, EXPLICIT_VR_LITTLE_ENDIAN, u64::MAX).unwrap();
 //! let read = dicomweb_pixel::read_part10(&little).unwrap();
 //! assert_eq!(read.meta().transfer_syntax(), EXPLICIT_VR_LITTLE_ENDIAN);
 //! assert_eq!(read.element(tags::PIXEL_DATA).unwrap().to_multi_int::<u16>().unwrap(), [1, 2, 300, 40000]);
 //! ```
 
+mod decode;
 mod transcode;
 
+pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame};
 pub use transcode::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN, TranscodeError, can_transcode, frame_to_little_endian, is_native,

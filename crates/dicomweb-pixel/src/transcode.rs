@@ -27,6 +27,12 @@ pub enum TranscodeError {
     /// The data set could not be written in the target transfer syntax.
     #[error("the instance could not be written in {to}: {reason}")]
     Unwritable { to: String, reason: String },
+    /// The compressed pixel data could not be decoded.
+    #[error("the pixel data could not be decoded: {0}")]
+    Undecodable(String),
+    /// The decoded pixel data would be larger than the caller allows.
+    #[error("the decoded pixel data would be {bytes} bytes, over the limit of {limit}")]
+    TooLarge { bytes: u64, limit: u64 },
 }
 
 /// Whether `uid` is a transfer syntax whose pixel data is not compressed (the data set may be deflated).
@@ -40,11 +46,12 @@ pub fn is_native(uid: &str) -> bool {
     )
 }
 
-/// Whether [`transcode`] turns an instance stored in `from` into `to`: the same syntax, or any native syntax
-/// into Explicit or Implicit VR Little Endian.
+/// Whether [`transcode`] turns an instance stored in `from` into `to`: the same syntax, or any native syntax or
+/// one whose pixel data is decoded here ([`crate::can_decode`]) into Explicit or Implicit VR Little Endian.
 pub fn can_transcode(from: &str, to: &str) -> bool {
     from == to
-        || (is_native(from) && matches!(to, EXPLICIT_VR_LITTLE_ENDIAN | IMPLICIT_VR_LITTLE_ENDIAN))
+        || ((is_native(from) || crate::can_decode(from))
+            && matches!(to, EXPLICIT_VR_LITTLE_ENDIAN | IMPLICIT_VR_LITTLE_ENDIAN))
 }
 
 /// Reads a Part 10 file held in memory (128-byte preamble, `DICM`, file meta group, data set), in any
@@ -62,8 +69,16 @@ pub fn read_part10(part10: &[u8]) -> Result<DefaultDicomObject, TranscodeError> 
 /// is kept but for its Transfer Syntax UID (and group length). Values are carried over as parsed, so a
 /// big-endian instance's 16-bit words (OW, US, SS...) come out in little-endian order.
 ///
-/// Memory: the whole instance is parsed into memory (about its size again); callers bound what they pass.
-pub fn transcode(part10: &[u8], to: &str) -> Result<Vec<u8>, TranscodeError> {
+/// Compressed pixel data is decoded (see [`crate::decode_frame`] for what comes out) unless it would exceed
+/// `max_decoded_bytes`.
+///
+/// Memory: the whole instance is parsed into memory (about its size again), plus the decoded pixels; callers
+/// bound what they pass.
+pub fn transcode(
+    part10: &[u8],
+    to: &str,
+    max_decoded_bytes: u64,
+) -> Result<Vec<u8>, TranscodeError> {
     let mut object = read_part10(part10)?;
     let from = object
         .meta()
@@ -84,6 +99,9 @@ pub fn transcode(part10: &[u8], to: &str) -> Result<Vec<u8>, TranscodeError> {
         })?;
     if from == EXPLICIT_VR_BIG_ENDIAN {
         wide_words_in_value_order(&mut object);
+    }
+    if from != to && !is_native(&from) {
+        crate::decode::decode_in_place(&mut object, &from, max_decoded_bytes)?;
     }
     object.meta_mut().set_transfer_syntax(target);
     let mut out = Vec::with_capacity(part10.len() + 1024);
@@ -238,7 +256,8 @@ mod tests {
         ] {
             let stored = instance(from, 2, 3, &pixels, "Doe^Jane");
             for to in [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] {
-                let out = transcode(&stored, to).unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+                let out = transcode(&stored, to, u64::MAX)
+                    .unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
                 let (ts, read, name) = pixels_and_name(&out);
                 assert_eq!(ts, to, "{from} -> {to}");
                 assert_eq!(read, pixels, "{from} -> {to}");
@@ -289,7 +308,7 @@ mod tests {
             .unwrap();
         assert!(stored.windows(4).any(|w| w == [0x00, 0x13, 0x0E, 0xE8]));
 
-        let out = transcode(&stored, EXPLICIT_VR_LITTLE_ENDIAN).unwrap();
+        let out = transcode(&stored, EXPLICIT_VR_LITTLE_ENDIAN, u64::MAX).unwrap();
         assert!(
             out.ends_with(&0x0013_0EE8u32.to_le_bytes()),
             "the pixel value in little-endian order"
@@ -302,14 +321,18 @@ mod tests {
         for to in ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.3.4"] {
             assert!(!can_transcode(EXPLICIT_VR_LITTLE_ENDIAN, to));
             assert!(matches!(
-                transcode(&stored, to),
+                transcode(&stored, to, u64::MAX),
                 Err(TranscodeError::Unsupported { .. })
             ));
         }
-        assert!(!can_transcode(
+        assert!(can_transcode(
             "1.2.840.10008.1.2.4.50",
             EXPLICIT_VR_LITTLE_ENDIAN
         ));
+        assert!(
+            !can_transcode("1.2.840.10008.1.2.4.80", EXPLICIT_VR_LITTLE_ENDIAN),
+            "JPEG-LS: not yet"
+        );
         assert!(can_transcode(
             "1.2.840.10008.1.2.4.50",
             "1.2.840.10008.1.2.4.50"
@@ -348,7 +371,7 @@ mod tests {
                 .map(|i| (seed.rotate_left(i as u32 % 64) as u16) ^ (i as u16).wrapping_mul(7919))
                 .collect();
             let stored = instance(from, rows, columns, &pixels, "P");
-            let out = transcode(&stored, EXPLICIT_VR_LITTLE_ENDIAN).unwrap();
+            let out = transcode(&stored, EXPLICIT_VR_LITTLE_ENDIAN, u64::MAX).unwrap();
             let (_, read, _) = pixels_and_name(&out);
             prop_assert_eq!(read, pixels);
         }
@@ -364,7 +387,7 @@ mod tests {
                 input.extend_from_slice(b"DICM");
             }
             input.extend_from_slice(&bytes);
-            let _ = transcode(&input, EXPLICIT_VR_LITTLE_ENDIAN);
+            let _ = transcode(&input, EXPLICIT_VR_LITTLE_ENDIAN, u64::MAX);
         }
     }
 }

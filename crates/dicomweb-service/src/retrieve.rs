@@ -67,17 +67,45 @@ fn transcode_permits() -> &'static tokio::sync::Semaphore {
     })
 }
 
-/// [`dicomweb_pixel::transcode`] on the blocking pool, at most one per core at a time.
-async fn transcode_on_pool(stored: Bytes, wanted: String) -> std::result::Result<Bytes, String> {
+/// The largest decoded pixel data a transcode produces (a compressed instance decodes to many times its size).
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Runs CPU-heavy pixel work on the blocking pool, at most one per core at a time.
+async fn on_codec_pool<T: Send + 'static>(
+    work: impl FnOnce() -> std::result::Result<T, dicomweb_pixel::TranscodeError> + Send + 'static,
+) -> std::result::Result<T, dicomweb_pixel::TranscodeError> {
+    let pool_failed = |e: String| dicomweb_pixel::TranscodeError::Unwritable {
+        to: String::new(),
+        reason: e,
+    };
     let _permit = transcode_permits()
         .acquire()
         .await
-        .map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || dicomweb_pixel::transcode(&stored, &wanted))
+        .map_err(|e| pool_failed(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| e.to_string())?
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+        .map_err(|e| pool_failed(e.to_string()))?
+}
+
+/// What a failed transcode of `record` tells the client: what could not be produced is a 406 (nothing was
+/// sent yet), anything else a 500.
+fn transcode_failure(
+    record: &InstanceRecord,
+    wanted: &str,
+    error: dicomweb_pixel::TranscodeError,
+) -> ServiceError {
+    use dicomweb_pixel::TranscodeError::{TooLarge, Undecodable, Unsupported};
+    let message = format!(
+        "instance {} could not be transcoded from {} to {wanted}: {error}; ask for transfer-syntax=* to \
+         receive it as stored",
+        record.sop_instance_uid, record.transfer_syntax_uid
+    );
+    match error {
+        Unsupported { .. } | TooLarge { .. } | Undecodable(_) => {
+            ServiceError::NotAcceptable(message)
+        }
+        _ => ServiceError::Internal(message),
+    }
 }
 
 /// A metadata response reads the catalogue a few instances at a time, up to this many bytes of metadata per
@@ -373,14 +401,12 @@ impl StudiesService {
                         })
                     })
                     .map_err(|e| instance_storage_error(&record, e))?;
-                let transcoded = transcode_on_pool(stored, wanted.clone())
-                    .await
-                    .map_err(|e| {
-                        ServiceError::Internal(format!(
-                            "instance {} could not be transcoded from {} to {wanted}: {e}",
-                            record.sop_instance_uid, record.transfer_syntax_uid
-                        ))
-                    })?;
+                let target = wanted.clone();
+                let transcoded = on_codec_pool(move || {
+                    dicomweb_pixel::transcode(&stored, &target, MAX_DECODED_BYTES).map(Bytes::from)
+                })
+                .await
+                .map_err(|e| transcode_failure(&record, &wanted, e))?;
                 let mut record = record;
                 record.transfer_syntax_uid = wanted;
                 record.size = transcoded.len() as u64;
@@ -619,12 +645,18 @@ impl StudiesService {
                 (ranges, native_ts.to_owned())
             }
             PixelDataLayout::Encapsulated { frames } => {
-                if let TransferSyntaxRequest::Uid(wanted) = requested
-                    && wanted != stored
-                {
-                    return Err(not_acceptable_frames(&record, stored, wanted));
-                }
-                let ranges = numbers
+                let decode_to = match requested {
+                    TransferSyntaxRequest::Uid(wanted) if wanted != stored => {
+                        let little = wanted == EXPLICIT_VR_LITTLE_ENDIAN
+                            || wanted == IMPLICIT_VR_LITTLE_ENDIAN;
+                        if !(little && dicomweb_pixel::can_decode(stored)) {
+                            return Err(not_acceptable_frames(&record, stored, wanted));
+                        }
+                        Some(wanted.clone())
+                    }
+                    _ => None,
+                };
+                let ranges: Vec<Vec<Range<u64>>> = numbers
                     .iter()
                     .map(|&n| {
                         frames
@@ -633,6 +665,10 @@ impl StudiesService {
                             .unwrap_or_default()
                     })
                     .collect();
+                if let Some(wanted) = decode_to {
+                    let geometry = self.frame_geometry(&record).await?;
+                    return self.decoded_frames(record, geometry, ranges, wanted).await;
+                }
                 (ranges, stored.to_owned())
             }
             PixelDataLayout::NotRangeReadable => {
@@ -676,8 +712,64 @@ impl StudiesService {
         })
     }
 
-    /// Bits Allocated (0028,0100) of an instance, from its stored metadata.
-    async fn bits_allocated(&self, listed: &InstanceRecord) -> Result<u16> {
+    /// Frames decoded from their stored fragments, one at a time on the codec pool as the answer is sent (one
+    /// frame: decoded before the answer starts, so that it has a length and a failure is a 406).
+    async fn decoded_frames(
+        &self,
+        record: InstanceRecord,
+        geometry: dicomweb_pixel::FrameGeometry,
+        frames: Vec<Vec<Range<u64>>>,
+        wanted: String,
+    ) -> Result<FrameData> {
+        let blobs = self.blobs.clone();
+        let record = Arc::new(record);
+        let geometry = Arc::new(geometry);
+        let single = frames.len() == 1;
+        let decode = move |ranges: Vec<Range<u64>>| {
+            let blobs = blobs.clone();
+            let record = record.clone();
+            let geometry = geometry.clone();
+            let wanted = wanted.clone();
+            async move {
+                let fragments =
+                    read_frames_together(&*blobs, &record.blob_key, std::slice::from_ref(&ranges))
+                        .await
+                        .map_err(|e| instance_storage_error(&record, e))?;
+                let ts = record.transfer_syntax_uid.clone();
+                let fragments = fragments.into_iter().map(|f| f.to_vec()).collect();
+                on_codec_pool(move || dicomweb_pixel::decode_frame(&ts, &geometry, fragments))
+                    .await
+                    .map(Bytes::from)
+                    .map_err(|e| transcode_failure(&record, &wanted, e))
+            }
+        };
+        let frames = if single {
+            let mut decoded = Vec::new();
+            for ranges in frames {
+                decoded.push(decode(ranges).await?);
+            }
+            FrameBodies::Read(decoded)
+        } else {
+            FrameBodies::Streamed(
+                futures::stream::iter(frames)
+                    .map(decode)
+                    .buffered(2)
+                    .map_ok(|bytes| FrameBody {
+                        len: bytes.len() as u64,
+                        body: dicomweb_storage::body_from_bytes(bytes),
+                    })
+                    .boxed(),
+            )
+        };
+        Ok(FrameData {
+            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+            media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
+            frames,
+        })
+    }
+
+    /// The stored metadata of a listed instance, parsed.
+    async fn stored_metadata(&self, listed: &InstanceRecord) -> Result<serde_json::Value> {
         let record = self
             .catalogue
             .instance(
@@ -689,8 +781,47 @@ impl StudiesService {
             .ok_or_else(|| {
                 ServiceError::NotFound(format!("instance {} not found", listed.sop_instance_uid))
             })?;
-        let metadata: serde_json::Value = serde_json::from_slice(&record.metadata)
-            .map_err(|e| ServiceError::Internal(format!("stored metadata is not JSON: {e}")))?;
+        serde_json::from_slice(&record.metadata)
+            .map_err(|e| ServiceError::Internal(format!("stored metadata is not JSON: {e}")))
+    }
+
+    /// The Image Pixel attributes of an instance, from its stored metadata: what decoding a frame needs.
+    async fn frame_geometry(
+        &self,
+        listed: &InstanceRecord,
+    ) -> Result<dicomweb_pixel::FrameGeometry> {
+        let metadata = self.stored_metadata(listed).await?;
+        let missing = |name: &str| {
+            ServiceError::NotAcceptable(format!(
+                "instance {} lacks {name}, so its frames cannot be decoded; ask for transfer-syntax=*",
+                listed.sop_instance_uid
+            ))
+        };
+        let number = |key: &str, name: &str| -> Result<u16> {
+            metadata[key]["Value"][0]
+                .as_u64()
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or_else(|| missing(name))
+        };
+        Ok(dicomweb_pixel::FrameGeometry {
+            rows: number("00280010", "Rows")?,
+            columns: number("00280011", "Columns")?,
+            samples_per_pixel: number("00280002", "Samples per Pixel")?,
+            bits_allocated: number("00280100", "Bits Allocated")?,
+            bits_stored: number("00280101", "Bits Stored")?,
+            high_bit: number("00280102", "High Bit")?,
+            pixel_representation: number("00280103", "Pixel Representation")?,
+            photometric_interpretation: metadata["00280004"]["Value"][0]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| missing("Photometric Interpretation"))?,
+            planar_configuration: number("00280006", "Planar Configuration").unwrap_or(0),
+        })
+    }
+
+    /// Bits Allocated (0028,0100) of an instance, from its stored metadata.
+    async fn bits_allocated(&self, listed: &InstanceRecord) -> Result<u16> {
+        let metadata = self.stored_metadata(listed).await?;
         metadata["00280100"]["Value"][0]
             .as_u64()
             .and_then(|bits| u16::try_from(bits).ok())
