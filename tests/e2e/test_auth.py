@@ -123,6 +123,8 @@ def allowed_request(route, root, owner, prepare=True):
         return "GET", url, {"Accept": DICOM_JSON}, None, 200
     if last == "{frames}":
         return "GET", url, {"Accept": MULTIPART_OCTETS}, None, 200
+    if last in ("rendered", "thumbnail"):
+        return "GET", url, {"Accept": "image/jpeg"}, None, 200
     return "GET", url, {"Accept": MULTIPART_DICOM}, None, 200
 
 

@@ -1,9 +1,11 @@
-"""Retrieves in the transfer syntax a client asks for (issue 13, first part: the native syntaxes).
+"""Retrieves in the transfer syntax a client asks for (issue 13).
 
 A retrieve that names no transfer syntax asks for Explicit VR Little Endian (PS3.18 8.7.3.5.2). Instances stored
 in Implicit VR Little Endian, Explicit VR Big Endian or Deflated Explicit VR Little Endian used to answer 406 to
 such a request; they are now transcoded (pixel words of big-endian data come back little endian). Compressed
-instances still answer 406, with a message that says how to get them as stored.
+instances are decoded where a codec is at hand (JPEG baseline and lossless, RLE, JPEG 2000, HTJ2K), whole or a
+frame at a time; the others (JPEG-LS, 12-bit JPEG) still answer 406, with a message that says how to get them as
+stored.
 """
 
 import array

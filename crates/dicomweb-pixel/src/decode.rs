@@ -56,6 +56,16 @@ pub fn decode_frame(
     geometry: &FrameGeometry,
     fragments: Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, TranscodeError> {
+    decode_frame_as(transfer_syntax, geometry, fragments).map(|(bytes, _)| bytes)
+}
+
+/// [`decode_frame`], and the geometry of what it gave: a codec may change the colour model (JPEG's YBR comes
+/// out RGB) and the planar configuration.
+pub fn decode_frame_as(
+    transfer_syntax: &str,
+    geometry: &FrameGeometry,
+    fragments: Vec<Vec<u8>>,
+) -> Result<(Vec<u8>, FrameGeometry), TranscodeError> {
     if !can_decode(transfer_syntax) {
         return Err(TranscodeError::Unsupported {
             from: transfer_syntax.to_owned(),
@@ -108,7 +118,12 @@ pub fn decode_frame(
         let decoded = object
             .decode_pixel_data()
             .map_err(|e| TranscodeError::Undecodable(e.to_string()))?;
-        native_bytes(&decoded)
+        let mut decoded_geometry = geometry.clone();
+        decoded_geometry.photometric_interpretation =
+            decoded.photometric_interpretation().to_string();
+        decoded_geometry.planar_configuration = decoded.planar_configuration() as u16;
+        decoded_geometry.bits_allocated = decoded.bits_allocated();
+        Ok((native_bytes(&decoded)?, decoded_geometry))
     })
 }
 

@@ -38,9 +38,15 @@
 //! ```
 
 mod decode;
+mod render;
 mod transcode;
 
-pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame};
+pub use render::{
+    ImageFormat, RenderAttributes, RenderError, RenderOptions, Viewport, VoiFunction, Window,
+    render_frame,
+};
+
+pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};
 pub use transcode::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN, TranscodeError, can_transcode, frame_to_little_endian, is_native,

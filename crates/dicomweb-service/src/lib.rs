@@ -53,6 +53,7 @@ mod ingest_pool;
 pub mod keys;
 mod rebuild;
 mod recovery;
+mod render;
 mod retrieve;
 pub mod search;
 mod search_lanes;
@@ -60,10 +61,12 @@ mod spool;
 mod store;
 mod uid;
 
+pub use dicomweb_pixel::{ImageFormat, RenderOptions, Viewport, VoiFunction, Window};
 pub use error::{Result, ServiceError};
 pub use ingest_pool::INGEST_NICENESS;
 pub use rebuild::RebuildProgress;
 pub use recovery::{RecoveryReport, SweepReport};
+pub use render::{RenderedImage, THUMBNAIL_SIZE};
 pub use retrieve::{
     FRAMES_READ_AT_ONCE_MAX_BYTES, FrameBodies, FrameBody, FrameData, InstanceContent,
     MetadataBody, MetadataDocument, TransferSyntaxRequest, media_type_of_transfer_syntax,

@@ -17,7 +17,7 @@ use crate::{Result, ServiceError, StudiesService, check_scope, describe_scope};
 pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
 const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
-const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+pub(crate) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
 /// The transfer syntax a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ fn transcode_permits() -> &'static tokio::sync::Semaphore {
 pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Runs CPU-heavy pixel work on the blocking pool, at most one per core at a time.
-async fn on_codec_pool<T: Send + 'static>(
+pub(crate) async fn on_codec_pool<T: Send + 'static>(
     work: impl FnOnce() -> std::result::Result<T, dicomweb_pixel::TranscodeError> + Send + 'static,
 ) -> std::result::Result<T, dicomweb_pixel::TranscodeError> {
     let pool_failed = |e: String| dicomweb_pixel::TranscodeError::Unwritable {
@@ -89,7 +89,7 @@ async fn on_codec_pool<T: Send + 'static>(
 
 /// What a failed transcode of `record` tells the client: what could not be produced is a 406 (nothing was
 /// sent yet), anything else a 500.
-fn transcode_failure(
+pub(crate) fn transcode_failure(
     record: &InstanceRecord,
     wanted: &str,
     error: dicomweb_pixel::TranscodeError,
@@ -278,7 +278,7 @@ fn join_pieces(parts: Vec<Bytes>) -> Bytes {
 }
 
 /// Reads whole frames (each given by its byte ranges) of one blob in one call to storage.
-async fn read_frames_together(
+pub(crate) async fn read_frames_together(
     blobs: &dyn dicomweb_storage::BlobStore,
     key: &str,
     frames: &[Vec<Range<u64>>],
@@ -317,7 +317,7 @@ pub fn media_type_of_transfer_syntax(transfer_syntax_uid: &str) -> &'static str 
 }
 
 /// A failed read of an instance's file: a missing file is a missing instance.
-fn instance_storage_error(
+pub(crate) fn instance_storage_error(
     record: &InstanceRecord,
     error: dicomweb_storage::StorageError,
 ) -> ServiceError {
@@ -769,7 +769,10 @@ impl StudiesService {
     }
 
     /// The stored metadata of a listed instance, parsed.
-    async fn stored_metadata(&self, listed: &InstanceRecord) -> Result<serde_json::Value> {
+    pub(crate) async fn stored_metadata(
+        &self,
+        listed: &InstanceRecord,
+    ) -> Result<serde_json::Value> {
         let record = self
             .catalogue
             .instance(
@@ -786,7 +789,7 @@ impl StudiesService {
     }
 
     /// The Image Pixel attributes of an instance, from its stored metadata: what decoding a frame needs.
-    async fn frame_geometry(
+    pub(crate) async fn frame_geometry(
         &self,
         listed: &InstanceRecord,
     ) -> Result<dicomweb_pixel::FrameGeometry> {
@@ -892,7 +895,7 @@ impl StudiesService {
 }
 
 /// A big-endian native frame (or piece of one) in little-endian order.
-fn little_endian(bytes: Bytes, bits_allocated: u16) -> Bytes {
+pub(crate) fn little_endian(bytes: Bytes, bits_allocated: u16) -> Bytes {
     let mut swapped = bytes.to_vec();
     dicomweb_pixel::frame_to_little_endian(&mut swapped, bits_allocated);
     Bytes::from(swapped)

@@ -79,9 +79,29 @@ async fn encapsulated_frames_are_their_fragments() {
     let frames = frames.into_frames().await.unwrap();
     assert_eq!(read, (frames[0].len() + frames[1].len()) as u64);
     assert!(read < sample("pydicom/SC_rgb_rle_2frame.dcm").len() as u64);
-    // An uncompressed frame of a compressed instance needs transcoding.
-    let refused = service
+    // An uncompressed frame of a compressed instance is decoded from that frame's fragments alone.
+    store.take_bytes_read();
+    let decoded = service
         .frames(&scope, &[1], &TransferSyntaxRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(decoded.transfer_syntax_uid, "1.2.840.10008.1.2.1");
+    let read = store.take_bytes_read();
+    let decoded = decoded.into_frames().await.unwrap();
+    assert_eq!(decoded.len(), 1);
+    assert_eq!(decoded[0].len(), 100 * 100 * 3, "100x100 RGB, 8 bits");
+    assert_eq!(
+        read,
+        frames[1].len() as u64,
+        "frame 1's fragment, nothing else"
+    );
+    // A syntax nothing here encodes to is refused.
+    let refused = service
+        .frames(
+            &scope,
+            &[1],
+            &TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.80".into()),
+        )
         .await;
     assert!(matches!(
         refused,

@@ -27,6 +27,7 @@ use crate::error::ApiError;
 
 mod changefeed;
 mod delete;
+mod rendered;
 mod retrieve;
 mod search;
 mod store;
@@ -108,6 +109,8 @@ enum Handler {
     Retrieve,
     Metadata,
     Frames,
+    Rendered,
+    Thumbnail,
     Delete,
 }
 
@@ -122,6 +125,8 @@ impl Handler {
             Handler::Retrieve => route.to(retrieve),
             Handler::Metadata => route.to(metadata),
             Handler::Frames => route.to(retrieve_frames),
+            Handler::Rendered => route.to(rendered::rendered),
+            Handler::Thumbnail => route.to(rendered::thumbnail),
             Handler::Delete => route.to(delete),
         }
     }
@@ -203,6 +208,37 @@ pub const ROUTES: &[RouteSpec] = {
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
             READ,
             H::Frames,
+        ),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/instances/{instance}/rendered",
+            READ,
+            H::Rendered,
+        ),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            READ,
+            H::Rendered,
+        ),
+        route(Get, "/studies/{study}/thumbnail", READ, H::Thumbnail),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/thumbnail",
+            READ,
+            H::Thumbnail,
+        ),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            READ,
+            H::Thumbnail,
+        ),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
+            READ,
+            H::Thumbnail,
         ),
         route(Delete, "/studies/{study}", DELETE, H::Delete),
         route(

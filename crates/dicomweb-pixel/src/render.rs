@@ -1,0 +1,555 @@
+//! Rendering a decoded frame as a consumer image (PS3.18 8.3.5, 9.5.1.2.1): the Modality LUT (rescale), a VOI
+//! window (asked, or the instance's, or the frame's range), MONOCHROME1 inversion, colour to RGB, a viewport
+//! (source rectangle and output size), then JPEG or PNG.
+//!
+//! Written here rather than through dicom-pixeldata's `image` feature: that pulls about twenty image-format
+//! crates for the two encoders and one resize this needs, and its 16-bit windowing path fails on some inputs.
+
+use crate::FrameGeometry;
+
+/// The image format of a rendered answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+}
+
+impl ImageFormat {
+    /// The media type of the format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+        }
+    }
+}
+
+/// The VOI LUT function of a window (PS3.3 C.11.2.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiFunction {
+    Linear,
+    LinearExact,
+    Sigmoid,
+}
+
+/// A VOI window: center and width in modality values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+    pub function: VoiFunction,
+}
+
+/// The part of the frame shown, and the size it is shown at (PS3.18 8.3.5.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewport {
+    /// Output width and height: the image is scaled to fit within them, keeping its aspect ratio.
+    pub width: u32,
+    pub height: u32,
+    /// Source rectangle (x, y, width, height) in frame pixels; the whole frame if `None`.
+    pub source: Option<(u32, u32, u32, u32)>,
+}
+
+/// What a render needs to know of the instance beyond its frame geometry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderAttributes {
+    pub geometry: FrameGeometry,
+    /// Rescale Slope and Intercept (0028,1053 / 0028,1052): 1 and 0 when absent.
+    pub rescale_slope: f64,
+    pub rescale_intercept: f64,
+    /// The instance's first Window Center / Width (0028,1050 / 0028,1051) and VOI LUT Function, if any.
+    pub window: Option<Window>,
+}
+
+/// How to render.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderOptions {
+    pub format: ImageFormat,
+    /// JPEG quality, 1 to 100.
+    pub quality: u8,
+    /// A window that overrides the instance's.
+    pub window: Option<Window>,
+    pub viewport: Option<Viewport>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            format: ImageFormat::Jpeg,
+            quality: 90,
+            window: None,
+            viewport: None,
+        }
+    }
+}
+
+/// Why a frame could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("rendering {0} is not supported")]
+    Unsupported(String),
+    #[error("the frame holds {actual} bytes where its attributes call for {expected}")]
+    WrongLength { actual: usize, expected: usize },
+    #[error("{0}")]
+    BadOption(String),
+    #[error("the image could not be encoded: {0}")]
+    Encoding(String),
+}
+
+/// An 8-bit image: `channels` 1 (grey) or 3 (RGB, interleaved).
+struct Image {
+    width: u32,
+    height: u32,
+    channels: u32,
+    pixels: Vec<u8>,
+}
+
+/// Renders one decoded native frame (little endian, as [`crate::decode_frame`] gives or as stored natively).
+pub fn render_frame(
+    frame: &[u8],
+    attributes: &RenderAttributes,
+    options: &RenderOptions,
+) -> Result<Vec<u8>, RenderError> {
+    let image = to_8_bit(frame, attributes, options.window)?;
+    let image = apply_viewport(image, options.viewport)?;
+    encode(&image, options)
+}
+
+fn to_8_bit(
+    frame: &[u8],
+    attributes: &RenderAttributes,
+    window: Option<Window>,
+) -> Result<Image, RenderError> {
+    let g = &attributes.geometry;
+    let (width, height) = (u32::from(g.columns), u32::from(g.rows));
+    let pixels = width as usize * height as usize;
+    let bytes_per_sample = match g.bits_allocated {
+        8 => 1,
+        16 => 2,
+        bits => return Err(RenderError::Unsupported(format!("{bits}-bit samples"))),
+    };
+    let samples = usize::from(g.samples_per_pixel);
+    let expected = pixels * samples * bytes_per_sample;
+    if frame.len() < expected {
+        return Err(RenderError::WrongLength {
+            actual: frame.len(),
+            expected,
+        });
+    }
+    let photometric = g.photometric_interpretation.trim();
+    match (samples, photometric) {
+        (1, "MONOCHROME1" | "MONOCHROME2") => {
+            let lut = grey_lut(attributes, window, frame, bytes_per_sample, pixels);
+            let invert = photometric == "MONOCHROME1";
+            let mut out = Vec::with_capacity(pixels);
+            for i in 0..pixels {
+                let raw = raw_sample(frame, i, bytes_per_sample);
+                let value = lut[(raw & lut_mask(g)) as usize];
+                out.push(if invert { 255 - value } else { value });
+            }
+            Ok(Image {
+                width,
+                height,
+                channels: 1,
+                pixels: out,
+            })
+        }
+        (3, "RGB" | "YBR_FULL") => {
+            let shift = g.bits_stored.saturating_sub(8).min(8) as u32;
+            let planar = g.planar_configuration == 1;
+            let mut out = Vec::with_capacity(pixels * 3);
+            for i in 0..pixels {
+                let sample = |c: usize| {
+                    let index = if planar { c * pixels + i } else { i * 3 + c };
+                    (raw_sample(frame, index, bytes_per_sample) >> shift).min(255) as u8
+                };
+                let (a, b, c) = (sample(0), sample(1), sample(2));
+                if photometric == "YBR_FULL" {
+                    out.extend_from_slice(&ybr_to_rgb(a, b, c));
+                } else {
+                    out.extend_from_slice(&[a, b, c]);
+                }
+            }
+            Ok(Image {
+                width,
+                height,
+                channels: 3,
+                pixels: out,
+            })
+        }
+        _ => Err(RenderError::Unsupported(format!(
+            "{samples} sample(s) per pixel in {photometric}"
+        ))),
+    }
+}
+
+/// Raw sample `i` (little endian).
+fn raw_sample(frame: &[u8], i: usize, bytes: usize) -> u32 {
+    if bytes == 1 {
+        u32::from(frame[i])
+    } else {
+        u32::from(u16::from_le_bytes([frame[2 * i], frame[2 * i + 1]]))
+    }
+}
+
+/// Raw samples keep their Bits Stored low bits: the LUT is indexed by them.
+fn lut_mask(g: &FrameGeometry) -> u32 {
+    let bits = g.bits_stored.clamp(1, 16);
+    (1u32 << bits) - 1
+}
+
+/// The 8-bit output of every raw sample value: rescale, then the window (asked, else the instance's, else
+/// the frame's range of modality values).
+fn grey_lut(
+    attributes: &RenderAttributes,
+    window: Option<Window>,
+    frame: &[u8],
+    bytes: usize,
+    pixels: usize,
+) -> Vec<u8> {
+    let g = &attributes.geometry;
+    let bits = g.bits_stored.clamp(1, 16);
+    let mask = lut_mask(g);
+    let signed = g.pixel_representation == 1;
+    let modality = |raw: u32| -> f64 {
+        let stored = if signed && raw & (1 << (bits - 1)) != 0 {
+            i64::from(raw) - (1i64 << bits)
+        } else {
+            i64::from(raw)
+        };
+        stored as f64 * attributes.rescale_slope + attributes.rescale_intercept
+    };
+    let window = window.or(attributes.window).unwrap_or_else(|| {
+        let (mut low, mut high) = (f64::MAX, f64::MIN);
+        for i in 0..pixels {
+            let value = modality(raw_sample(frame, i, bytes) & mask);
+            low = low.min(value);
+            high = high.max(value);
+        }
+        Window {
+            center: (low + high) / 2.0,
+            width: (high - low).max(1.0),
+            function: VoiFunction::LinearExact,
+        }
+    });
+    (0..=mask).map(|raw| voi(modality(raw), &window)).collect()
+}
+
+/// PS3.3 C.11.2.1.2.1 (linear), C.11.2.1.3.1 (linear exact), C.11.2.1.3.2 (sigmoid), to 0..255.
+fn voi(x: f64, w: &Window) -> u8 {
+    let y = match w.function {
+        VoiFunction::Linear => {
+            let (c, width) = (w.center, w.width.max(1.0));
+            if x <= c - 0.5 - (width - 1.0) / 2.0 {
+                0.0
+            } else if x > c - 0.5 + (width - 1.0) / 2.0 {
+                1.0
+            } else {
+                ((x - (c - 0.5)) / (width - 1.0).max(f64::MIN_POSITIVE) + 0.5).clamp(0.0, 1.0)
+            }
+        }
+        VoiFunction::LinearExact => {
+            let width = w.width.max(f64::MIN_POSITIVE);
+            ((x - w.center) / width + 0.5).clamp(0.0, 1.0)
+        }
+        VoiFunction::Sigmoid => {
+            1.0 / (1.0 + (-4.0 * (x - w.center) / w.width.max(f64::MIN_POSITIVE)).exp())
+        }
+    };
+    (y * 255.0).round() as u8
+}
+
+/// YCbCr (full range, PS3.3 C.7.6.3.1.2) to RGB.
+fn ybr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (f32::from(y), f32::from(cb) - 128.0, f32::from(cr) - 128.0);
+    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    [
+        clamp(y + 1.402 * cr),
+        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
+        clamp(y + 1.772 * cb),
+    ]
+}
+
+/// Crops to the source rectangle, then scales to fit the viewport, keeping the aspect ratio.
+fn apply_viewport(image: Image, viewport: Option<Viewport>) -> Result<Image, RenderError> {
+    let Some(viewport) = viewport else {
+        return Ok(image);
+    };
+    let image = match viewport.source {
+        Some((x, y, w, h)) => crop(image, x, y, w, h)?,
+        None => image,
+    };
+    if viewport.width == 0 || viewport.height == 0 {
+        return Err(RenderError::BadOption(
+            "viewport sizes must be at least 1".into(),
+        ));
+    }
+    let scale = f64::min(
+        f64::from(viewport.width) / f64::from(image.width),
+        f64::from(viewport.height) / f64::from(image.height),
+    );
+    let width = ((f64::from(image.width) * scale).round() as u32).max(1);
+    let height = ((f64::from(image.height) * scale).round() as u32).max(1);
+    if (width, height) == (image.width, image.height) {
+        return Ok(image);
+    }
+    Ok(resize(&image, width, height))
+}
+
+fn crop(image: Image, x: u32, y: u32, w: u32, h: u32) -> Result<Image, RenderError> {
+    if w == 0 || h == 0 || x.saturating_add(w) > image.width || y.saturating_add(h) > image.height {
+        return Err(RenderError::BadOption(format!(
+            "viewport source rectangle {x},{y},{w},{h} is not within the {}x{} frame",
+            image.width, image.height
+        )));
+    }
+    let c = image.channels as usize;
+    let mut pixels = Vec::with_capacity(w as usize * h as usize * c);
+    for row in y..y + h {
+        let start = (row as usize * image.width as usize + x as usize) * c;
+        pixels.extend_from_slice(&image.pixels[start..start + w as usize * c]);
+    }
+    Ok(Image {
+        width: w,
+        height: h,
+        channels: image.channels,
+        pixels,
+    })
+}
+
+/// Area-averaging resize (each output pixel the mean of the source pixels under it; bilinear when
+/// enlarging): good thumbnails without a resampling crate.
+fn resize(image: &Image, width: u32, height: u32) -> Image {
+    let c = image.channels as usize;
+    let (sw, sh) = (image.width as usize, image.height as usize);
+    let sx = sw as f64 / f64::from(width);
+    let sy = sh as f64 / f64::from(height);
+    let mut pixels = Vec::with_capacity(width as usize * height as usize * c);
+    for oy in 0..height as usize {
+        let (y0, y1) = span(oy, sy, sh);
+        for ox in 0..width as usize {
+            let (x0, x1) = span(ox, sx, sw);
+            for channel in 0..c {
+                let mut sum = 0u64;
+                for y in y0..y1 {
+                    let row = y * sw;
+                    for x in x0..x1 {
+                        sum += u64::from(image.pixels[(row + x) * c + channel]);
+                    }
+                }
+                let count = ((y1 - y0) * (x1 - x0)) as u64;
+                pixels.push(((sum + count / 2) / count) as u8);
+            }
+        }
+    }
+    Image {
+        width,
+        height,
+        channels: image.channels,
+        pixels,
+    }
+}
+
+/// The source pixels `[start, end)` under output pixel `o` at scale `s` (at least one).
+fn span(o: usize, s: f64, limit: usize) -> (usize, usize) {
+    let start = ((o as f64 * s).floor() as usize).min(limit - 1);
+    let end = (((o + 1) as f64 * s).ceil() as usize).clamp(start + 1, limit);
+    (start, end)
+}
+
+fn encode(image: &Image, options: &RenderOptions) -> Result<Vec<u8>, RenderError> {
+    let mut out = Vec::new();
+    match options.format {
+        ImageFormat::Jpeg => {
+            let (width, height) = (
+                u16::try_from(image.width)
+                    .map_err(|_| RenderError::BadOption("image too wide for JPEG".into()))?,
+                u16::try_from(image.height)
+                    .map_err(|_| RenderError::BadOption("image too high for JPEG".into()))?,
+            );
+            let colour = if image.channels == 1 {
+                jpeg_encoder::ColorType::Luma
+            } else {
+                jpeg_encoder::ColorType::Rgb
+            };
+            jpeg_encoder::Encoder::new(&mut out, options.quality.clamp(1, 100))
+                .encode(&image.pixels, width, height, colour)
+                .map_err(|e| RenderError::Encoding(e.to_string()))?;
+        }
+        ImageFormat::Png => {
+            let mut encoder = png::Encoder::new(&mut out, image.width, image.height);
+            encoder.set_color(if image.channels == 1 {
+                png::ColorType::Grayscale
+            } else {
+                png::ColorType::Rgb
+            });
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::Fast);
+            let mut writer = encoder
+                .write_header()
+                .map_err(|e| RenderError::Encoding(e.to_string()))?;
+            writer
+                .write_image_data(&image.pixels)
+                .map_err(|e| RenderError::Encoding(e.to_string()))?;
+            writer
+                .finish()
+                .map_err(|e| RenderError::Encoding(e.to_string()))?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(rows: u16, columns: u16, bits: u16, signed: bool) -> RenderAttributes {
+        RenderAttributes {
+            geometry: FrameGeometry {
+                rows,
+                columns,
+                samples_per_pixel: 1,
+                bits_allocated: if bits > 8 { 16 } else { 8 },
+                bits_stored: bits,
+                high_bit: bits - 1,
+                pixel_representation: u16::from(signed),
+                photometric_interpretation: "MONOCHROME2".into(),
+                planar_configuration: 0,
+            },
+            rescale_slope: 1.0,
+            rescale_intercept: 0.0,
+            window: None,
+        }
+    }
+
+    fn words(values: &[i16]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn a_window_maps_modality_values_to_grey_levels() {
+        let mut attributes = grey(1, 4, 16, true);
+        attributes.rescale_intercept = -1024.0;
+        // Raw 0, 1024, 1064, 2048: modality -1024, 0, 40, 1024 HU; window 40/400 (soft tissue).
+        let frame = words(&[0, 1024, 1064, 2048]);
+        let window = Window {
+            center: 40.0,
+            width: 400.0,
+            function: VoiFunction::LinearExact,
+        };
+        let image = to_8_bit(&frame, &attributes, Some(window)).unwrap();
+        assert_eq!(image.pixels, [0, 102, 128, 255]);
+    }
+
+    #[test]
+    fn signed_samples_use_their_bits_stored_and_monochrome1_is_inverted() {
+        let mut attributes = grey(1, 3, 12, true);
+        // 12-bit two's complement: 0xFFF is -1, 0x800 is -2048, 0x7FF is 2047 (upper bits are not pixel data).
+        let frame = words(&[0x0FFF, 0x0800, 0x07FF | 0x7000]);
+        let window = Window {
+            center: 0.0,
+            width: 4096.0,
+            function: VoiFunction::LinearExact,
+        };
+        let image = to_8_bit(&frame, &attributes, Some(window)).unwrap();
+        assert_eq!(image.pixels, [127, 0, 255]);
+        attributes.geometry.photometric_interpretation = "MONOCHROME1".into();
+        let image = to_8_bit(&frame, &attributes, Some(window)).unwrap();
+        assert_eq!(image.pixels, [128, 255, 0]);
+    }
+
+    #[test]
+    fn without_a_window_the_frame_range_is_shown() {
+        let attributes = grey(1, 3, 16, false);
+        let frame = words(&[100, 150, 200]);
+        let image = to_8_bit(&frame, &attributes, None).unwrap();
+        assert_eq!(image.pixels, [0, 128, 255]);
+    }
+
+    #[test]
+    fn a_viewport_crops_then_fits_keeping_the_aspect_ratio() {
+        let image = Image {
+            width: 4,
+            height: 2,
+            channels: 1,
+            pixels: vec![0, 0, 200, 200, 0, 0, 200, 200],
+        };
+        let fitted = apply_viewport(
+            image,
+            Some(Viewport {
+                width: 2,
+                height: 2,
+                source: None,
+            }),
+        )
+        .unwrap();
+        assert_eq!((fitted.width, fitted.height), (2, 1));
+        assert_eq!(fitted.pixels, [0, 200]);
+        let image = Image {
+            width: 4,
+            height: 2,
+            channels: 1,
+            pixels: vec![1, 2, 3, 4, 5, 6, 7, 8],
+        };
+        let cropped = apply_viewport(
+            image,
+            Some(Viewport {
+                width: 2,
+                height: 2,
+                source: Some((2, 0, 2, 2)),
+            }),
+        )
+        .unwrap();
+        assert_eq!(cropped.pixels, [3, 4, 7, 8]);
+        let image = Image {
+            width: 4,
+            height: 2,
+            channels: 1,
+            pixels: vec![0; 8],
+        };
+        assert!(
+            apply_viewport(
+                image,
+                Some(Viewport {
+                    width: 2,
+                    height: 2,
+                    source: Some((3, 0, 2, 2))
+                })
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn jpeg_and_png_come_out_with_their_signatures() {
+        let attributes = grey(8, 8, 8, false);
+        let frame: Vec<u8> = (0..64).map(|i| i * 4).collect();
+        let jpeg = render_frame(&frame, &attributes, &RenderOptions::default()).unwrap();
+        assert_eq!(&jpeg[..2], [0xFF, 0xD8]);
+        let png = render_frame(
+            &frame,
+            &attributes,
+            &RenderOptions {
+                format: ImageFormat::Png,
+                ..RenderOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+
+    #[test]
+    fn a_short_frame_or_an_unknown_colour_model_is_an_error() {
+        let attributes = grey(8, 8, 8, false);
+        assert!(matches!(
+            render_frame(&[0; 10], &attributes, &RenderOptions::default()),
+            Err(RenderError::WrongLength { .. })
+        ));
+        let mut palette = grey(1, 1, 8, false);
+        palette.geometry.photometric_interpretation = "PALETTE COLOR".into();
+        assert!(matches!(
+            render_frame(&[0; 2], &palette, &RenderOptions::default()),
+            Err(RenderError::Unsupported(_))
+        ));
+    }
+}

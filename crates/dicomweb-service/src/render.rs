@@ -1,0 +1,214 @@
+//! WADO-RS rendered resources and thumbnails (PS3.18 9.5.1.2.1, 10.4.1.1.3-4): a frame decoded and drawn as
+//! JPEG or PNG by `dicomweb-pixel`, on the codec pool.
+
+use bytes::Bytes;
+use dicomweb_index::{InstanceRecord, Scope};
+use dicomweb_instance::PixelDataLayout;
+use dicomweb_pixel::{RenderAttributes, RenderOptions, Viewport, VoiFunction, Window};
+
+use crate::retrieve::{
+    EXPLICIT_VR_BIG_ENDIAN, instance_storage_error, little_endian, on_codec_pool,
+    read_frames_together, transcode_failure,
+};
+use crate::{Result, ServiceError, StudiesService, describe_scope};
+
+/// A rendered image.
+#[derive(Debug, Clone)]
+pub struct RenderedImage {
+    /// `image/jpeg` or `image/png`.
+    pub media_type: &'static str,
+    pub bytes: Bytes,
+}
+
+/// The size a thumbnail fits in when no viewport is asked.
+pub const THUMBNAIL_SIZE: u32 = 128;
+
+impl StudiesService {
+    /// Frame `frame` (1-based) of the instance `scope` names, rendered.
+    pub async fn rendered(
+        &self,
+        scope: &Scope,
+        frame: u32,
+        options: RenderOptions,
+    ) -> Result<RenderedImage> {
+        let Scope::Instance(..) = scope else {
+            return Err(ServiceError::InvalidInput(
+                "only instances and frames are rendered here".into(),
+            ));
+        };
+        let record = self
+            .instances_in(scope)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("{} not found", describe_scope(scope)))
+            })?;
+        self.render_record(record, frame, options).await
+    }
+
+    /// A thumbnail of `scope`: of a study, its first series's; of a series, its middle instance's; of an
+    /// instance, frame `frame` (the first if `None`). Fits [`THUMBNAIL_SIZE`] unless a viewport is asked.
+    pub async fn thumbnail(
+        &self,
+        scope: &Scope,
+        frame: Option<u32>,
+        mut options: RenderOptions,
+    ) -> Result<RenderedImage> {
+        let records = self.instances_in(scope).await?;
+        let record = match scope {
+            Scope::Instance(..) => records.into_iter().next(),
+            Scope::Study(..) | Scope::Series(..) => {
+                // Listings are ordered by series, then instance number: the first series's middle instance.
+                let series = records[0].series_instance_uid.clone();
+                let mut of_series: Vec<InstanceRecord> = records
+                    .into_iter()
+                    .filter(|r| r.series_instance_uid == series && r.pixel_layout.is_some())
+                    .collect();
+                let middle = of_series.len() / 2;
+                (!of_series.is_empty()).then(|| of_series.swap_remove(middle))
+            }
+        }
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "{} has no image to draw a thumbnail of",
+                describe_scope(scope)
+            ))
+        })?;
+        if options.viewport.is_none() {
+            options.viewport = Some(Viewport {
+                width: THUMBNAIL_SIZE,
+                height: THUMBNAIL_SIZE,
+                source: None,
+            });
+        }
+        self.render_record(record, frame.unwrap_or(1), options)
+            .await
+    }
+
+    async fn render_record(
+        &self,
+        record: InstanceRecord,
+        frame: u32,
+        options: RenderOptions,
+    ) -> Result<RenderedImage> {
+        let cannot = |why: String| {
+            ServiceError::NotAcceptable(format!(
+                "instance {} cannot be rendered: {why}",
+                record.sop_instance_uid
+            ))
+        };
+        let layout: PixelDataLayout = match &record.pixel_layout {
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                ServiceError::Internal(format!("stored frame layout is unreadable: {e}"))
+            })?,
+            None => return Err(cannot("it has no pixel data".into())),
+        };
+        let count = layout.number_of_frames().unwrap_or(0);
+        if frame == 0 || frame > count {
+            return Err(ServiceError::NotFound(format!(
+                "frame {frame} does not exist: instance {} has {count} frame(s), numbered from 1",
+                record.sop_instance_uid
+            )));
+        }
+        let metadata = self.stored_metadata(&record).await?;
+        let geometry = self.frame_geometry(&record).await?;
+        if let Some(Viewport {
+            source: Some((x, y, w, h)),
+            ..
+        }) = options.viewport
+        {
+            let (columns, rows) = (u32::from(geometry.columns), u32::from(geometry.rows));
+            if w == 0 || h == 0 || x.saturating_add(w) > columns || y.saturating_add(h) > rows {
+                return Err(ServiceError::InvalidInput(format!(
+                    "viewport source rectangle {x},{y},{w},{h} is not within the {columns}x{rows} frame of \
+                     instance {}",
+                    record.sop_instance_uid
+                )));
+            }
+        }
+        let number = |key: &str| metadata[key]["Value"][0].as_f64();
+        let window = match (number("00281050"), number("00281051")) {
+            (Some(center), Some(width)) if width > 0.0 => Some(Window {
+                center,
+                width,
+                function: match metadata["00281056"]["Value"][0].as_str().map(str::trim) {
+                    Some("SIGMOID") => VoiFunction::Sigmoid,
+                    Some("LINEAR_EXACT") => VoiFunction::LinearExact,
+                    _ => VoiFunction::Linear,
+                },
+            }),
+            _ => None,
+        };
+        let mut attributes = RenderAttributes {
+            geometry,
+            rescale_slope: number("00281053").unwrap_or(1.0),
+            rescale_intercept: number("00281052").unwrap_or(0.0),
+            window,
+        };
+
+        let stored = record.transfer_syntax_uid.clone();
+        let bytes: Bytes = match &layout {
+            PixelDataLayout::Native {
+                offset,
+                frame_length,
+                ..
+            } => {
+                let start = offset + u64::from(frame - 1) * frame_length;
+                let read = self
+                    .blobs
+                    .get_range(&record.blob_key, start..start + frame_length)
+                    .await
+                    .map_err(|e| instance_storage_error(&record, e))?;
+                if stored == EXPLICIT_VR_BIG_ENDIAN {
+                    little_endian(read, attributes.geometry.bits_allocated)
+                } else {
+                    read
+                }
+            }
+            PixelDataLayout::Encapsulated { frames } => {
+                if !dicomweb_pixel::can_decode(&stored) {
+                    return Err(cannot(format!(
+                        "its transfer syntax {stored} is not decoded yet"
+                    )));
+                }
+                let ranges: Vec<std::ops::Range<u64>> = frames
+                    .get((frame - 1) as usize)
+                    .map(|fragments| fragments.iter().map(|&(s, e)| s..e).collect())
+                    .unwrap_or_default();
+                let fragments = read_frames_together(&*self.blobs, &record.blob_key, &[ranges])
+                    .await
+                    .map_err(|e| instance_storage_error(&record, e))?;
+                let fragments = fragments.into_iter().map(|f| f.to_vec()).collect();
+                let geometry = attributes.geometry.clone();
+                let (decoded, decoded_geometry) = on_codec_pool(move || {
+                    dicomweb_pixel::decode_frame_as(&stored, &geometry, fragments)
+                })
+                .await
+                .map_err(|e| transcode_failure(&record, "a rendered image", e))?;
+                attributes.geometry = decoded_geometry;
+                Bytes::from(decoded)
+            }
+            PixelDataLayout::NotRangeReadable => {
+                return Err(cannot(
+                    "its frames cannot be read by range (deflated data set, or bit-packed pixels)"
+                        .into(),
+                ));
+            }
+        };
+        let media_type = options.format.media_type();
+        let rendered = on_codec_pool(move || {
+            dicomweb_pixel::render_frame(&bytes, &attributes, &options)
+                .map_err(|e| dicomweb_pixel::TranscodeError::Undecodable(e.to_string()))
+        })
+        .await
+        .map_err(|e| match e {
+            dicomweb_pixel::TranscodeError::Undecodable(why) => cannot(why),
+            other => ServiceError::Internal(other.to_string()),
+        })?;
+        Ok(RenderedImage {
+            media_type,
+            bytes: Bytes::from(rendered),
+        })
+    }
+}
