@@ -186,3 +186,19 @@ def test_frames_of_a_big_endian_instance_come_back_little_endian_unless_asked_as
     assert r.status_code == 200
     [part] = MultipartDecoder.from_response(r).parts
     assert part.content == bytes(original.PixelData), "as stored: big endian"
+
+
+def test_frames_of_a_deflated_instance_are_inflated(server):
+    original = store(server, get_testdata_file("image_dfl.dcm"))
+    assert original.file_meta.TransferSyntaxUID == DEFLATED
+    [frame] = [
+        part.content
+        for part in MultipartDecoder.from_response(
+            requests.get(
+                f"{instance_url(server, original)}/frames/1",
+                headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+            )
+        ).parts
+    ]
+    assert frame == bytes(original.PixelData)
+    assert requests.get(f"{instance_url(server, original)}/frames/2").status_code == 404

@@ -50,5 +50,5 @@ pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_
 pub use transcode::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN, TranscodeError, can_transcode, frame_to_little_endian, is_native,
-    read_part10, transcode,
+    native_frames, read_part10, transcode,
 };

@@ -114,6 +114,67 @@ pub fn transcode(
     Ok(out)
 }
 
+/// Frames `numbers` (from 1) of a native instance whose frames cannot be read by byte range (a deflated data
+/// set): the instance is read whole and each frame comes out as little-endian native bytes, as in Explicit VR
+/// Little Endian. Memory: the instance, inflated, and the frames asked.
+pub fn native_frames(part10: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, TranscodeError> {
+    let mut object = read_part10(part10)?;
+    let from = object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_owned();
+    if !is_native(&from) {
+        return Err(TranscodeError::Unsupported {
+            from,
+            to: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+        });
+    }
+    if from == EXPLICIT_VR_BIG_ENDIAN {
+        wide_words_in_value_order(&mut object);
+    }
+    let int = |tag| {
+        object
+            .element(tag)
+            .ok()
+            .and_then(|e| e.to_int::<u64>().ok())
+    };
+    let unreadable = |why: &str| TranscodeError::Unreadable(why.to_owned());
+    let bits = int(tags::BITS_ALLOCATED).ok_or_else(|| unreadable("no Bits Allocated"))?;
+    if bits % 8 != 0 {
+        return Err(unreadable(
+            "frames of bit-packed pixel data are not byte-aligned",
+        ));
+    }
+    let frame_length = int(tags::ROWS).ok_or_else(|| unreadable("no Rows"))?
+        * int(tags::COLUMNS).ok_or_else(|| unreadable("no Columns"))?
+        * int(tags::SAMPLES_PER_PIXEL).unwrap_or(1)
+        * (bits / 8);
+    let pixels: Vec<u8> = match object
+        .element(tags::PIXEL_DATA)
+        .map_err(|_| unreadable("no Pixel Data"))?
+        .value()
+        .primitive()
+    {
+        Some(PrimitiveValue::U8(bytes)) => bytes.to_vec(),
+        Some(PrimitiveValue::U16(words)) => words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        Some(PrimitiveValue::U32(words)) => words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        Some(PrimitiveValue::F32(values)) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Some(PrimitiveValue::F64(values)) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        _ => return Err(unreadable("Pixel Data is not native")),
+    };
+    numbers
+        .iter()
+        .map(|&n| {
+            let start = u64::from(n.saturating_sub(1)) * frame_length;
+            pixels
+                .get(start as usize..(start + frame_length) as usize)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| unreadable(&format!("frame {n} is beyond the pixel data")))
+        })
+        .collect()
+}
+
 /// The parser reads big-endian OW Pixel Data as 16-bit words, as its VR says; but pixels of 32 or 64 bits
 /// are whole big-endian values (PS3.5 8.1.1, and what pydicom and dcmtk write), so each pixel's words come
 /// out in the wrong order once written little endian. Reverses the words within each pixel.
@@ -313,6 +374,36 @@ mod tests {
             out.ends_with(&0x0013_0EE8u32.to_le_bytes()),
             "the pixel value in little-endian order"
         );
+    }
+
+    #[test]
+    fn frames_of_a_deflated_instance_are_its_inflated_pixel_bytes() {
+        let pixels: Vec<u16> = (0..12).map(|i| i * 1000).collect();
+        // Two frames of 2x3 16-bit pixels.
+        let mut stored = instance(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, 2, 3, &pixels, "D");
+        let object = read_part10(&stored).unwrap();
+        let mut with_frames = object.into_inner();
+        with_frames.put(DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from("2"),
+        ));
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+            .media_storage_sop_instance_uid("1.2.3.4.5")
+            .transfer_syntax(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
+        stored.clear();
+        with_frames
+            .with_meta(meta)
+            .unwrap()
+            .write_all(&mut stored)
+            .unwrap();
+        let frames = native_frames(&stored, &[2, 1]).unwrap();
+        let bytes = |range: std::ops::Range<usize>| -> Vec<u8> {
+            pixels[range].iter().flat_map(|p| p.to_le_bytes()).collect()
+        };
+        assert_eq!(frames, [bytes(6..12), bytes(0..6)]);
+        assert!(native_frames(&stored, &[3]).is_err());
     }
 
     #[test]

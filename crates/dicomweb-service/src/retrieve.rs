@@ -575,7 +575,22 @@ impl StudiesService {
                 )));
             }
         };
-        let count = layout.number_of_frames().unwrap_or(0);
+        let deflated = matches!(layout, PixelDataLayout::NotRangeReadable)
+            && record.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN;
+        let count = if deflated {
+            // No byte ranges were recorded: the frames are counted from the metadata.
+            let metadata = self.stored_metadata(&record).await?;
+            metadata["00280008"]["Value"][0]
+                .as_u64()
+                .or_else(|| {
+                    metadata["00280008"]["Value"][0]
+                        .as_str()
+                        .and_then(|s| s.trim().parse().ok())
+                })
+                .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX))
+        } else {
+            layout.number_of_frames().unwrap_or(0)
+        };
         if numbers.is_empty() {
             return Err(ServiceError::InvalidInput("no frame number given".into()));
         }
@@ -671,12 +686,21 @@ impl StudiesService {
                 }
                 (ranges, stored.to_owned())
             }
+            PixelDataLayout::NotRangeReadable if deflated => {
+                if let TransferSyntaxRequest::Uid(wanted) = requested
+                    && wanted != EXPLICIT_VR_LITTLE_ENDIAN
+                    && wanted != IMPLICIT_VR_LITTLE_ENDIAN
+                {
+                    return Err(not_acceptable_frames(
+                        &record,
+                        EXPLICIT_VR_LITTLE_ENDIAN,
+                        wanted,
+                    ));
+                }
+                return self.inflated_frames(record, numbers.to_vec()).await;
+            }
             PixelDataLayout::NotRangeReadable => {
-                let reason = if stored == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
-                    "its data set is deflated"
-                } else {
-                    "its frames are not byte-aligned"
-                };
+                let reason = "its frames are not byte-aligned";
                 return Err(ServiceError::NotAcceptable(format!(
                     "frames of instance {} cannot be extracted yet because {reason}; retrieve the whole instance",
                     record.sop_instance_uid
@@ -765,6 +789,42 @@ impl StudiesService {
             transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
             media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
             frames,
+        })
+    }
+
+    /// Frames of a deflated instance: its file is read whole (up to [`MAX_TRANSCODE_BYTES`]) and inflated on
+    /// the codec pool; the frames come out as Explicit VR Little Endian native bytes.
+    async fn inflated_frames(
+        &self,
+        record: InstanceRecord,
+        numbers: Vec<u32>,
+    ) -> Result<FrameData> {
+        if record.size > MAX_TRANSCODE_BYTES {
+            return Err(ServiceError::NotAcceptable(format!(
+                "frames of instance {} ({} bytes, deflated) are read by inflating it whole, which this server \
+                 does up to {MAX_TRANSCODE_BYTES} bytes; retrieve the whole instance",
+                record.sop_instance_uid, record.size
+            )));
+        }
+        let stored = self
+            .blobs
+            .get_whole_many(vec![(record.blob_key.clone(), record.size)])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(dicomweb_storage::StorageError::Other {
+                    message: "storage answered no read".into(),
+                    source: None,
+                })
+            })
+            .map_err(|e| instance_storage_error(&record, e))?;
+        let frames = on_codec_pool(move || dicomweb_pixel::native_frames(&stored, &numbers))
+            .await
+            .map_err(|e| transcode_failure(&record, EXPLICIT_VR_LITTLE_ENDIAN, e))?;
+        Ok(FrameData {
+            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+            media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
+            frames: FrameBodies::Read(frames.into_iter().map(Bytes::from).collect()),
         })
     }
 
