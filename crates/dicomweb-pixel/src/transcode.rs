@@ -65,6 +65,15 @@ pub fn read_part10(part10: &[u8]) -> Result<DefaultDicomObject, TranscodeError> 
         .map_err(|e| TranscodeError::Unreadable(e.to_string()))
 }
 
+/// The transfer syntax of a read instance, without the padding of its UID.
+fn stored_syntax(object: &DefaultDicomObject) -> String {
+    object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_owned()
+}
+
 /// The Part 10 file `part10` re-encoded in transfer syntax `to` (see [`can_transcode`]); the file meta group
 /// is kept but for its Transfer Syntax UID (and group length). Values are carried over as parsed, so a
 /// big-endian instance's 16-bit words (OW, US, SS...) come out in little-endian order.
@@ -80,11 +89,7 @@ pub fn transcode(
     max_decoded_bytes: u64,
 ) -> Result<Vec<u8>, TranscodeError> {
     let mut object = read_part10(part10)?;
-    let from = object
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches(['\0', ' '])
-        .to_owned();
+    let from = stored_syntax(&object);
     if !can_transcode(&from, to) {
         return Err(TranscodeError::Unsupported {
             from,
@@ -119,11 +124,7 @@ pub fn transcode(
 /// Little Endian. Memory: the instance, inflated, and the frames asked.
 pub fn native_frames(part10: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, TranscodeError> {
     let mut object = read_part10(part10)?;
-    let from = object
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches(['\0', ' '])
-        .to_owned();
+    let from = stored_syntax(&object);
     if !is_native(&from) {
         return Err(TranscodeError::Unsupported {
             from,

@@ -31,19 +31,9 @@ impl StudiesService {
         frame: u32,
         options: RenderOptions,
     ) -> Result<RenderedImage> {
-        let Scope::Instance(..) = scope else {
-            return Err(ServiceError::InvalidInput(
-                "only instances and frames are rendered here".into(),
-            ));
-        };
         let record = self
-            .instances_in(scope)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("{} not found", describe_scope(scope)))
-            })?;
+            .the_instance(scope, "only instances and frames are rendered here")
+            .await?;
         self.render_record(record, frame, options).await
     }
 

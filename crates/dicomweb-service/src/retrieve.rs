@@ -389,18 +389,7 @@ impl StudiesService {
         match requested {
             TransferSyntaxRequest::Uid(wanted) if *wanted != record.transfer_syntax_uid => {
                 let wanted = wanted.clone();
-                let stored = self
-                    .blobs
-                    .get_whole_many(vec![(record.blob_key.clone(), record.size)])
-                    .await
-                    .pop()
-                    .unwrap_or_else(|| {
-                        Err(dicomweb_storage::StorageError::Other {
-                            message: "storage answered no read".into(),
-                            source: None,
-                        })
-                    })
-                    .map_err(|e| instance_storage_error(&record, e))?;
+                let stored = self.read_whole(&record).await?;
                 let target = wanted.clone();
                 let transcoded = on_codec_pool(move || {
                     dicomweb_pixel::transcode(&stored, &target, MAX_DECODED_BYTES).map(Bytes::from)
@@ -551,19 +540,9 @@ impl StudiesService {
         numbers: &[u32],
         requested: &TransferSyntaxRequest,
     ) -> Result<FrameData> {
-        let Scope::Instance(..) = scope else {
-            return Err(ServiceError::InvalidInput(
-                "frames are addressed within one instance".into(),
-            ));
-        };
         let record = self
-            .instances_in(scope)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("{} not found", describe_scope(scope)))
-            })?;
+            .the_instance(scope, "frames are addressed within one instance")
+            .await?;
         let layout: PixelDataLayout = match &record.pixel_layout {
             Some(json) => serde_json::from_str(json).map_err(|e| {
                 ServiceError::Internal(format!("stored frame layout is unreadable: {e}"))
@@ -806,8 +785,37 @@ impl StudiesService {
                 record.sop_instance_uid, record.size
             )));
         }
-        let stored = self
-            .blobs
+        let stored = self.read_whole(&record).await?;
+        let frames = on_codec_pool(move || dicomweb_pixel::native_frames(&stored, &numbers))
+            .await
+            .map_err(|e| transcode_failure(&record, EXPLICIT_VR_LITTLE_ENDIAN, e))?;
+        Ok(FrameData {
+            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+            media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
+            frames: FrameBodies::Read(frames.into_iter().map(Bytes::from).collect()),
+        })
+    }
+
+    /// The listed record of the one instance `scope` names; `InvalidInput` with `not_an_instance` for a study
+    /// or series scope.
+    pub(crate) async fn the_instance(
+        &self,
+        scope: &Scope,
+        not_an_instance: &str,
+    ) -> Result<InstanceRecord> {
+        let Scope::Instance(..) = scope else {
+            return Err(ServiceError::InvalidInput(not_an_instance.to_owned()));
+        };
+        self.instances_in(scope)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ServiceError::NotFound(format!("{} not found", describe_scope(scope))))
+    }
+
+    /// The whole file of an instance, in memory (callers bound its size).
+    async fn read_whole(&self, record: &InstanceRecord) -> Result<Bytes> {
+        self.blobs
             .get_whole_many(vec![(record.blob_key.clone(), record.size)])
             .await
             .pop()
@@ -817,15 +825,7 @@ impl StudiesService {
                     source: None,
                 })
             })
-            .map_err(|e| instance_storage_error(&record, e))?;
-        let frames = on_codec_pool(move || dicomweb_pixel::native_frames(&stored, &numbers))
-            .await
-            .map_err(|e| transcode_failure(&record, EXPLICIT_VR_LITTLE_ENDIAN, e))?;
-        Ok(FrameData {
-            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
-            media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
-            frames: FrameBodies::Read(frames.into_iter().map(Bytes::from).collect()),
-        })
+            .map_err(|e| instance_storage_error(record, e))
     }
 
     /// The stored metadata of a listed instance, parsed.
