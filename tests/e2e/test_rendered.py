@@ -205,3 +205,25 @@ def test_what_cannot_be_decoded_yet_is_a_406_not_a_broken_image(server):
     r = requests.get(f"{instance_url(server, ds)}/rendered", headers={"Accept": "image/jpeg"})
     assert r.status_code == 406
     assert "not decoded yet" in r.json()["message"]
+
+
+def test_a_study_thumbnail_skips_a_first_series_without_images(server):
+    from pydicom.uid import generate_uid
+
+    from dicomweb_helpers import secondary_capture
+
+    study, series = generate_uid(), generate_uid()[:60]
+    # Listings order series by UID: the series without pixel data comes first.
+    report = secondary_capture(study, f"{series}.1")
+    report.PatientID, report.Modality = "THUMBS", "SR"
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.PatientID = study, f"{series}.2", "THUMBS"
+    ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    for ds in (report, ct):
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
+        assert r.status_code in (200, 202), r.text[:300]
+    r = requests.get(f"{server.root}/studies/{study}/thumbnail", headers={"Accept": "image/jpeg"})
+    assert r.status_code == 200, r.text[:300]
+    assert max(jpeg_size(r.content)) == 128

@@ -7,7 +7,7 @@ use dicomweb_instance::PixelDataLayout;
 use dicomweb_pixel::{RenderAttributes, RenderOptions, Viewport, VoiFunction, Window};
 
 use crate::retrieve::{
-    EXPLICIT_VR_BIG_ENDIAN, instance_storage_error, little_endian, on_codec_pool,
+    EXPLICIT_VR_BIG_ENDIAN, frame_geometry, instance_storage_error, little_endian, on_codec_pool,
     read_frames_together, transcode_failure,
 };
 use crate::{Result, ServiceError, StudiesService, describe_scope};
@@ -49,14 +49,16 @@ impl StudiesService {
         let record = match scope {
             Scope::Instance(..) => records.into_iter().next(),
             Scope::Study(..) | Scope::Series(..) => {
-                // Listings are ordered by series, then instance number: the first series's middle instance.
-                let series = records[0].series_instance_uid.clone();
-                let mut of_series: Vec<InstanceRecord> = records
+                // Listings are ordered by series, then instance number: the middle instance of the first series
+                // that has images (a study's first series may be a report).
+                let mut images: Vec<InstanceRecord> = records
                     .into_iter()
-                    .filter(|r| r.series_instance_uid == series && r.pixel_layout.is_some())
+                    .filter(|r| r.pixel_layout.is_some())
                     .collect();
-                let middle = of_series.len() / 2;
-                (!of_series.is_empty()).then(|| of_series.swap_remove(middle))
+                let series = images.first().map(|r| r.series_instance_uid.clone());
+                images.retain(|r| Some(&r.series_instance_uid) == series.as_ref());
+                let middle = images.len() / 2;
+                (!images.is_empty()).then(|| images.swap_remove(middle))
             }
         }
         .ok_or_else(|| {
@@ -102,7 +104,7 @@ impl StudiesService {
             )));
         }
         let metadata = self.stored_metadata(&record).await?;
-        let geometry = self.frame_geometry(&record).await?;
+        let geometry = frame_geometry(&metadata, &record.sop_instance_uid)?;
         if let Some(Viewport {
             source: Some((x, y, w, h)),
             ..
@@ -174,7 +176,7 @@ impl StudiesService {
                 let (decoded, decoded_geometry) = on_codec_pool(move || {
                     dicomweb_pixel::decode_frame_as(&stored, &geometry, fragments)
                 })
-                .await
+                .await?
                 .map_err(|e| transcode_failure(&record, "a rendered image", e))?;
                 attributes.geometry = decoded_geometry;
                 Bytes::from(decoded)
@@ -187,15 +189,13 @@ impl StudiesService {
             }
         };
         let media_type = options.format.media_type();
-        let rendered = on_codec_pool(move || {
-            dicomweb_pixel::render_frame(&bytes, &attributes, &options)
-                .map_err(|e| dicomweb_pixel::TranscodeError::Undecodable(e.to_string()))
-        })
-        .await
-        .map_err(|e| match e {
-            dicomweb_pixel::TranscodeError::Undecodable(why) => cannot(why),
-            other => ServiceError::Internal(other.to_string()),
-        })?;
+        let rendered =
+            on_codec_pool(move || dicomweb_pixel::render_frame(&bytes, &attributes, &options))
+                .await?
+                .map_err(|e| match e {
+                    dicomweb_pixel::RenderError::BadOption(why) => ServiceError::InvalidInput(why),
+                    other => cannot(other.to_string()),
+                })?;
         Ok(RenderedImage {
             media_type,
             bytes: Bytes::from(rendered),

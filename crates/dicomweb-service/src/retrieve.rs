@@ -70,21 +70,19 @@ fn transcode_permits() -> &'static tokio::sync::Semaphore {
 /// The largest decoded pixel data a transcode produces (a compressed instance decodes to many times its size).
 pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Runs CPU-heavy pixel work on the blocking pool, at most one per core at a time.
-pub(crate) async fn on_codec_pool<T: Send + 'static>(
-    work: impl FnOnce() -> std::result::Result<T, dicomweb_pixel::TranscodeError> + Send + 'static,
-) -> std::result::Result<T, dicomweb_pixel::TranscodeError> {
-    let pool_failed = |e: String| dicomweb_pixel::TranscodeError::Unwritable {
-        to: String::new(),
-        reason: e,
-    };
+/// Runs CPU-heavy pixel work on the blocking pool, at most one per core at a time. The outer error is the
+/// pool's (an internal failure); the inner result is the work's own.
+pub(crate) async fn on_codec_pool<T: Send + 'static, E: Send + 'static>(
+    work: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+) -> Result<std::result::Result<T, E>> {
+    let pool_failed = |e: String| ServiceError::Internal(format!("the codec pool failed: {e}"));
     let _permit = transcode_permits()
         .acquire()
         .await
         .map_err(|e| pool_failed(e.to_string()))?;
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| pool_failed(e.to_string()))?
+        .map_err(|e| pool_failed(e.to_string()))
 }
 
 /// What a failed transcode of `record` tells the client: what could not be produced is a 406 (nothing was
@@ -394,7 +392,7 @@ impl StudiesService {
                 let transcoded = on_codec_pool(move || {
                     dicomweb_pixel::transcode(&stored, &target, MAX_DECODED_BYTES).map(Bytes::from)
                 })
-                .await
+                .await?
                 .map_err(|e| transcode_failure(&record, &wanted, e))?;
                 let mut record = record;
                 record.transfer_syntax_uid = wanted;
@@ -622,7 +620,15 @@ impl StudiesService {
                         return Err(not_acceptable_frames(&record, native_ts, wanted));
                     }
                     if native_ts == EXPLICIT_VR_BIG_ENDIAN {
-                        swap_bits = Some(self.bits_allocated(&record).await?);
+                        let metadata = self.stored_metadata(&record).await?;
+                        let bits = metadata_u16(&metadata, "00280100").ok_or_else(|| {
+                            ServiceError::NotAcceptable(format!(
+                                "instance {} has no Bits Allocated, so its big-endian frames cannot be \
+                                 sent little endian",
+                                record.sop_instance_uid
+                            ))
+                        })?;
+                        swap_bits = Some(bits);
                         native_ts = EXPLICIT_VR_LITTLE_ENDIAN;
                     }
                 }
@@ -660,7 +666,8 @@ impl StudiesService {
                     })
                     .collect();
                 if let Some(wanted) = decode_to {
-                    let geometry = self.frame_geometry(&record).await?;
+                    let metadata = self.stored_metadata(&record).await?;
+                    let geometry = frame_geometry(&metadata, &record.sop_instance_uid)?;
                     return self.decoded_frames(record, geometry, ranges, wanted).await;
                 }
                 (ranges, stored.to_owned())
@@ -741,7 +748,7 @@ impl StudiesService {
                 let ts = record.transfer_syntax_uid.clone();
                 let fragments = fragments.into_iter().map(|f| f.to_vec()).collect();
                 on_codec_pool(move || dicomweb_pixel::decode_frame(&ts, &geometry, fragments))
-                    .await
+                    .await?
                     .map(Bytes::from)
                     .map_err(|e| transcode_failure(&record, &wanted, e))
             }
@@ -787,7 +794,7 @@ impl StudiesService {
         }
         let stored = self.read_whole(&record).await?;
         let frames = on_codec_pool(move || dicomweb_pixel::native_frames(&stored, &numbers))
-            .await
+            .await?
             .map_err(|e| transcode_failure(&record, EXPLICIT_VR_LITTLE_ENDIAN, e))?;
         Ok(FrameData {
             transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
@@ -847,55 +854,44 @@ impl StudiesService {
         serde_json::from_slice(&record.metadata)
             .map_err(|e| ServiceError::Internal(format!("stored metadata is not JSON: {e}")))
     }
+}
 
-    /// The Image Pixel attributes of an instance, from its stored metadata: what decoding a frame needs.
-    pub(crate) async fn frame_geometry(
-        &self,
-        listed: &InstanceRecord,
-    ) -> Result<dicomweb_pixel::FrameGeometry> {
-        let metadata = self.stored_metadata(listed).await?;
-        let missing = |name: &str| {
-            ServiceError::NotAcceptable(format!(
-                "instance {} lacks {name}, so its frames cannot be decoded; ask for transfer-syntax=*",
-                listed.sop_instance_uid
-            ))
-        };
-        let number = |key: &str, name: &str| -> Result<u16> {
-            metadata[key]["Value"][0]
-                .as_u64()
-                .and_then(|v| u16::try_from(v).ok())
-                .ok_or_else(|| missing(name))
-        };
-        Ok(dicomweb_pixel::FrameGeometry {
-            rows: number("00280010", "Rows")?,
-            columns: number("00280011", "Columns")?,
-            samples_per_pixel: number("00280002", "Samples per Pixel")?,
-            bits_allocated: number("00280100", "Bits Allocated")?,
-            bits_stored: number("00280101", "Bits Stored")?,
-            high_bit: number("00280102", "High Bit")?,
-            pixel_representation: number("00280103", "Pixel Representation")?,
-            photometric_interpretation: metadata["00280004"]["Value"][0]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| missing("Photometric Interpretation"))?,
-            planar_configuration: number("00280006", "Planar Configuration").unwrap_or(0),
-        })
-    }
+/// A US value of an instance's stored DICOM JSON (e.g. `00280100`, Bits Allocated).
+pub(crate) fn metadata_u16(metadata: &serde_json::Value, key: &str) -> Option<u16> {
+    metadata[key]["Value"][0]
+        .as_u64()
+        .and_then(|v| u16::try_from(v).ok())
+}
 
-    /// Bits Allocated (0028,0100) of an instance, from its stored metadata.
-    async fn bits_allocated(&self, listed: &InstanceRecord) -> Result<u16> {
-        let metadata = self.stored_metadata(listed).await?;
-        metadata["00280100"]["Value"][0]
-            .as_u64()
-            .and_then(|bits| u16::try_from(bits).ok())
-            .ok_or_else(|| {
-                ServiceError::NotAcceptable(format!(
-                    "instance {} has no Bits Allocated, so its big-endian frames cannot be sent little endian",
-                    listed.sop_instance_uid
-                ))
-            })
-    }
+/// The Image Pixel attributes of instance `sop`, from its stored metadata: what decoding or drawing a frame
+/// needs.
+pub(crate) fn frame_geometry(
+    metadata: &serde_json::Value,
+    sop: &str,
+) -> Result<dicomweb_pixel::FrameGeometry> {
+    let missing = |name: &str| {
+        ServiceError::NotAcceptable(format!(
+            "instance {sop} lacks {name}, so its frames cannot be decoded; ask for transfer-syntax=*"
+        ))
+    };
+    let number = |key: &str, name: &str| metadata_u16(metadata, key).ok_or_else(|| missing(name));
+    Ok(dicomweb_pixel::FrameGeometry {
+        rows: number("00280010", "Rows")?,
+        columns: number("00280011", "Columns")?,
+        samples_per_pixel: number("00280002", "Samples per Pixel")?,
+        bits_allocated: number("00280100", "Bits Allocated")?,
+        bits_stored: number("00280101", "Bits Stored")?,
+        high_bit: number("00280102", "High Bit")?,
+        pixel_representation: number("00280103", "Pixel Representation")?,
+        photometric_interpretation: metadata["00280004"]["Value"][0]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| missing("Photometric Interpretation"))?,
+        planar_configuration: metadata_u16(metadata, "00280006").unwrap_or(0),
+    })
+}
 
+impl StudiesService {
     /// The frames given by their byte ranges, read in order as the stream is polled (see [`plan_frame_reads`]),
     /// up to [`READ_AHEAD`] reads ahead of the frame being sent.
     fn stream_frames(
