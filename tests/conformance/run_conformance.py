@@ -415,6 +415,37 @@ class Conformance:
 
         self.check(STOW, "unsupported Content-Type: 415", unsupported_media_type)
 
+        def metadata_and_bulk_data():
+            # PS3.18 10.5: a JSON data set (pydicom's to_json_dict) and its bulk data parts, by Content-Location.
+            original = read(samples["green-square.dcm"])
+            original.SOPInstanceUID = generate_uid()
+            parts = {}
+
+            def handler(element):
+                uri = f"http://client.invalid/bulk/{element.tag:08X}"
+                parts[uri] = bytes(element.value)
+                return uri
+
+            document = original.to_json_dict(bulk_data_threshold=0, bulk_data_element_handler=handler)
+            boundary = uuid.uuid4().hex
+            body = (f"--{boundary}\r\nContent-Type: {DICOM_JSON}\r\n\r\n".encode() + json.dumps([document]).encode()
+                    + b"\r\n")
+            for uri, content in parts.items():
+                body += (f"--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Location: {uri}\r\n\r\n"
+                         .encode() + content + b"\r\n")
+            body += f"--{boundary}--\r\n".encode()
+            r = self.http.post(f"{self.root}/studies", data=body, headers={
+                "Content-Type": f'multipart/related; type="{DICOM_JSON}"; boundary={boundary}', "Accept": DICOM_JSON})
+            expect_status(r, 200)
+            stored = self.client.retrieve_instance(original.StudyInstanceUID, original.SeriesInstanceUID,
+                                                   original.SOPInstanceUID)
+            expect(stored.PixelData == original.PixelData, "the stored Pixel Data differs from the bulk data part")
+            expect(stored.PatientName == original.PatientName, "the stored PatientName differs from the metadata")
+            self.delete_quietly(self.instance_url(original))
+            return f"{len(parts)} bulk data part(s)"
+
+        self.check(STOW, "metadata and bulk data (application/dicom+json)", metadata_and_bulk_data)
+
     def wado(self, samples, sample_ds):
         blue, red, green = (sample_ds[n] for n in SAMPLES)
         study = blue.StudyInstanceUID
@@ -504,6 +535,13 @@ class Conformance:
 
         self.check(WADO, "frame of a native instance, by dicomweb-client", native_frame)
 
+        def default_frame():
+            # No media types: dicomweb-client asks `multipart/related; type="*/*"`, i.e. the frame as stored.
+            [frame] = self.client.retrieve_instance_frames(study, red.SeriesInstanceUID, red.SOPInstanceUID, [1])
+            expect(frame == expected_frames(red)[0], "frame 1 differs from the stored pixel data")
+
+        self.check(WADO, "frame with dicomweb-client's default media types", default_frame)
+
         def not_found():
             r = self.http.get(f"{self.root}/studies/{generate_uid()}", headers={"Accept": ANY_DICOM})
             expect_status(r, 404)
@@ -541,12 +579,20 @@ class Conformance:
         self.check(WADO, "thumbnail", gap("thumbnail", f"{instance}/thumbnail", "image/jpeg"))
 
         def bulkdata():
-            metadata = self.client.retrieve_instance_metadata(study, red.SeriesInstanceUID, red.SOPInstanceUID)
-            uris = [e.get("BulkDataURI") for e in metadata.values() if isinstance(e, dict) and "BulkDataURI" in e]
-            if not uris:
-                raise NotImplementedGap("metadata leaves bulk values out instead of giving BulkDataURIs")
-            r = self.http.get(uris[0], headers={"Accept": ANY_OCTET})
+            # The metadata is read with requests: dicomweb-client sends `Host` without the port (web.py sets
+            # headers['Host'] = self.host, the host alone), so the server's URLs would name port 80.
+            r = self.http.get(f"{self.instance_url(red)}/metadata", headers={"Accept": DICOM_JSON})
             expect_status(r, 200)
+            uri = r.json()[0].get("7FE00010", {}).get("BulkDataURI")
+            if not uri:
+                raise NotImplementedGap("metadata leaves bulk values out instead of giving BulkDataURIs")
+            # dicomweb-client's own bulk data retrieve (multipart/related; type="application/octet-stream").
+            [value] = self.client.retrieve_bulkdata(uri)
+            expect(value == bytes(red.PixelData), "the Pixel Data bulk value differs from the original's")
+            r = self.http.get(uri, headers={"Accept": "application/octet-stream", "Range": "bytes=0-15"})
+            expect_status(r, 206)
+            expect(r.content == bytes(red.PixelData)[:16], "a range of the bulk value differs from the original's")
+            return f"{len(value)} bytes, and a range of them"
 
         self.check(WADO, "bulk data URIs", bulkdata)
 

@@ -104,7 +104,7 @@ def allowed_request(route, root, owner, prepare=True):
     `prepare`: store what a DELETE will delete (needless when the request is to be refused)."""
     method, path = route["method"], route["path"]
     last = path.rstrip("/").split("/")[-1]
-    ids = {"study": STUDY, "series": SERIES_RED_GREEN, "instance": SOP_RED, "frames": "1"}
+    ids = {"study": STUDY, "series": SERIES_RED_GREEN, "instance": SOP_RED, "frames": "1", "attribute": "7FE00010"}
     if method == "DELETE" and prepare:
         # Something of its own to delete, so that every DELETE answers 204.
         ds, content = fresh_instance()
@@ -121,7 +121,7 @@ def allowed_request(route, root, owner, prepare=True):
         return "GET", url, {}, None, 200
     if last == "metadata" or last in ("studies", "series", "instances"):
         return "GET", url, {"Accept": DICOM_JSON}, None, 200
-    if last == "{frames}":
+    if last in ("{frames}", "{attribute}"):
         return "GET", url, {"Accept": MULTIPART_OCTETS}, None, 200
     if last in ("rendered", "thumbnail"):
         return "GET", url, {"Accept": "image/jpeg"}, None, 200

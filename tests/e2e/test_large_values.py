@@ -1,8 +1,9 @@
 """Instances with huge non-bulk values (issue 12, "hostile input", finding 4).
 
 Six instances with a 100 MiB UT each used to take 4-5 GB of server memory and make every metadata, QIDO and
-change feed answer that showed them hundreds of MB. A value over 64 KiB is now left out of an instance's metadata
-and of the search index (the file keeps it), so these answers stay small and the server's memory bounded.
+change feed answer that showed them hundreds of MB. A value over 64 KiB is now a BulkDataURI in an instance's
+metadata (issue 13; search results leave it out) and is not in the search index (the file keeps it, its bulk data
+URI serves it), so these answers stay small and the server's memory bounded.
 """
 
 import io
@@ -11,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pydicom
 import requests
 from pydicom.uid import generate_uid
 
@@ -66,7 +68,7 @@ def with_huge_text(study: str, series: str, size: int) -> tuple[str, bytes]:
     return ds.SOPInstanceUID, out.getvalue()
 
 
-def test_huge_text_values_are_stored_whole_and_left_out_of_metadata_with_bounded_memory(server):
+def test_huge_text_values_are_stored_whole_and_are_bulk_data_in_metadata_with_bounded_memory(server):
     study, series = generate_uid(), generate_uid()
     pid = server.process.pid
     files = {}
@@ -95,12 +97,27 @@ def test_huge_text_values_are_stored_whole_and_left_out_of_metadata_with_bounded
     assert showing.peak < RSS_LIMIT, f"server RSS reached {showing.peak / MIB:.0f} MiB while answering"
     print(f"peak RSS {storing.peak / MIB:.0f} MiB storing, {showing.peak / MIB:.0f} MiB answering")
 
-    instances = bodies["study metadata"] + bodies["QIDO includefield=all"]
-    instances += [entry["Metadata"] for entry in bodies["change feed"]]
-    assert len(instances) == 9
-    for instance in instances:
-        assert "0040A160" not in instance, "the 20 MiB TextValue is left out"
+    documents = bodies["study metadata"] + [entry["Metadata"] for entry in bodies["change feed"]]
+    found = bodies["QIDO includefield=all"]
+    assert len(documents) == 6 and len(found) == 3
+    for instance in documents:
+        text = instance["0040A160"]
+        assert "Value" not in text and text["BulkDataURI"].endswith("/bulkdata/0040A160"), \
+            "the 20 MiB TextValue is a BulkDataURI"
+    for instance in found:
+        assert "0040A160" not in instance, "search results carry no bulk values"
+    for instance in documents + found:
         assert instance["001021B0"]["Value"] == ["kept: a short text"], "short texts are kept"
+
+    # The URI serves the text, streamed from the file with bounded memory.
+    with PeakRss(pid) as serving:
+        for instance in bodies["study metadata"]:
+            sop = instance["00080018"]["Value"][0]
+            r = requests.get(instance["0040A160"]["BulkDataURI"], headers={"Accept": "application/octet-stream"})
+            assert r.status_code == 200
+            assert len(r.content) == 20 * MIB
+            assert r.content.rstrip(b" ") == pydicom.dcmread(io.BytesIO(files[sop])).TextValue.encode().rstrip(b" ")
+    assert serving.peak < RSS_LIMIT, f"server RSS reached {serving.peak / MIB:.0f} MiB serving the values"
 
     # The file keeps every byte of it.
     sop, content = next(iter(files.items()))

@@ -3,8 +3,8 @@
 //! [`inspect`] reads the instance once, front to back, from any [`std::io::Read`], with memory bounded by the
 //! size of its non-bulk attributes (an instance may be gigabytes of pixel data):
 //!
-//! - every non-bulk attribute goes into an [`InMemDicomObject`] (bulk values: OB, OD, OF, OL, OV, OW, UN and Pixel
-//!   Data are skipped without being loaded, also inside sequences), text decoded to Unicode with the Specific
+//! - every attribute goes into an [`InMemDicomObject`], but bulk ones (OB, OD, OF, OL, OV, OW, UN and Pixel Data,
+//!   also inside sequences) without their values, which are skipped without being loaded; text decoded to Unicode with the Specific
 //!   Character Set, ISO 2022 code extensions included; a UN element of undefined length is a sequence of implicit
 //!   VR items (PS3.5 6.2.2) and goes in as a sequence (VR SQ), as pydicom reads it;
 //! - the position of the Pixel Data frames in the file is recorded as absolute byte ranges
@@ -34,6 +34,7 @@
 
 mod charset;
 mod layout;
+mod locate;
 mod meta;
 mod parse;
 mod un;
@@ -45,6 +46,7 @@ use dicom_encoding::transfer_syntax::{Codec, TransferSyntaxIndex};
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
+pub use locate::{AttributePath, AttributePathError, LocatedValue, byte_swap_width, locate_value};
 pub use validate::is_valid_uid;
 
 /// Upper bound on the memory taken by non-bulk attributes (value bytes plus a fixed cost per element, item and
@@ -72,9 +74,10 @@ pub struct InstanceInfo {
     pub sop_class_uid: String,
     /// Transfer Syntax UID (0002,0010) from the file meta information, trimmed.
     pub transfer_syntax_uid: String,
-    /// The main dataset WITHOUT bulk values: elements of VR OB, OD, OF, OL, OV, OW, UN and Pixel Data are not
-    /// inserted (also inside sequences), except that a UN element of undefined length is read as the sequence it
-    /// is (VR SQ). String values are decoded with the Specific Character Set of their dataset or item (ISO 2022
+    /// The main dataset WITHOUT bulk values: elements of VR OB, OD, OF, OL, OV, OW, UN and Pixel Data (also
+    /// inside sequences) are there with their tag and VR but an empty value ([`dicom_core::PrimitiveValue::Empty`]: their
+    /// bytes are never loaded; [`locate_value`] finds them in the file), except that a UN element of undefined
+    /// length is read as the sequence it is (VR SQ). Encapsulated Pixel Data is there as an empty OB. String values are decoded with the Specific Character Set of their dataset or item (ISO 2022
     /// code extensions included; undecodable bytes are U+FFFD, with a warning) and otherwise kept as read (padding
     /// included). Sequences have undefined length.
     pub dataset: InMemDicomObject,

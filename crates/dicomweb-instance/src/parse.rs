@@ -1,4 +1,5 @@
-//! Single pass over the main dataset: builds the non-bulk [`InMemDicomObject`] and records where the pixel data is.
+//! Single pass over the main dataset: builds the [`InMemDicomObject`] of its attributes, bulk ones without their
+//! values, and records where the pixel data is.
 
 use std::io::Read;
 
@@ -162,7 +163,7 @@ impl std::io::Write for CountingSink {
 }
 
 /// Consumes exactly `length` value bytes, keeping the first `keep` of them; fails if the input ends first.
-fn consume<D: StatefulDecode>(
+pub(crate) fn consume<D: StatefulDecode>(
     decoder: &mut D,
     length: u32,
     keep: usize,
@@ -214,6 +215,15 @@ impl DatasetBuilder<'_> {
                 "non-bulk attributes exceed the limit of {MAX_METADATA_BYTES} bytes"
             )));
         }
+        Ok(())
+    }
+
+    /// Puts a bulk attribute into the dataset without its value (see [`crate::InstanceInfo::dataset`]): its
+    /// bytes are never loaded, but the attribute is listed, so that metadata can point to it.
+    fn put_bulk_placeholder(&mut self, tag: Tag, vr: VR) -> Result<(), InspectError> {
+        self.charge(0)?;
+        self.current_object()?
+            .put(DataElement::new(tag, vr, PrimitiveValue::Empty));
         Ok(())
     }
 
@@ -301,7 +311,8 @@ impl DatasetBuilder<'_> {
                 }
                 Some(Open::PixelSequence { in_item: false, .. }) => {
                     self.open.pop();
-                    Ok(())
+                    // Only Pixel Data is ever encapsulated (PS3.5 A.4).
+                    self.put_bulk_placeholder(tags::PIXEL_DATA, VR::OB)
                 }
                 _ => Err(not_dicom("sequence delimiter found outside a sequence")),
             },
@@ -359,7 +370,7 @@ impl DatasetBuilder<'_> {
                 });
             }
             consume(decoder, length, 0)?;
-            return Ok(());
+            return self.put_bulk_placeholder(header.tag, header.vr);
         }
         if top_level && header.tag == tags::EXTENDED_OFFSET_TABLE {
             self.charge(u64::from(length))?;
@@ -375,11 +386,11 @@ impl DatasetBuilder<'_> {
                     })
                     .collect(),
             );
-            return Ok(());
+            return self.put_bulk_placeholder(header.tag, header.vr);
         }
         if is_bulk(&header) {
             consume(decoder, length, 0)?;
-            return Ok(());
+            return self.put_bulk_placeholder(header.tag, header.vr);
         }
         self.charge(u64::from(length))?;
         // The value bytes are collected first and decoded from memory: the decoder would allocate the declared

@@ -129,8 +129,8 @@ fn assert_same_non_bulk(ours: &InMemDicomObject, reference: &InMemDicomObject, c
         let found = ours.get(element.tag());
         if bulk {
             assert!(
-                found.is_none(),
-                "{context}: bulk {} was loaded",
+                common::has_placeholder(ours, element.tag()),
+                "{context}: bulk {} was loaded, or is missing",
                 element.tag()
             );
             continue;
@@ -150,7 +150,7 @@ fn assert_same_non_bulk(ours: &InMemDicomObject, reference: &InMemDicomObject, c
 }
 
 #[test]
-fn dataset_has_every_non_bulk_attribute_and_no_bulk_value() {
+fn dataset_has_every_non_bulk_attribute_and_bulk_ones_without_their_values() {
     for name in READABLE {
         let path = sample(name);
         let info = inspect_path(&path).unwrap();
@@ -162,7 +162,7 @@ fn dataset_has_every_non_bulk_attribute_and_no_bulk_value() {
     let waveforms = info.dataset.element(tags::WAVEFORM_SEQUENCE).unwrap();
     let first = &waveforms.items().unwrap()[0];
     assert!(first.get(tags::NUMBER_OF_WAVEFORM_SAMPLES).is_some());
-    assert!(first.get(tags::WAVEFORM_DATA).is_none());
+    assert!(common::has_placeholder(first, tags::WAVEFORM_DATA));
 }
 
 #[test]
@@ -312,7 +312,7 @@ fn deflated_instance_is_parsed_but_not_range_readable() {
             .unwrap(),
         512
     );
-    assert!(info.dataset.get(tags::PIXEL_DATA).is_none());
+    assert!(common::has_placeholder(&info.dataset, tags::PIXEL_DATA));
 }
 
 #[test]

@@ -101,6 +101,8 @@
 
 #![warn(missing_docs)]
 
+use std::borrow::Cow;
+
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use dicom_core::header::Header;
@@ -131,6 +133,63 @@ pub enum BulkDataPolicy {
     },
     /// `"InlineBinary"`: base64 of the little-endian value field.
     Inline,
+    /// `"BulkDataURI": "bulkdata/{tag path}"`, a URI relative to the instance's own, for every bulk attribute
+    /// (also those whose value is empty: a data set read without its bulk values, as `dicomweb-instance` reads
+    /// one, keeps them as empty values) and every large value. For documents stored once and served under
+    /// several base URIs: [`resolve_bulk_data_uris`] makes them absolute when the document is served.
+    RelativeUri,
+}
+
+/// The text every URI written under [`BulkDataPolicy::RelativeUri`] starts with, as it appears in the document.
+const RELATIVE_BULK_DATA_URI: &[u8] = b"\"BulkDataURI\":\"bulkdata/";
+
+/// Makes the `BulkDataURI`s written under [`BulkDataPolicy::RelativeUri`] in `document` (DICOM JSON written by
+/// this crate, or a JSON array of such documents, or any part of one) absolute: `bulkdata/...` becomes
+/// `{instance_uri}/bulkdata/...`. A document without any is returned as is, borrowed.
+///
+/// Found by their text, which cannot occur anywhere else in JSON: inside a string, a `"` is escaped.
+///
+/// ```
+/// use dicomweb_json::resolve_bulk_data_uris;
+///
+/// let stored = br#"{"7FE00010":{"vr":"OW","BulkDataURI":"bulkdata/7FE00010"}}"#;
+/// let served = resolve_bulk_data_uris(stored, "http://host/studies/1/series/2/instances/3");
+/// assert_eq!(
+///     std::str::from_utf8(&served).unwrap(),
+///     r#"{"7FE00010":{"vr":"OW","BulkDataURI":"http://host/studies/1/series/2/instances/3/bulkdata/7FE00010"}}"#
+/// );
+/// ```
+pub fn resolve_bulk_data_uris<'a>(document: &'a [u8], instance_uri: &str) -> Cow<'a, [u8]> {
+    let finder = memchr::memmem::Finder::new(RELATIVE_BULK_DATA_URI);
+    let mut found = finder.find_iter(document).peekable();
+    if found.peek().is_none() {
+        return Cow::Borrowed(document);
+    }
+    // The URI as JSON string content (a URI has nothing to escape, but its UIDs came from clients).
+    let quoted = serde_json::to_string(instance_uri.trim_end_matches('/')).unwrap_or_default();
+    let escaped = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .as_bytes();
+    let uri_start = RELATIVE_BULK_DATA_URI.len() - b"bulkdata/".len();
+    let mut out = Vec::with_capacity(document.len() + 4 * (escaped.len() + 1));
+    let mut copied = 0;
+    for at in found {
+        let insert_at = at + uri_start;
+        out.extend_from_slice(&document[copied..insert_at]);
+        out.extend_from_slice(escaped);
+        out.push(b'/');
+        copied = insert_at;
+    }
+    out.extend_from_slice(&document[copied..]);
+    Cow::Owned(out)
+}
+
+/// Whether `document` has a `BulkDataURI` written under [`BulkDataPolicy::RelativeUri`] (see
+/// [`resolve_bulk_data_uris`]).
+pub fn has_relative_bulk_data_uri(document: &[u8]) -> bool {
+    memchr::memmem::find(document, RELATIVE_BULK_DATA_URI).is_some()
 }
 
 /// Options for writing DICOM JSON.
@@ -141,7 +200,7 @@ pub struct JsonOptions {
     /// A value of any other VR (text such as UT, or a long list of numbers) whose value field is
     /// longer than this many bytes (as `PrimitiveValue::calculate_byte_len` counts it) is written
     /// as bulk data too: left out under [`BulkDataPolicy::Omit`], a `"BulkDataURI"` under
-    /// [`BulkDataPolicy::Uri`]. Under [`BulkDataPolicy::Inline`] it stays a `"Value"`, since
+    /// [`BulkDataPolicy::Uri`] and [`BulkDataPolicy::RelativeUri`]. Under [`BulkDataPolicy::Inline`] it stays a `"Value"`, since
     /// `"InlineBinary"` is only defined for binary VRs (F.2.7). `None`: no limit.
     ///
     /// This crate's reader refuses a `"BulkDataURI"` on a text VR (see the crate docs), so a

@@ -117,7 +117,10 @@ impl Serialize for ElementJson<'_> {
                 match &self.options.bulk_data {
                     BulkDataPolicy::Omit => {}
                     BulkDataPolicy::Uri { base } => {
-                        map.serialize_entry("BulkDataURI", &self.bulk_uri(base))?;
+                        map.serialize_entry("BulkDataURI", &self.bulk_uri(Some(base)))?;
+                    }
+                    BulkDataPolicy::RelativeUri => {
+                        map.serialize_entry("BulkDataURI", &self.bulk_uri(None))?;
                     }
                     BulkDataPolicy::Inline => {
                         let bytes = encapsulated_bytes(pixels);
@@ -130,7 +133,7 @@ impl Serialize for ElementJson<'_> {
                 map.serialize_entry("vr", vr.to_string())?;
                 if is_bulk(tag, vr) {
                     self.serialize_bulk(&mut map, value)?;
-                } else if let BulkDataPolicy::Uri { base } = &self.options.bulk_data
+                } else if let Some(base) = self.uri_base()
                     && self.options.is_large(value)
                 {
                     // Not `serialize_bulk`: a text value is never a URI read from JSON.
@@ -145,9 +148,18 @@ impl Serialize for ElementJson<'_> {
 }
 
 impl ElementJson<'_> {
-    fn bulk_uri<'b>(&'b self, base: &'b str) -> BulkUri<'b> {
+    /// The base of the URIs written under the options (`Some(None)`: relative), if they write URIs.
+    fn uri_base(&self) -> Option<Option<&str>> {
+        match &self.options.bulk_data {
+            BulkDataPolicy::Uri { base } => Some(Some(base)),
+            BulkDataPolicy::RelativeUri => Some(None),
+            BulkDataPolicy::Omit | BulkDataPolicy::Inline => None,
+        }
+    }
+
+    fn bulk_uri<'b>(&'b self, base: Option<&'b str>) -> BulkUri<'b> {
         BulkUri {
-            base: base.trim_end_matches('/'),
+            base: base.map(|base| base.trim_end_matches('/')),
             path: self.path,
             tag: self.element.tag(),
         }
@@ -159,6 +171,10 @@ impl ElementJson<'_> {
         value: &PrimitiveValue,
     ) -> Result<(), M::Error> {
         if value.multiplicity() == 0 {
+            // Under RelativeUri an empty value may be one that was not read: it gets its URI all the same.
+            if let BulkDataPolicy::RelativeUri = self.options.bulk_data {
+                return map.serialize_entry("BulkDataURI", &self.bulk_uri(None));
+            }
             return Ok(());
         }
         // A BulkDataURI read from JSON is kept as the (string) value of the binary element:
@@ -169,8 +185,9 @@ impl ElementJson<'_> {
         match &self.options.bulk_data {
             BulkDataPolicy::Omit => Ok(()),
             BulkDataPolicy::Uri { base } => {
-                map.serialize_entry("BulkDataURI", &self.bulk_uri(base))
+                map.serialize_entry("BulkDataURI", &self.bulk_uri(Some(base)))
             }
+            BulkDataPolicy::RelativeUri => map.serialize_entry("BulkDataURI", &self.bulk_uri(None)),
             BulkDataPolicy::Inline => {
                 let bytes = le_bytes(value);
                 map.serialize_entry("InlineBinary", &InlineBinary(&bytes))
@@ -197,10 +214,10 @@ impl Serialize for InlineBinary<'_> {
     }
 }
 
-/// `{base}/bulkdata/{path}` where path is `GGGGEEEE` for a top-level attribute and
-/// `SSSSSSSS.i.GGGGEEEE` (repeated) inside sequence items.
+/// `{base}/bulkdata/{path}` (without a base: `bulkdata/{path}`) where path is `GGGGEEEE` for a top-level
+/// attribute and `SSSSSSSS.i.GGGGEEEE` (repeated) inside sequence items.
 struct BulkUri<'a> {
-    base: &'a str,
+    base: Option<&'a str>,
     path: Option<&'a ItemPath<'a>>,
     tag: Tag,
 }
@@ -213,8 +230,11 @@ impl fmt::Display for BulkUri<'_> {
             let Tag(group, element) = step.sequence;
             write!(f, "{group:04X}{element:04X}.{}.", step.index)
         }
-        f.write_str(self.base)?;
-        f.write_str("/bulkdata/")?;
+        if let Some(base) = self.base {
+            f.write_str(base)?;
+            f.write_str("/")?;
+        }
+        f.write_str("bulkdata/")?;
         write_path(f, self.path)?;
         let Tag(group, element) = self.tag;
         write!(f, "{group:04X}{element:04X}")

@@ -121,6 +121,83 @@ fn uri_policy_points_at_the_bulkdata_path_including_sequence_items() {
     );
 }
 
+/// What an archive stores once and serves under any base URI: relative URIs, which
+/// `resolve_bulk_data_uris` makes absolute, the same as the `Uri` policy would have written them.
+#[test]
+fn relative_uri_policy_resolves_to_the_documents_of_the_uri_policy() {
+    let relative = JsonOptions {
+        bulk_data: BulkDataPolicy::RelativeUri,
+        large_value_bytes: Some(16),
+    };
+    let mut dataset = common::golden_dataset();
+    // A bulk attribute whose value was not read (as dicomweb-instance leaves them) and a long text.
+    dataset.put(DataElement::new(
+        Tag(0x0009, 0x1099),
+        VR::OB,
+        PrimitiveValue::Empty,
+    ));
+    dataset.put(DataElement::new(
+        tags::IMAGE_COMMENTS,
+        VR::LT,
+        PrimitiveValue::from("a comment longer than sixteen bytes"),
+    ));
+    let stored = dataset_to_json_bytes(&dataset, &relative);
+    let json: Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(
+        json["7FE00010"],
+        json!({"vr": "OW", "BulkDataURI": "bulkdata/7FE00010"})
+    );
+    assert_eq!(
+        json["00091099"],
+        json!({"vr": "OB", "BulkDataURI": "bulkdata/00091099"})
+    );
+    assert_eq!(
+        json["00204000"],
+        json!({"vr": "LT", "BulkDataURI": "bulkdata/00204000"})
+    );
+    assert_eq!(
+        attribute(&json, &["00081115", "#0", "0008114A", "#0", "00091010"]),
+        json!({"vr": "OB", "BulkDataURI": "bulkdata/00081115.0.0008114A.0.00091010"})
+    );
+    assert!(dicomweb_json::has_relative_bulk_data_uri(&stored));
+
+    let base = "https://pacs/v2/studies/1/series/2/instances/3";
+    let absolute = JsonOptions {
+        bulk_data: BulkDataPolicy::Uri { base: base.into() },
+        large_value_bytes: Some(16),
+    };
+    let mut expected = dataset.clone();
+    // Under Uri an empty bulk value has no URI; it is the one difference.
+    expected.put(DataElement::new(
+        Tag(0x0009, 0x1099),
+        VR::OB,
+        PrimitiveValue::from(vec![1u8, 2]),
+    ));
+    let mut expected: Value =
+        serde_json::from_slice(&dataset_to_json_bytes(&expected, &absolute)).unwrap();
+    let resolved: Value =
+        serde_json::from_slice(&dicomweb_json::resolve_bulk_data_uris(&stored, base)).unwrap();
+    expected["00091099"] = json!({"vr": "OB", "BulkDataURI": format!("{base}/bulkdata/00091099")});
+    assert_eq!(resolved, expected);
+}
+
+#[test]
+fn resolving_leaves_a_document_without_relative_uris_as_it_is_and_escapes_the_base() {
+    let plain =
+        br#"[{"00100010":{"vr":"PN","Value":[{"Alphabetic":"\"BulkDataURI\":\"bulkdata/"}]}}]"#;
+    assert!(matches!(
+        dicomweb_json::resolve_bulk_data_uris(plain, "http://h"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    let two = br#"[{"7FE00010":{"vr":"OB","BulkDataURI":"bulkdata/7FE00010"}},{"7FE00010":{"vr":"OB","BulkDataURI":"bulkdata/7FE00010"}}]"#;
+    let resolved = dicomweb_json::resolve_bulk_data_uris(two, "http://h/\"x\"/");
+    let resolved: Value = serde_json::from_slice(&resolved).unwrap();
+    assert_eq!(
+        resolved[1]["7FE00010"]["BulkDataURI"],
+        "http://h/\"x\"/bulkdata/7FE00010"
+    );
+}
+
 #[test]
 fn omit_policy_leaves_bulk_attributes_out_everywhere() {
     let json = dataset_to_json(&common::golden_dataset(), &JsonOptions::default());

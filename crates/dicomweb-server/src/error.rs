@@ -68,6 +68,7 @@ impl ResponseError for ApiError {
                 ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                 ServiceError::InvalidInput(_) => StatusCode::BAD_REQUEST,
                 ServiceError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+                ServiceError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Storage(_)
                 | ServiceError::Index(_)
@@ -100,6 +101,13 @@ impl ResponseError for ApiError {
             && let Some(challenge) = bearer_challenge(error)
         {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge));
+        }
+        if let ApiError::Service(ServiceError::RangeNotSatisfiable { length }) = self {
+            // RFC 9110 15.5.17: the current length of the selected representation.
+            response.insert_header((
+                actix_web::http::header::CONTENT_RANGE,
+                format!("bytes */{length}"),
+            ));
         }
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));

@@ -25,6 +25,12 @@ pub enum ServiceError {
     /// The catalogue of record failed.
     #[error("catalogue error: {0}")]
     Catalogue(#[from] CatalogueError),
+    /// A byte range asked of a value of `length` bytes holds none of them.
+    #[error("the range asked for is not within the {length} bytes of the value")]
+    RangeNotSatisfiable {
+        /// The whole value's length.
+        length: u64,
+    },
     /// The service cannot answer now (the search index is catching up too slowly): retry later.
     #[error("{0}")]
     Unavailable(String),

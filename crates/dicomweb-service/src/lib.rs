@@ -46,6 +46,7 @@ use dicomweb_storage::BlobStore;
 use futures::StreamExt;
 
 pub mod attributes;
+mod bulk;
 mod copies;
 mod error;
 mod follower;
@@ -59,8 +60,10 @@ pub mod search;
 mod search_lanes;
 mod spool;
 mod store;
+mod store_json;
 mod uid;
 
+pub use bulk::{BulkData, BulkValue, ByteRangeRequest};
 pub use dicomweb_pixel::{ImageFormat, RenderOptions, Viewport, VoiFunction, Window};
 pub use error::{Result, ServiceError};
 pub use ingest_pool::INGEST_NICENESS;
@@ -69,7 +72,8 @@ pub use recovery::{RecoveryReport, SweepReport};
 pub use render::{RenderedImage, THUMBNAIL_SIZE};
 pub use retrieve::{
     FRAMES_READ_AT_ONCE_MAX_BYTES, FrameBodies, FrameBody, FrameData, InstanceContent,
-    MetadataBody, MetadataDocument, TransferSyntaxRequest, media_type_of_transfer_syntax,
+    MetadataBody, MetadataDocument, TransferSyntaxRequest, instance_url,
+    media_type_of_transfer_syntax, served_metadata,
 };
 pub use search::{
     MAX_QUERY_UIDS, MAX_QUERY_VALUE_CHARS, MAX_QUERY_VALUES, MAX_QUERY_WILDCARDS, SearchResource,
@@ -82,6 +86,7 @@ pub use store::{
     ReceivedInstance, SMALLEST_LARGE_VALUE_BYTES, StoreRequestError, StoreStatus,
     WARNING_VALIDATION, store_response, store_status,
 };
+pub use store_json::{BulkDataPart, MAX_JSON_STORE_BYTES};
 pub use uid::check_uid;
 
 pub use dicomweb_catalogue::{
@@ -104,7 +109,8 @@ pub struct ServiceConfig {
     /// they are spooled to disk whatever their size.
     pub spool_memory: SpoolMemory,
     /// How precomputed instance metadata is serialized: by default bulk values, and values over
-    /// [`LARGE_VALUE_BYTES`], are left out (and the latter not indexed). Whatever the options, an instance's
+    /// [`LARGE_VALUE_BYTES`] (which are not indexed), are relative `BulkDataURI`s, resolved when served
+    /// ([`served_metadata`]). Whatever the options, an instance's
     /// metadata is kept within [`MAX_INSTANCE_METADATA_BYTES`].
     pub metadata_json: JsonOptions,
     /// On storage whose writes need a flush (local disk), instances up to this size are committed with a copy
@@ -121,7 +127,7 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// Defaults: 16 MiB in memory per instance and 256 MiB for all of them, bulk values omitted from metadata,
+    /// Defaults: 16 MiB in memory per instance and 256 MiB for all of them, bulk values as URIs in metadata,
     /// copies in the catalogue for instances up to 256 KiB flushed within 100 ms, the search index updated 250 ms
     /// after a write.
     pub fn new(spool_dir: PathBuf) -> Self {
@@ -133,7 +139,7 @@ impl ServiceConfig {
             copy_flush_delay: std::time::Duration::from_millis(100),
             index_commit_delay: std::time::Duration::from_millis(250),
             metadata_json: JsonOptions {
-                bulk_data: BulkDataPolicy::Omit,
+                bulk_data: BulkDataPolicy::RelativeUri,
                 large_value_bytes: Some(LARGE_VALUE_BYTES),
             },
         }

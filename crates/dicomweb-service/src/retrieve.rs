@@ -490,9 +490,12 @@ impl StudiesService {
     /// Metadata of every instance in `scope`, precomputed at store time, as one JSON array: whole if one read
     /// of [`METADATA_READ_BUDGET`] bytes holds it, otherwise streamed from the catalogue
     /// ([`MetadataBody`]). `NotFound` when the scope has no instance.
-    pub async fn metadata(&self, scope: &Scope) -> Result<MetadataDocument> {
+    ///
+    /// `base_url` is the service root as the client addressed it (e.g. `https://host/v2`): the `BulkDataURI`s of
+    /// the documents are under it (see [`served_metadata`]), and so the entity tag depends on it.
+    pub async fn metadata(&self, scope: &Scope, base_url: &str) -> Result<MetadataDocument> {
         let records = self.instances_in(scope).await?;
-        let etag = metadata_etag(&records);
+        let etag = metadata_etag(&records, base_url);
         let paths: Vec<InstancePath> = records.iter().map(InstancePath::of).collect();
         drop(records);
         let mut reader = MetadataReader {
@@ -502,6 +505,7 @@ impl StudiesService {
             any_written: false,
             closed: false,
             budget: METADATA_READ_BUDGET,
+            base_url: base_url.to_owned(),
         };
         let first = reader.next_piece().await?;
         let body = if reader.closed {
@@ -527,8 +531,8 @@ impl StudiesService {
     }
 
     /// The entity tag the metadata of `scope` would have, without building the body (for `If-None-Match`).
-    pub async fn metadata_etag(&self, scope: &Scope) -> Result<String> {
-        Ok(metadata_etag(&self.instances_in(scope).await?))
+    pub async fn metadata_etag(&self, scope: &Scope, base_url: &str) -> Result<String> {
+        Ok(metadata_etag(&self.instances_in(scope).await?, base_url))
     }
 
     /// Frames (1-based numbers) of one instance, read by byte ranges through the layout recorded at store time.
@@ -821,7 +825,7 @@ impl StudiesService {
     }
 
     /// The whole file of an instance, in memory (callers bound its size).
-    async fn read_whole(&self, record: &InstanceRecord) -> Result<Bytes> {
+    pub(crate) async fn read_whole(&self, record: &InstanceRecord) -> Result<Bytes> {
         self.blobs
             .get_whole_many(vec![(record.blob_key.clone(), record.size)])
             .await
@@ -975,6 +979,8 @@ struct MetadataReader {
     /// The last piece was read.
     closed: bool,
     budget: usize,
+    /// What the documents' relative `BulkDataURI`s are resolved against (see [`served_metadata`]).
+    base_url: String,
 }
 
 impl MetadataReader {
@@ -1000,7 +1006,13 @@ impl MetadataReader {
                 if self.any_written {
                     piece.push(b',');
                 }
-                piece.extend_from_slice(&record.metadata);
+                piece.extend_from_slice(&served_metadata(
+                    &record.metadata,
+                    &self.base_url,
+                    &record.study_instance_uid,
+                    &record.series_instance_uid,
+                    &record.sop_instance_uid,
+                ));
                 self.any_written = true;
             }
         }
@@ -1012,10 +1024,36 @@ impl MetadataReader {
     }
 }
 
+/// The URL of an instance under a service root such as `https://host/v2`.
+pub fn instance_url(base_url: &str, study: &str, series: &str, sop: &str) -> String {
+    format!(
+        "{}/studies/{study}/series/{series}/instances/{sop}",
+        base_url.trim_end_matches('/')
+    )
+}
+
+/// An instance's stored metadata as it is served under the service root `base_url` (e.g. `https://host/v2`):
+/// the relative `BulkDataURI`s it was stored with (the same document serves every root a client may use)
+/// become URLs of the instance's bulk data resources. Borrowed when it has none.
+pub fn served_metadata<'a>(
+    stored: &'a [u8],
+    base_url: &str,
+    study: &str,
+    series: &str,
+    sop: &str,
+) -> std::borrow::Cow<'a, [u8]> {
+    if !dicomweb_json::has_relative_bulk_data_uri(stored) {
+        return std::borrow::Cow::Borrowed(stored);
+    }
+    dicomweb_json::resolve_bulk_data_uris(stored, &instance_url(base_url, study, series, sop))
+}
+
 /// Entity tag of a metadata response: stored instances are immutable, so their identities and store times
 /// determine the content.
-fn metadata_etag(records: &[InstanceRecord]) -> String {
+fn metadata_etag(records: &[InstanceRecord], base_url: &str) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(base_url.as_bytes());
+    hasher.update([0]);
     for r in records {
         hasher.update(r.sop_instance_uid.as_bytes());
         hasher.update([0]);
@@ -1052,6 +1090,7 @@ mod tests {
             any_written: false,
             closed: false,
             budget,
+            base_url: "http://host".into(),
         };
         let mut whole = reader(usize::MAX);
         let all = whole.next_piece().await.unwrap();

@@ -10,6 +10,7 @@
 //! without a value. Results come in the index's order: StudyInstanceUID, then
 //! SeriesInstanceUID, then SOPInstanceUID.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -723,19 +724,24 @@ impl ResultShape<'_> {
             sources.push((&hit.study_record, &from_study));
         }
         // (key, value as JSON text)
-        let mut attributes: Vec<(&str, &str)> = Vec::with_capacity(48);
+        let mut attributes: Vec<(&str, Cow<str>)> = Vec::with_capacity(48);
         for (record, takes) in sources {
             for (key, value) in raw_entries(record)? {
                 // A computed attribute replaces a stored one of the same tag.
                 if takes(key)
                     && (self.include_all || self.keep.contains(key))
                     && !computed.iter().any(|(k, _)| k == key)
+                    && let Some(value) = self.searched_value(record, value.get())
                 {
-                    attributes.push((key, value.get()));
+                    attributes.push((key, value));
                 }
             }
         }
-        attributes.extend(computed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        attributes.extend(
+            computed
+                .iter()
+                .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str()))),
+        );
         // DICOM JSON objects list attributes in tag order; keys are 8 hex digits, so text order.
         attributes.sort_by(|a, b| a.0.cmp(b.0));
         attributes.dedup_by(|a, b| a.0 == b.0);
@@ -753,6 +759,27 @@ impl ResultShape<'_> {
         }
         out.push('}');
         Ok(SearchResult(out))
+    }
+
+    /// A stored attribute's value as a result gives it: a bulk value (a `BulkDataURI`, relative as stored) is
+    /// left out, as search results carry no bulk data; one nested in a sequence's items gets the URL of its
+    /// instance's bulk data resource, as in the instance's metadata.
+    fn searched_value<'v>(&self, record: &HitInstance, value: &'v str) -> Option<Cow<'v, str>> {
+        if !dicomweb_json::has_relative_bulk_data_uri(value.as_bytes()) {
+            return Some(Cow::Borrowed(value));
+        }
+        // Stored values are written by dicomweb-json: `{"vr":"XX",...}`.
+        if !value.starts_with(r#"{"vr":"SQ""#) {
+            return None;
+        }
+        let served = crate::retrieve::served_metadata(
+            value.as_bytes(),
+            self.base_url,
+            &record.study_instance_uid,
+            &record.series_instance_uid,
+            &record.sop_instance_uid,
+        );
+        String::from_utf8(served.into_owned()).ok().map(Cow::Owned)
     }
 
     /// The computed attributes of a hit (RetrieveURL, InstanceAvailability, counts,

@@ -46,9 +46,9 @@ impl FailureReason {
 }
 
 /// A non-bulk value (text such as UT or LT, a long LO or DS list, a long list of numbers) longer than this many
-/// bytes is treated like bulk data: left out of the instance's metadata (WADO metadata, QIDO results, the change
-/// feed), as binary values are, and never indexed, so no search matches it (neither whole nor by a prefix). The
-/// file keeps it, and retrieving the instance returns it. The default of `ServiceConfig::metadata_json`'s
+/// bytes is treated like bulk data: a BulkDataURI in the instance's metadata (WADO metadata, the change feed;
+/// QIDO results leave it out), as binary values are, and never indexed, so no search matches it (neither whole
+/// nor by a prefix). The file keeps it; retrieving the instance or its bulk data returns it. The default of `ServiceConfig::metadata_json`'s
 /// `large_value_bytes`; searchable attributes use the same limit as the metadata of their instance.
 pub const LARGE_VALUE_BYTES: usize = 64 * 1024;
 
@@ -472,7 +472,7 @@ fn storage_failure(ids: Option<(String, String)>, key: &str, e: StorageError) ->
     outcome
 }
 
-fn failed(
+pub(crate) fn failed(
     ids: Option<(String, String)>,
     reason: FailureReason,
     message: String,
@@ -556,8 +556,15 @@ fn inspect_bytes(
     source: impl std::io::Read,
     json: &dicomweb_json::JsonOptions,
 ) -> Result<(InstanceInfo, Derived), (FailureReason, String)> {
-    let info =
+    let mut info =
         dicomweb_instance::inspect(source).map_err(|e| (inspect_failure(&e), e.to_string()))?;
+    // The metadata says in which transfer syntax the instance is stored, in Available Transfer Syntax UID, as
+    // dcm4chee's does (OHIF reads it to tell video from images). The file keeps what it had.
+    info.dataset.put(DataElement::new(
+        tags::AVAILABLE_TRANSFER_SYNTAX_UID,
+        VR::UI,
+        PrimitiveValue::from(info.transfer_syntax_uid.as_str()),
+    ));
     let (metadata, limit) = bounded_metadata(&info, json)?;
     let derived = Derived {
         metadata,

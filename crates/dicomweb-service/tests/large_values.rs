@@ -95,7 +95,10 @@ fn service() -> StudiesService {
 
 async fn metadata_of(service: &StudiesService, sop: &str) -> (Vec<u8>, Value) {
     let array = service
-        .metadata(&Scope::Instance(STUDY.into(), SERIES.into(), sop.into()))
+        .metadata(
+            &Scope::Instance(STUDY.into(), SERIES.into(), sop.into()),
+            "http://h",
+        )
         .await
         .unwrap()
         .into_bytes()
@@ -120,14 +123,22 @@ async fn search(service: &StudiesService, params: &[(&str, &str)]) -> usize {
 }
 
 #[tokio::test]
-async fn values_over_the_limit_are_left_out_of_the_metadata_and_small_ones_kept() {
+async fn values_over_the_limit_are_bulk_data_uris_in_the_metadata_and_small_ones_kept() {
     let service = service();
     store_file(&service, with_huge_values("1.2.3.1")).await;
 
     let (bytes, json) = metadata_of(&service, "1.2.3.1").await;
-    assert!(json.get("0040A160").is_none(), "the 1 MiB TextValue");
-    assert!(
-        json.get("00081030").is_none(),
+    let uri = |tag: &str| {
+        format!("http://h/studies/{STUDY}/series/{SERIES}/instances/1.2.3.1/bulkdata/{tag}")
+    };
+    assert_eq!(
+        json["0040A160"],
+        serde_json::json!({"vr": "UT", "BulkDataURI": uri("0040A160")}),
+        "the 1 MiB TextValue"
+    );
+    assert_eq!(
+        json["00081030"],
+        serde_json::json!({"vr": "LO", "BulkDataURI": uri("00081030")}),
         "the 100 KiB StudyDescription"
     );
     assert_eq!(
@@ -150,7 +161,11 @@ async fn values_over_the_limit_are_left_out_of_the_metadata_and_small_ones_kept(
         })
         .await
         .unwrap();
-    assert_eq!(changes[0].metadata.as_deref(), Some(&bytes[..]));
+    let stored = changes[0].metadata.as_deref().unwrap();
+    assert_eq!(
+        dicomweb_service::served_metadata(stored, "http://h", STUDY, SERIES, "1.2.3.1"),
+        &bytes[..]
+    );
 }
 
 #[tokio::test]
@@ -223,7 +238,12 @@ async fn metadata_over_the_cap_leaves_out_its_largest_values_until_it_fits() {
     );
     let items = json["0040A730"]["Value"].as_array().unwrap();
     assert_eq!(items.len(), 100, "the structure is kept");
-    assert!(items.iter().all(|item| item.get("0040A160").is_none()));
+    assert!(
+        items
+            .iter()
+            .all(|item| item["0040A160"].get("Value").is_none()
+                && item["0040A160"]["BulkDataURI"].is_string())
+    );
     assert_eq!(json["00100020"]["Value"][0], "LARGE-1");
     assert_eq!(search(&service, &[("PatientID", "LARGE-1")]).await, 1);
 }

@@ -178,7 +178,7 @@ async fn a_lost_index_is_rebuilt_from_storage() {
         assert_eq!(reason(&store(&first, name).await), None);
     }
     let metadata_before = first
-        .metadata(&Scope::Study(STUDY.into()))
+        .metadata(&Scope::Study(STUDY.into()), "http://h")
         .await
         .unwrap()
         .into_bytes()
@@ -205,7 +205,7 @@ async fn a_lost_index_is_rebuilt_from_storage() {
     assert_eq!(reports, 1, "a final report");
     assert_eq!(
         second
-            .metadata(&Scope::Study(STUDY.into()))
+            .metadata(&Scope::Study(STUDY.into()), "http://h")
             .await
             .unwrap()
             .into_bytes()

@@ -169,3 +169,13 @@ pub fn image_attributes(frames: Option<&str>, rows: u16, columns: u16, bits: u16
     }
     out
 }
+
+/// Whether `object` has the attribute `tag` as a bulk placeholder: present, its value not loaded (empty).
+pub fn has_placeholder(object: &dicom_object::InMemDicomObject, tag: dicom_core::Tag) -> bool {
+    object.get(tag).is_some_and(|element| {
+        matches!(
+            element.value(),
+            dicom_core::value::Value::Primitive(dicom_core::PrimitiveValue::Empty)
+        )
+    })
+}

@@ -19,9 +19,22 @@ struct ChangeFeedItem<'a> {
     metadata: Option<&'a serde_json::value::RawValue>,
 }
 
-/// Writes `entry` as JSON to `out`.
-fn write_change_feed_item(out: &mut Vec<u8>, entry: ChangeFeedEntry) -> Result<(), ApiError> {
-    let metadata = match &entry.metadata {
+/// Writes `entry` as JSON to `out`, the `BulkDataURI`s of its metadata under the service root `base_url`.
+fn write_change_feed_item(
+    out: &mut Vec<u8>,
+    entry: ChangeFeedEntry,
+    base_url: &str,
+) -> Result<(), ApiError> {
+    let served = entry.metadata.as_deref().map(|stored| {
+        dicomweb_service::served_metadata(
+            stored,
+            base_url,
+            &entry.study_instance_uid,
+            &entry.series_instance_uid,
+            &entry.sop_instance_uid,
+        )
+    });
+    let metadata = match &served {
         Some(bytes) => Some(
             serde_json::from_slice::<&serde_json::value::RawValue>(bytes)
                 .map_err(|e| ServiceError::Internal(format!("stored metadata is not JSON: {e}")))?,
@@ -129,6 +142,7 @@ pub(super) async fn changefeed(
     version: web::Data<ApiVersion>,
 ) -> ApiResult {
     let query = change_query(**version, &query_pairs(&req)?)?;
+    let base_url = base_url(&req, &state, **version);
     // Streamed as the catalogue is read: a page of entries with their metadata is never held whole, and each
     // entry is written as a piece of its own (its metadata copied once, from the catalogue's read).
     let mut first = true;
@@ -147,7 +161,7 @@ pub(super) async fn changefeed(
                 out.push(b',');
             }
             first = false;
-            write_change_feed_item(&mut out, entry.map_err(|e| failed(&e))?)
+            write_change_feed_item(&mut out, entry.map_err(|e| failed(&e))?, &base_url)
                 .map_err(|e| failed(&e))?;
             Ok(Bytes::from(out))
         });
@@ -158,7 +172,11 @@ pub(super) async fn changefeed(
         .streaming(open.chain(entries).chain(close)))
 }
 
-pub(super) async fn changefeed_latest(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+pub(super) async fn changefeed_latest(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
     let mut include_metadata = true;
     for (name, value) in query_pairs(&req)? {
         if name.eq_ignore_ascii_case("includemetadata") {
@@ -168,7 +186,7 @@ pub(super) async fn changefeed_latest(req: HttpRequest, state: web::Data<AppStat
     match state.service.latest_change(include_metadata).await? {
         Some(entry) => {
             let mut body = Vec::new();
-            write_change_feed_item(&mut body, entry)?;
+            write_change_feed_item(&mut body, entry, &base_url(&req, &state, **version))?;
             Ok(HttpResponse::Ok()
                 .content_type("application/json")
                 .body(body))

@@ -1,7 +1,8 @@
 //! HTTP routes: each handler maps a request to one service call and its result back to HTTP. No DICOM logic here.
 //!
 //! The route table, content negotiation helpers and the shared response shapes are here; each transaction
-//! family has its module: `store` (STOW-RS), `retrieve` (WADO-RS), `search` (QIDO-RS), `delete`, `changefeed`.
+//! family has its module: `store` (STOW-RS), `retrieve` (WADO-RS), `rendered` (its rendered and thumbnail
+//! resources), `bulkdata` (its bulk data), `search` (QIDO-RS), `delete`, `changefeed`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::accept::{MediaType, parse_accept};
 use crate::auth::{Access, Authenticator, Permission};
 use crate::error::ApiError;
 
+mod bulkdata;
 mod changefeed;
 mod delete;
 mod rendered;
@@ -111,6 +113,7 @@ enum Handler {
     Frames,
     Rendered,
     Thumbnail,
+    BulkData,
     Delete,
 }
 
@@ -127,6 +130,7 @@ impl Handler {
             Handler::Frames => route.to(retrieve_frames),
             Handler::Rendered => route.to(rendered::rendered),
             Handler::Thumbnail => route.to(rendered::thumbnail),
+            Handler::BulkData => route.to(bulkdata::bulk_data),
             Handler::Delete => route.to(delete),
         }
     }
@@ -136,7 +140,8 @@ impl Handler {
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
     pub method: HttpMethod,
-    /// The path pattern under each version prefix (`{study}`, `{series}`, `{instance}`, `{frames}`).
+    /// The path pattern under each version prefix (`{study}`, `{series}`, `{instance}`, `{frames}`,
+    /// `{attribute}`).
     pub path: &'static str,
     pub access: Access,
     handler: Handler,
@@ -239,6 +244,12 @@ pub const ROUTES: &[RouteSpec] = {
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
             READ,
             H::Thumbnail,
+        ),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{attribute}",
+            READ,
+            H::BulkData,
         ),
         route(Delete, "/studies/{study}", DELETE, H::Delete),
         route(

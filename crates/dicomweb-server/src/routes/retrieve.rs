@@ -56,7 +56,7 @@ fn negotiate_instances(
     )))
 }
 
-fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+pub(super) fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
@@ -109,18 +109,23 @@ pub(super) async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> Ap
     }
 }
 
-pub(super) async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+pub(super) async fn metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
     require_json_accept(&req)?;
     let scope = path_scope(&req)?;
+    let base_url = base_url(&req, &state, **version);
     if let Some(tags) = header_str(&req, header::IF_NONE_MATCH) {
-        let etag = state.service.metadata_etag(&scope).await?;
+        let etag = state.service.metadata_etag(&scope, &base_url).await?;
         if if_none_match_matches(tags, &etag) {
             return Ok(HttpResponse::NotModified()
                 .insert_header((header::ETAG, etag))
                 .finish());
         }
     }
-    let document = state.service.metadata(&scope).await?;
+    let document = state.service.metadata(&scope, &base_url).await?;
     let mut response = HttpResponse::Ok();
     response
         .content_type(DICOM_JSON)
@@ -187,6 +192,14 @@ fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat
                     .param("type")
                     .unwrap_or(OCTET_STREAM)
                     .to_ascii_lowercase();
+                // Any type (dicomweb-client's default, `type="*/*"`): the frames as stored, as for `*/*`.
+                if kind == "*/*" {
+                    return Ok(FrameFormat {
+                        multipart: true,
+                        media_type: None,
+                        transfer_syntax: TransferSyntaxRequest::AsStored,
+                    });
+                }
                 if kind == OCTET_STREAM {
                     return Ok(FrameFormat {
                         multipart: true,
@@ -225,10 +238,20 @@ fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat
 pub(super) async fn retrieve_frames(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     let scope = path_scope(&req)?;
     let numbers = parse_frame_numbers(req.match_info().get("frames").unwrap_or_default())?;
-    let format = negotiate_frames(&req, numbers.len())?;
+    frames_response(&req, &state, &scope, &numbers).await
+}
+
+/// The frames `numbers` of the instance `scope`, in the form the request's `Accept` asks.
+pub(super) async fn frames_response(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: &Scope,
+    numbers: &[u32],
+) -> ApiResult {
+    let format = negotiate_frames(req, numbers.len())?;
     let data = state
         .service
-        .frames(&scope, &numbers, &format.transfer_syntax)
+        .frames(scope, numbers, &format.transfer_syntax)
         .await?;
     if let Some(wanted) = &format.media_type
         && wanted != data.media_type

@@ -68,12 +68,24 @@ async fn store_request(
     let mut close = false;
     let mut outcomes: Vec<InstanceOutcome> = Vec::new();
     match media.essence.as_str() {
+        "multipart/related"
+            if media
+                .param("type")
+                .is_some_and(|kind| kind.eq_ignore_ascii_case(DICOM_JSON)) =>
+        {
+            let boundary = boundary_from_content_type(content_type)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            outcomes =
+                store_metadata_and_bulk_data(&mut body, &boundary, service, study.as_deref())
+                    .await?;
+        }
         "multipart/related" => {
             if let Some(kind) = media.param("type")
                 && !kind.eq_ignore_ascii_case(DICOM)
             {
                 return Err(ApiError::UnsupportedMediaType(format!(
-                    "multipart/related with type \"{kind}\" is not supported; use type=\"application/dicom\""
+                    "multipart/related with type \"{kind}\" is not supported; use type=\"application/dicom\" \
+                     or type=\"application/dicom+json\" (metadata and bulk data)"
                 )));
             }
             let boundary = boundary_from_content_type(content_type)
@@ -250,6 +262,93 @@ async fn store_request(
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
     Ok(response)
+}
+
+/// STOW-RS of DICOM JSON metadata and bulk data (PS3.18 10.5): every part is read whole, within
+/// [`dicomweb_service::MAX_JSON_STORE_BYTES`] in all (past it, 413), then the data sets of each
+/// `application/dicom+json` part are stored with the other parts as their bulk data, named by `Content-Location`.
+async fn store_metadata_and_bulk_data<S, E>(
+    body: &mut RequestBody<S>,
+    boundary: &str,
+    service: &StudiesService,
+    study: Option<&str>,
+) -> Result<Vec<InstanceOutcome>, ApiError>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let limit = dicomweb_service::MAX_JSON_STORE_BYTES;
+    let mut metadata: Vec<Vec<u8>> = Vec::new();
+    let mut parts: Vec<dicomweb_service::BulkDataPart> = Vec::new();
+    let mut reader = MultipartReader::new(&mut *body, boundary);
+    let read: Result<(), ApiError> = async {
+        let mut total: u64 = 0;
+        let mut part_number = 0usize;
+        let malformed = |part: usize, e: dicomweb_multipart::MultipartError| {
+            ApiError::BadRequest(format!("part {part}: malformed multipart body: {e}"))
+        };
+        while let Some(headers) = reader
+            .next_part()
+            .await
+            .map_err(|e| malformed(part_number + 1, e))?
+        {
+            part_number += 1;
+            let content_type = headers.content_type().unwrap_or(OCTET_STREAM).to_owned();
+            let location = headers.get("Content-Location").map(str::to_owned);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = reader
+                .next_chunk()
+                .await
+                .map_err(|e| malformed(part_number, e))?
+            {
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "metadata and bulk data of one request are at most {limit} bytes; store large \
+                         instances as application/dicom"
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let essence = MediaType::parse(&content_type).map(|m| m.essence);
+            if essence.as_deref() == Some(DICOM_JSON) {
+                metadata.push(bytes);
+                continue;
+            }
+            let Some(content_location) = location else {
+                return Err(ApiError::BadRequest(format!(
+                    "part {part_number} ({content_type}) is bulk data without a Content-Location: nothing can \
+                     name it"
+                )));
+            };
+            parts.push(dicomweb_service::BulkDataPart {
+                content_location,
+                content_type,
+                bytes: Bytes::from(bytes),
+            });
+        }
+        Ok(())
+    }
+    .await;
+    drop(reader);
+    if let Err(error) = read {
+        // A body that stalled or grew too large says so (408, 413), as for instances.
+        return Err(match (body.failure(), error) {
+            (Some(failure), ApiError::BadRequest(message)) => body_failed(Some(failure), message),
+            (_, error) => error,
+        });
+    }
+    if metadata.is_empty() {
+        return Err(ApiError::BadRequest(
+            "a multipart/related; type=\"application/dicom+json\" request needs an application/dicom+json part"
+                .into(),
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for document in &metadata {
+        outcomes.extend(service.store_json(study, document, &parts).await?);
+    }
+    Ok(outcomes)
 }
 
 /// The answer to a request whose body failed before anything was stored: 408 for a stalled body, 413 for one
