@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project, installing what the tests need (a Python virtual environment under the cargo
-# target directory). Usage: bash tests/run.sh
+# Runs every test of the project, installing what the tests need (cmake from Debian if it is missing, a Python
+# virtual environment under the cargo target directory). Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -8,6 +8,13 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export CARGO_TARGET_DIR=$TARGET_DIR
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "build prerequisites (cmake, to build CharLS, the JPEG-LS codec)"
+if ! command -v cmake >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo -n); fi
+  apt_install() { "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }
+  apt_install cmake || { "${AS_ROOT[@]}" apt-get update -q && apt_install cmake; }
+fi
 
 step "format"
 cargo fmt --all -- --check

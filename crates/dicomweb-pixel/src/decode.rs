@@ -9,12 +9,14 @@ use dicom_pixeldata::PixelDecoder;
 use crate::TranscodeError;
 
 /// Transfer syntaxes whose pixel data [`crate::transcode`] and [`decode_frame`] decode: JPEG baseline and
-/// lossless (jpeg-decoder), RLE, JPEG 2000 and HTJ2K (OpenJPEG). Not yet: 12-bit JPEG (.51), JPEG-LS.
-pub const DECODED: [&str; 9] = [
+/// lossless (jpeg-decoder), RLE, JPEG-LS (CharLS), JPEG 2000 and HTJ2K (OpenJPEG). Not yet: 12-bit JPEG (.51).
+pub const DECODED: [&str; 11] = [
     "1.2.840.10008.1.2.4.50",
     "1.2.840.10008.1.2.4.57",
     "1.2.840.10008.1.2.4.70",
     "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
     "1.2.840.10008.1.2.4.90",
     "1.2.840.10008.1.2.4.91",
     "1.2.840.10008.1.2.4.201",
@@ -23,8 +25,9 @@ pub const DECODED: [&str; 9] = [
 ];
 
 /// Lossy transfer syntaxes among [`DECODED`]: their decoded pixels are not the original's.
-const LOSSY: [&str; 3] = [
+const LOSSY: [&str; 4] = [
     "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.81",
     "1.2.840.10008.1.2.4.91",
     "1.2.840.10008.1.2.4.203",
 ];
@@ -353,13 +356,40 @@ mod tests {
         }
     }
 
+    /// Lossless codecs give back the pixels of the native original, byte for byte (pydicom's MR_small and its
+    /// RLE, JPEG-LS and JPEG 2000 lossless encodings).
+    #[test]
+    fn lossless_samples_decode_to_the_pixels_of_their_native_original() {
+        let sample = |name: &str| {
+            std::fs::read(format!(
+                "{}/../../tests/data/pydicom/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let pixels = |part10: &[u8]| {
+            crate::read_part10(part10)
+                .unwrap()
+                .element(tags::PIXEL_DATA)
+                .unwrap()
+                .to_bytes()
+                .unwrap()
+                .into_owned()
+        };
+        let native = pixels(&sample("MR_small.dcm"));
+        for name in [
+            "MR_small_RLE.dcm",
+            "MR_small_jpeg_ls_lossless.dcm",
+            "MR_small_jp2klossless.dcm",
+        ] {
+            let decoded = crate::transcode(&sample(name), "1.2.840.10008.1.2.1", u64::MAX).unwrap();
+            assert_eq!(pixels(&decoded), native, "{name}");
+        }
+    }
+
     #[test]
     fn syntaxes_without_a_decoder_here_are_refused() {
-        for uid in [
-            "1.2.840.10008.1.2.4.80",
-            "1.2.840.10008.1.2.4.51",
-            "1.2.840.10008.1.2.1",
-        ] {
+        for uid in ["1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.1"] {
             assert!(!can_decode(uid));
             assert!(matches!(
                 decode_frame(uid, &monochrome(1, 1), vec![vec![0, 0]]),

@@ -6,8 +6,8 @@
 //! Endian is re-encoded as Explicit VR Little Endian (the default of DICOMweb retrieves, PS3.18 8.7.3.5.2) or
 //! Implicit VR Little Endian, and big-endian native frames are byte-swapped to little endian
 //! ([`frame_to_little_endian`]). Compressed pixel data is decoded to native where dicom-pixeldata has a codec
-//! ([`can_decode`]: JPEG baseline and lossless, RLE, JPEG 2000, HTJ2K), for whole instances ([`transcode`]) and
-//! for single frames from their stored fragments ([`decode_frame`]); JPEG-LS and 12-bit JPEG are not decoded yet,
+//! ([`can_decode`]: JPEG baseline and lossless, RLE, JPEG-LS, JPEG 2000, HTJ2K), for whole instances
+//! ([`transcode`]) and for single frames from their stored fragments ([`decode_frame`]); 12-bit JPEG is not decoded yet,
 //! [`can_transcode`] says so, and the caller answers 406. Nothing is encoded to a compressed syntax yet.
 //!
 //! No HTTP, no storage: bytes in, bytes out, on the caller's thread (CPU work: run it on a blocking pool).

@@ -422,9 +422,13 @@ mod tests {
             EXPLICIT_VR_LITTLE_ENDIAN
         ));
         assert!(
-            !can_transcode("1.2.840.10008.1.2.4.80", EXPLICIT_VR_LITTLE_ENDIAN),
-            "JPEG-LS: not yet"
+            !can_transcode("1.2.840.10008.1.2.4.51", EXPLICIT_VR_LITTLE_ENDIAN),
+            "12-bit JPEG: not yet"
         );
+        assert!(can_transcode(
+            "1.2.840.10008.1.2.4.80",
+            EXPLICIT_VR_LITTLE_ENDIAN
+        ));
         assert!(can_transcode(
             "1.2.840.10008.1.2.4.50",
             "1.2.840.10008.1.2.4.50"
