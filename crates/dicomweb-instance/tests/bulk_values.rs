@@ -10,6 +10,7 @@ use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicomweb_instance::{AttributePath, LocatedValue, byte_swap_width, inspect, locate_value};
+use proptest::prelude::*;
 
 /// Paths of the empty bulk placeholders of an inspected dataset, in the order of the dataset.
 fn bulk_paths(object: &InMemDicomObject, items: &mut Vec<(Tag, u32)>, out: &mut Vec<String>) {
@@ -233,5 +234,39 @@ fn attribute_paths_read_and_write_the_bulk_data_uri_form() {
         "54000100.+1.54001010",
     ] {
         assert!(bad.parse::<AttributePath>().is_err(), "{bad:?}");
+    }
+}
+
+proptest! {
+    /// Attribute paths come from request URLs: any text parses or is refused, never panics, and a parsed path
+    /// writes back the text it was read from (tags in upper case, `.` separators).
+    #[test]
+    fn any_text_is_a_path_or_refused_and_paths_write_back_as_read(
+        text in "[0-9a-fA-F./x+-]{0,40}",
+        items in prop::collection::vec((any::<u32>(), 0u32..100_000), 0..4),
+        tag in any::<u32>(),
+    ) {
+        let _ = text.parse::<AttributePath>();
+        let mut written: String = items.iter().map(|(s, i)| format!("{s:08x}.{i}.")).collect();
+        written.push_str(&format!("{tag:08x}"));
+        let path: AttributePath = written.parse().unwrap();
+        prop_assert_eq!(path.to_string(), written.to_uppercase());
+        prop_assert_eq!(path.items().len(), items.len());
+    }
+
+    /// A damaged or truncated file is an error or an answer, never a panic, whatever path is asked.
+    #[test]
+    fn damaged_files_never_make_locating_panic(
+        flips in prop::collection::vec((0usize..600, any::<u8>()), 1..8),
+        cut in 200usize..2000,
+        path in prop::sample::select(vec!["14551001", "54000100.1.54001010", "FFFCFFFC", "00100010"]),
+    ) {
+        let mut file = std::fs::read(pydicom_sample("waveform_ecg.dcm")).unwrap();
+        for (at, byte) in flips {
+            let at = 128 + at % (file.len() - 128);
+            file[at] = byte;
+        }
+        file.truncate(cut.min(file.len()));
+        let _ = locate_value(file.as_slice(), &path.parse().unwrap(), 1 << 20);
     }
 }

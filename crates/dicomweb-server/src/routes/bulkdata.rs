@@ -147,4 +147,15 @@ mod tests {
         }
         assert_eq!(parse_range(None), None);
     }
+
+    proptest::proptest! {
+        /// `Range` is a client's header: any text is one range or none, never a panic, and a range read is
+        /// never backwards.
+        #[test]
+        fn any_range_header_is_one_range_or_none(header in "(bytes=)?[0-9 ,=-]{0,30}") {
+            if let Some(ByteRangeRequest::FromTo(first, last)) = parse_range(Some(&header)) {
+                proptest::prop_assert!(first <= last);
+            }
+        }
+    }
 }
