@@ -1,5 +1,5 @@
-//! WADO-RS retrieve bulk data (PS3.18 10.4.1.1.5): one bulk value of an instance, by the attribute path its
-//! metadata's `BulkDataURI` names.
+//! WADO-RS retrieve bulk data (PS3.18 10.4, the Bulkdata resources): one bulk value of an instance, by the
+//! attribute path its metadata's `BulkDataURI` names.
 //!
 //! Nothing about bulk values is recorded at store time beyond the placeholders of the metadata: the stored
 //! file is read from its start up to the attribute's header ([`dicomweb_instance::locate_value`], streamed,
