@@ -117,3 +117,91 @@ def test_malformed_requests_are_400s_that_say_what_is_missing(server):
         r = requests.post(f"{server.root}/studies", data=body_of(parts_of_body), headers={"Content-Type": JSON_TYPE})
         assert r.status_code == 400, r.text[:300]
         assert message in r.json()["message"], r.text[:300]
+
+
+def test_concurrent_json_stores_race_and_a_kill_9_then_a_rebuild_keep_every_view_in_agreement(make_server):
+    """The JSON path ends in the same store as a Part 10 one; this tries to break it. Clients store new
+    instances as JSON + bulk data, each sent twice at once (exactly one of the two may be stored), the server is
+    killed mid-storm, restarted, then rebuilt from storage alone: every acknowledged instance is in metadata, the
+    change feed, QIDO and WADO, whole, before and after the rebuild, with the same metadata."""
+    import io
+    import shutil
+    import threading
+    import time
+
+    from pydicom.uid import generate_uid
+
+    server = make_server()
+    study = generate_uid()
+    template = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    acknowledged, attempted, lock, stop = {}, {}, threading.Lock(), threading.Event()
+
+    def client():
+        series = generate_uid()
+        while not stop.is_set():
+            ds = pydicom.dcmread(io.BytesIO(template))
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
+            document, parts = json_and_parts(ds, base=f"http://client/{ds.SOPInstanceUID}")
+            typed = {uri: ("application/octet-stream", content) for uri, content in parts.items()}
+            with lock:
+                attempted[ds.SOPInstanceUID] = ds
+            answers = []
+
+            def send():
+                try:
+                    answers.append(post(server, [document], typed))
+                except requests.RequestException:
+                    pass  # the server died under us
+
+            twins = [threading.Thread(target=send) for _ in range(2)]
+            for t in twins:
+                t.start()
+            for t in twins:
+                t.join()
+            stored = [r for r in answers if r.status_code == 200]
+            assert len(stored) <= 1, "one SOPInstanceUID is stored once"
+            if len(answers) == 2:
+                assert len(stored) == 1 and sorted(r.status_code for r in answers) == [200, 409], \
+                    [r.text[:200] for r in answers]
+            if stored:
+                with lock:
+                    acknowledged[ds.SOPInstanceUID] = series
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for t in clients:
+        t.start()
+    time.sleep(3)
+    server.kill()
+    stop.set()
+    for t in clients:
+        t.join(timeout=30)
+    assert len(acknowledged) > 10, f"the storm was too small to mean anything: {len(acknowledged)}"
+
+    def views():
+        feed = []
+        while page := requests.get(f"{server.root}/v1/changefeed",
+                                   params={"offset": len(feed), "limit": 100, "includemetadata": "false"}).json():
+            feed.extend(page)
+        in_feed = [e["SopInstanceUid"] for e in feed]
+        assert len(in_feed) == len(set(in_feed)), "one create entry per instance"
+        metadata = {m["00080018"]["Value"][0]: m for m in requests.get(f"{server.root}/studies/{study}/metadata").json()}
+        r = requests.get(f"{server.root}/studies/{study}/instances", params={"limit": 200})
+        assert r.status_code == 200, r.text[:200]
+        found = {i["00080018"]["Value"][0] for i in r.json()}
+        assert len(found) < 200, "one page holds them all"
+        assert set(metadata) == set(in_feed) == found, "metadata, change feed and QIDO agree"
+        assert set(acknowledged) <= set(metadata) <= set(attempted), "nothing acknowledged is lost, nothing invented"
+        for sop in metadata:
+            original = attempted[sop]
+            retrieved = retrieve(server, original)
+            assert retrieved.PixelData == original.PixelData, "visible instances are whole"
+        return metadata
+
+    server.start()  # same data directory: recovery after kill -9
+    before = views()
+    server.stop()
+    shutil.rmtree(server.data_dir / "index")
+    shutil.rmtree(server.data_dir / "catalogue")
+    server.start()  # the catalogue rebuilt from storage alone
+    after = views()
+    assert after == before, "the rebuilt metadata is the metadata the stores computed"
