@@ -10,14 +10,17 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use dicom_dictionary_std::tags;
 use dicomweb_catalogue::InstanceRecord;
-use dicomweb_instance::{AttributePath, LocatedValue, byte_swap_width, locate_value};
+use dicomweb_instance::{
+    AttributePath, LocatedValue, PixelDataLayout, byte_swap_width, locate_value,
+};
 use dicomweb_storage::BlobStore;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::sync::Arc;
 
-use crate::retrieve::{MAX_TRANSCODE_BYTES, instance_storage_error};
+use crate::retrieve::{EXPLICIT_VR_BIG_ENDIAN, MAX_TRANSCODE_BYTES, instance_storage_error};
 use crate::{Result, Scope, ServiceError, StudiesService};
 
 /// Files up to this size are read whole (one call to storage) to find a value; larger ones are streamed from
@@ -106,7 +109,35 @@ impl StudiesService {
         let record = self
             .the_instance(scope, "bulk data is addressed within one instance")
             .await?;
-        let located = self.locate(&record, &path).await?.ok_or_else(|| {
+        // The top-level Pixel Data (the URI clients follow most) is where the layout recorded at store time says:
+        // the file need not be read to find it, unless its words must be swapped (the VR says how) or it is
+        // deflated.
+        let layout = match (&path, record.pixel_layout.as_deref()) {
+            (path, Some(json)) if *path == AttributePath::top_level(tags::PIXEL_DATA) => {
+                serde_json::from_str::<PixelDataLayout>(json).ok()
+            }
+            _ => None,
+        };
+        let located = match layout {
+            Some(PixelDataLayout::Encapsulated { frames }) => {
+                let number_of_frames = u32::try_from(frames.len()).unwrap_or(u32::MAX);
+                return Ok(BulkData::EncapsulatedPixelData { number_of_frames });
+            }
+            Some(PixelDataLayout::Native { offset, length, .. })
+                if record.transfer_syntax_uid != EXPLICIT_VR_BIG_ENDIAN =>
+            {
+                Some(LocatedValue::Value {
+                    // Little endian: nothing is swapped, so the VR does not matter.
+                    vr: dicom_core::VR::OB,
+                    offset,
+                    length,
+                    big_endian: false,
+                    inflated: None,
+                })
+            }
+            _ => self.locate(&record, &path).await?,
+        };
+        let located = located.ok_or_else(|| {
             ServiceError::NotFound(format!(
                 "instance {} has no attribute {path}",
                 record.sop_instance_uid
@@ -114,12 +145,11 @@ impl StudiesService {
         })?;
         let (vr, offset, length, big_endian, inflated) = match located {
             LocatedValue::Encapsulated if path.items().is_empty() => {
+                // A layout that could not map the fragments to frames: as many frames as it knows (none).
                 let number_of_frames = record
                     .pixel_layout
                     .as_deref()
-                    .and_then(|json| {
-                        serde_json::from_str::<dicomweb_instance::PixelDataLayout>(json).ok()
-                    })
+                    .and_then(|json| serde_json::from_str::<PixelDataLayout>(json).ok())
                     .and_then(|layout| layout.number_of_frames())
                     .unwrap_or(0);
                 return Ok(BulkData::EncapsulatedPixelData { number_of_frames });

@@ -218,8 +218,10 @@ impl StudiesService {
             }
         };
         let mut outcomes = Vec::with_capacity(documents.len());
+        // Shared by the data sets' blocking tasks (the parts' bytes are not copied).
+        let parts: std::sync::Arc<[BulkDataPart]> = parts.into();
         for document in documents {
-            let parts = parts.to_vec();
+            let parts = parts.clone();
             // Writing a file copies its bulk data: off the async workers.
             let file = tokio::task::spawn_blocking(move || {
                 let by_location: HashMap<&str, &BulkDataPart> = parts
