@@ -48,8 +48,9 @@ impl FailureReason {
 /// A non-bulk value (text such as UT or LT, a long LO or DS list, a long list of numbers) longer than this many
 /// bytes is treated like bulk data: a BulkDataURI in the instance's metadata (WADO metadata, the change feed;
 /// QIDO results leave it out), as binary values are, and never indexed, so no search matches it (neither whole
-/// nor by a prefix). The file keeps it; retrieving the instance or its bulk data returns it. The default of `ServiceConfig::metadata_json`'s
-/// `large_value_bytes`; searchable attributes use the same limit as the metadata of their instance.
+/// nor by a prefix). The file keeps it; retrieving the instance or its bulk data returns it. The default of
+/// `ServiceConfig::metadata_json`'s `large_value_bytes`; searchable attributes use the same limit as the metadata
+/// of their instance.
 pub const LARGE_VALUE_BYTES: usize = 64 * 1024;
 
 /// The most bytes of DICOM JSON kept per instance (in its catalogue record, the search index, and every metadata,
