@@ -60,6 +60,20 @@ FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.5": "image/dicom-rle",
 }
 
+# The compressed (and deflated) syntaxes the server encodes to, whether they are lossless, and the pixel formats
+# each takes (bits allocated); what it refuses must be a 406 that says why.
+ENCODE_TARGETS = [
+    ("1.2.840.10008.1.2.4.90", "JPEG 2000 lossless", True, {8, 16}),
+    ("1.2.840.10008.1.2.4.80", "JPEG-LS lossless", True, {8, 16}),
+    ("1.2.840.10008.1.2.5", "RLE lossless", True, {8, 16, 32}),
+    ("1.2.840.10008.1.2.1.99", "deflated", True, {8, 16, 32, 64}),
+    ("1.2.840.10008.1.2.4.50", "JPEG baseline", False, {8}),
+]
+LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+                  "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"}
+# Stored syntaxes the server cannot decode yet (12-bit JPEG).
+UNDECODED = {"1.2.840.10008.1.2.4.51"}
+
 SAMPLES = ["blue-circle.dcm", "red-triangle.dcm", "green-square.dcm"]
 # One instance per transfer syntax and kind of object from pydicom's test files (tests/data/pydicom) and the
 # pydicom-data wheel: multi-frame, JPEG baseline, extended and lossless, JPEG 2000, JPEG-LS, RLE, deflate, big
@@ -267,20 +281,46 @@ class Conformance:
         self.http.delete(url)
 
     def dciodvfy_errors(self, path):
+        return self.dciodvfy_result(path)[0]
+
+    def dciodvfy_result(self, path):
+        """dciodvfy's errors for a file, and whether it could read the file at all (it reads no deflated data set,
+        and aborts on 32-bit native pixel data: an assertion in attrothr.cc)."""
         run = subprocess.run([self.dciodvfy, str(path)], capture_output=True, text=True, errors="replace",
                              timeout=120)
         self.dciodvfy_runs += 1
         lines = (run.stdout + run.stderr).splitlines()
-        return Counter(line.strip() for line in lines if line.startswith("Error"))
+        errors = Counter(line.strip() for line in lines if line.startswith("Error"))
+        readable = run.returncode >= 0 and "Error - Dicom dataset read failed" not in errors
+        return errors, readable
+
+    def explicit_copy(self, content, name):
+        """The instance rewritten by pydicom in Explicit VR Little Endian (pixel data as it is), for dciodvfy."""
+        ds = read(content)
+        if ds.file_meta.TransferSyntaxUID == DEFLATED:
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = self.work / name
+        ds.save_as(path, enforce_file_format=True)
+        return path
 
     def no_new_dciodvfy_errors(self, original_path, retrieved):
         retrieved_path = self.work / "retrieved.dcm"
         retrieved_path.write_bytes(retrieved)
-        before = self.dciodvfy_errors(original_path)
-        after = self.dciodvfy_errors(retrieved_path)
+        note = ""
+        if read(retrieved).file_meta.TransferSyntaxUID == DEFLATED:
+            retrieved_path = self.explicit_copy(retrieved, "retrieved-inflated.dcm")
+            note = " (deflated: checked as pydicom inflated it)"
+        before, readable = self.dciodvfy_result(original_path)
+        if not readable:
+            before, readable = self.dciodvfy_result(self.explicit_copy(original_path.read_bytes(), "original.dcm"))
+            note += " (the original checked as pydicom rewrote it)"
+        after, after_readable = self.dciodvfy_result(retrieved_path)
+        if not readable:
+            return "dciodvfy cannot read the original, nor pydicom's Explicit VR Little Endian copy: not compared"
+        expect(after_readable, f"dciodvfy cannot read the retrieved instance: {sorted(after)[:3]}")
         new = after - before
         expect(not new, f"dciodvfy finds new errors in the retrieved instance: {sorted(new)[:5]}")
-        return f"{sum(before.values())} error(s) in the original, none new"
+        return f"{sum(before.values())} error(s) in the original, none new{note}"
 
     def metadata_matches(self, metadata, original):
         """Every public top-level attribute of the original without a bulk value is in the metadata, equal."""
@@ -596,6 +636,59 @@ class Conformance:
 
         self.check(WADO, "bulk data URIs", bulkdata)
 
+    def transcoded(self, path, original, url, target, lossless, bits):
+        """A check: the instance asked in `target` decodes (pydicom with pylibjpeg, pyjpegls) to the pixels of the
+        original's decode (equal for a lossless target from a lossless original, PSNR floors otherwise), is marked
+        lossy when it is, and dciodvfy finds no new error; or, for a pixel format the target cannot hold, a 406 that
+        says why."""
+        syntax = str(original.file_meta.TransferSyntaxUID)
+
+        def check():
+            import numpy
+
+            r = self.http.get(url, headers={"Accept": f"application/dicom; transfer-syntax={target}"})
+            samples = int(original.get("SamplesPerPixel", 1))
+            refused = (
+                syntax in UNDECODED
+                or original.BitsAllocated not in bits
+                or samples not in (1, 3)
+                or (target == "1.2.840.10008.1.2.4.50"
+                    and (original.get("PixelRepresentation", 0) == 1
+                         or original.get("PhotometricInterpretation") == "PALETTE COLOR"))
+            )
+            if refused:
+                expect_status(r, 406)
+                expect(target in r.text or "cannot" in r.text, f"the 406 does not say why: {r.text[:200]}")
+                return f"406: {r.json().get('message', r.text)[:160] if r.headers.get('Content-Type', '').startswith('application/json') else r.text[:160]}"
+            expect_status(r, 200)
+            ds = read(r.content)
+            expect(ds.file_meta.TransferSyntaxUID == target, f"sent in {ds.file_meta.TransferSyntaxUID}")
+            got = ds.pixel_array
+            want = original.pixel_array
+            expect(got.shape == want.shape, f"shape {got.shape}, the original's {want.shape}")
+            if lossless and syntax not in LOSSY_SYNTAXES:
+                stored_bits = int(original.BitsStored)
+                if got.dtype.kind in "ui" and stored_bits < original.BitsAllocated:
+                    mask = (1 << stored_bits) - 1
+                    same = numpy.array_equal(got.astype(numpy.int64) & mask, want.astype(numpy.int64) & mask)
+                else:
+                    same = numpy.array_equal(got, want)
+                expect(same, f"pixels differ from the original's (max difference "
+                             f"{numpy.abs(got.astype(numpy.float64) - want).max()})")
+                detail = "pixel-identical"
+            else:
+                error = numpy.mean((got.astype(numpy.float64) - want.astype(numpy.float64)) ** 2)
+                peak = float(2 ** int(original.BitsStored) - 1)
+                psnr = math.inf if error == 0 else 10 * math.log10(peak ** 2 / error)
+                floor = 30 if not lossless else 40
+                expect(psnr >= floor, f"PSNR {psnr:.1f} dB, under {floor}")
+                detail = f"PSNR {psnr:.1f} dB"
+            if not lossless:
+                expect(ds.get("LossyImageCompression") == "01", "a lossy copy not marked Lossy Image Compression 01")
+            return f"{detail}; {self.no_new_dciodvfy_errors(path, r.content)}"
+
+        return check
+
     def corpus_instance(self, label, path):
         content = path.read_bytes()
         original = pydicom.dcmread(path)
@@ -666,6 +759,12 @@ class Conformance:
                 return f"frames {numbers} of {count} as {media_type}"
 
             self.check(WADO, f"{label}: frames", frames_check)
+
+        if "PixelData" in original and original.get("BitsAllocated", 8) >= 8:
+            for target, name, lossless, bits in ENCODE_TARGETS:
+                if target != syntax:
+                    self.check(WADO, f"{label}: transcoded to {name}, decoded by pydicom + pylibjpeg, dciodvfy",
+                               self.transcoded(path, original, url, target, lossless, bits))
 
         def delete():
             r = self.http.delete(url)

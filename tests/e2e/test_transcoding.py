@@ -202,3 +202,120 @@ def test_frames_of_a_deflated_instance_are_inflated(server):
     ]
     assert frame == bytes(original.PixelData)
     assert requests.get(f"{instance_url(server, original)}/frames/2").status_code == 404
+
+
+J2K = "1.2.840.10008.1.2.4.90"
+JLS = "1.2.840.10008.1.2.4.80"
+RLE = "1.2.840.10008.1.2.5"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"  # decoded here, not encoded
+
+
+def restored_as_new_instance(server, part10: bytes) -> pydicom.Dataset:
+    """Stores a retrieved instance again under a new SOPInstanceUID (its pixel data untouched)."""
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(io.BytesIO(part10))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    out = io.BytesIO()
+    ds.save_as(out)
+    r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
+    assert r.status_code in (200, 202), r.text[:300]
+    return ds
+
+
+@pytest.mark.parametrize("target", [J2K, JLS, RLE, DEFLATED])
+@pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_bigendian.dcm", "SC_rgb_rle_2frame.dcm"])
+def test_an_instance_is_encoded_in_the_syntax_asked_and_decodes_back_to_its_pixels(server, name, target):
+    """Encoded on retrieve, then stored again and decoded by the archive: the pixels of the default retrieve.
+    (The conformance run checks the same encodings against pylibjpeg and CharLS's Python binding.)"""
+    original = store(server, get_testdata_file(name))
+    pixels = bytes(retrieve_default(server, original).PixelData)
+    r = requests.get(instance_url(server, original), headers={"Accept": f"application/dicom; transfer-syntax={target}"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"] == f"application/dicom; transfer-syntax={target}"
+    encoded = pydicom.dcmread(io.BytesIO(r.content))
+    assert encoded.file_meta.TransferSyntaxUID == target
+    assert encoded.PatientName == original.PatientName
+    if target != DEFLATED:
+        frames = list(pydicom.encaps.generate_frames(encoded.PixelData, number_of_frames=int(encoded.get("NumberOfFrames", 1))))
+        assert len(frames) == int(original.get("NumberOfFrames", 1))
+        assert len(bytes(encoded.PixelData)) < len(pixels) + 1024
+        assert "LossyImageCompression" not in encoded or encoded.LossyImageCompression == original.get("LossyImageCompression")
+    copy = restored_as_new_instance(server, r.content)
+    assert bytes(retrieve_default(server, copy).PixelData) == pixels
+
+
+def test_the_best_syntax_the_server_can_produce_wins(server):
+    original = store(server, get_testdata_file("MR_small.dcm"))
+    url = instance_url(server, original)
+
+    def sent(accept):
+        r = requests.get(url, headers={"Accept": accept})
+        assert r.status_code == 200, r.text[:300]
+        return r.headers["Content-Type"]
+
+    # JPEG lossless is preferred but cannot be produced; JPEG 2000 is the best that can.
+    assert sent(f"application/dicom; transfer-syntax={JPEG_LOSSLESS}; q=0.9, "
+                f"application/dicom; transfer-syntax={J2K}; q=0.5, application/dicom; q=0.1") == (
+        f"application/dicom; transfer-syntax={J2K}")
+    # Quality orders, not position.
+    assert sent(f"application/dicom; transfer-syntax={J2K}; q=0.2, application/dicom; transfer-syntax={RLE}") == (
+        f"application/dicom; transfer-syntax={RLE}")
+    # A lossy syntax is never given for a lossless request: 16-bit JPEG baseline cannot be made, so the next.
+    assert sent(f"application/dicom; transfer-syntax={JPEG_BASELINE}, application/dicom; q=0.5") == (
+        f"application/dicom; transfer-syntax={ELE}")
+    # A study in the syntax asked, every part.
+    r = requests.get(f"{server.root}/studies/{original.StudyInstanceUID}",
+                     headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JLS}'})
+    assert r.status_code == 200, r.text[:300]
+    parts = MultipartDecoder.from_response(r).parts
+    assert parts and all(p.headers[b"Content-Type"].decode() == f"application/dicom; transfer-syntax={JLS}"
+                         for p in parts)
+
+
+def test_a_406_says_why_and_what_the_instance_is_available_in(server):
+    original = store(server, get_testdata_file("MR_small.dcm"))
+    r = requests.get(instance_url(server, original),
+                     headers={"Accept": f"application/dicom; transfer-syntax={JPEG_BASELINE}"})
+    assert r.status_code == 406
+    assert "8-bit" in r.text, r.text
+    for available in (ELE, J2K, JLS, RLE):
+        assert available in r.text, r.text
+    r = requests.get(f"{instance_url(server, original)}/frames/1",
+                     headers={"Accept": 'multipart/related; type="image/jpeg"'})
+    assert r.status_code == 406, "16-bit frames are not sent as JPEG baseline"
+    assert "8-bit" in r.text
+
+
+def test_frames_are_encoded_in_the_image_type_asked(server):
+    original = store(server, get_testdata_file("MR_small.dcm"))
+    url = f"{instance_url(server, original)}/frames/1"
+    for media, syntax, starts in (("image/jp2", J2K, b"\xff\x4f\xff\x51"), ("image/jls", JLS, b"\xff\xd8\xff\xf7"),
+                                  ("image/dicom-rle", RLE, (2).to_bytes(4, "little"))):
+        r = requests.get(url, headers={"Accept": f'multipart/related; type="{media}"'})
+        assert r.status_code == 200, r.text[:300]
+        [part] = MultipartDecoder.from_response(r).parts
+        assert part.headers[b"Content-Type"].decode() == f"{media}; transfer-syntax={syntax}"
+        assert part.content.startswith(starts), part.content[:8]
+    # A transfer syntax that is not of the media type asked is refused.
+    r = requests.get(url, headers={"Accept": f'multipart/related; type="image/jp2"; transfer-syntax={JLS}'})
+    assert r.status_code == 406
+
+
+def test_an_8_bit_colour_instance_is_sent_as_jpeg_baseline_marked_lossy(server):
+    original = store(server, get_testdata_file("SC_rgb_rle_2frame.dcm"))
+    r = requests.get(instance_url(server, original),
+                     headers={"Accept": f"application/dicom; transfer-syntax={JPEG_BASELINE}"})
+    assert r.status_code == 200, r.text[:300]
+    ds = pydicom.dcmread(io.BytesIO(r.content))
+    assert ds.LossyImageCompression == "01"
+    assert ds.LossyImageCompressionMethod == "ISO_10918_1"
+    assert float(ds.LossyImageCompressionRatio) > 1
+    assert ds.PhotometricInterpretation == "YBR_FULL_422"
+    assert ds.PlanarConfiguration == 0
+    reference = bytes(retrieve_default(server, original).PixelData)
+    decoded = bytes(retrieve_default(server, restored_as_new_instance(server, r.content)).PixelData)
+    assert len(decoded) == len(reference)
+    mean_difference = sum(abs(a - b) for a, b in zip(decoded, reference)) / len(reference)
+    assert mean_difference < 4, f"mean difference {mean_difference:.1f} per sample"

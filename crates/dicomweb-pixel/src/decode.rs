@@ -130,7 +130,7 @@ pub fn decode_frame_as(
     })
 }
 
-const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+use crate::RLE_LOSSLESS;
 
 /// Refuses what dicom-rs's decoders are known to panic on, before they see it: an RLE frame whose header
 /// names segments outside the frame (dicom-transfer-syntax-registry 0.10.1, `rle_lossless.rs`, slices by the

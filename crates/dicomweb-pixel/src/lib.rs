@@ -1,14 +1,14 @@
 //! Pixel work for a DICOM archive: giving a stored instance (or its frames) to a client in the transfer
 //! syntax it asks for.
 //!
-//! This first part transcodes between the *native* (uncompressed) transfer syntaxes: an instance stored in
-//! Implicit VR Little Endian, Explicit VR Little Endian, Explicit VR Big Endian or Deflated Explicit VR Little
-//! Endian is re-encoded as Explicit VR Little Endian (the default of DICOMweb retrieves, PS3.18 8.7.3.5.2) or
-//! Implicit VR Little Endian, and big-endian native frames are byte-swapped to little endian
-//! ([`frame_to_little_endian`]). Compressed pixel data is decoded to native where dicom-pixeldata has a codec
-//! ([`can_decode`]: JPEG baseline and lossless, RLE, JPEG-LS, JPEG 2000, HTJ2K), for whole instances
-//! ([`transcode`]) and for single frames from their stored fragments ([`decode_frame`]); 12-bit JPEG is not decoded yet,
-//! [`can_transcode`] says so, and the caller answers 406. Nothing is encoded to a compressed syntax yet.
+//! Native instances (Implicit VR Little Endian, Explicit VR Little Endian, Explicit VR Big Endian, Deflated
+//! Explicit VR Little Endian) are re-encoded in another native syntax, and big-endian native frames are
+//! byte-swapped to little endian ([`frame_to_little_endian`]). Compressed pixel data is decoded to native where
+//! dicom-pixeldata has a codec ([`can_decode`]: JPEG baseline and lossless, RLE, JPEG-LS, JPEG 2000, HTJ2K), for
+//! whole instances ([`transcode`]) and for single frames from their stored fragments ([`decode_frame`]); 12-bit
+//! JPEG is not decoded yet. Native frames are encoded ([`can_encode`], [`encode_frame`]) in RLE Lossless, JPEG
+//! 2000 lossless, JPEG-LS lossless and (8-bit data, lossy) JPEG baseline; [`why_not_encodable`] says which pixel
+//! formats each takes. [`can_transcode`] says which pairs work; the caller answers 406 for the others.
 //!
 //! No HTTP, no storage: bytes in, bytes out, on the caller's thread (CPU work: run it on a blocking pool).
 //!
@@ -38,7 +38,10 @@
 //! ```
 
 mod decode;
+mod encode;
+mod j2k;
 mod render;
+mod rle;
 mod transcode;
 
 pub use render::{
@@ -47,6 +50,10 @@ pub use render::{
 };
 
 pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};
+pub use encode::{
+    ENCODED, EncodedFrame, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LS_LOSSLESS, RLE_LOSSLESS,
+    can_encode, encode_frame, is_lossy, transcode_frame, why_not_encodable, why_not_transcodable,
+};
 pub use transcode::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN, TranscodeError, can_transcode, frame_to_little_endian, is_native,

@@ -27,6 +27,10 @@ pub enum TranscodeError {
     /// The data set could not be written in the target transfer syntax.
     #[error("the instance could not be written in {to}: {reason}")]
     Unwritable { to: String, reason: String },
+    /// The pixel data cannot be encoded in the target syntax here (its format, e.g. 16-bit samples for JPEG
+    /// baseline, or a codec's refusal).
+    #[error("the pixel data cannot be encoded in {to}: {reason}")]
+    Unencodable { to: String, reason: String },
     /// The compressed pixel data could not be decoded.
     #[error("the pixel data could not be decoded: {0}")]
     Undecodable(String),
@@ -46,12 +50,19 @@ pub fn is_native(uid: &str) -> bool {
     )
 }
 
-/// Whether [`transcode`] turns an instance stored in `from` into `to`: the same syntax, or any native syntax or
-/// one whose pixel data is decoded here ([`crate::can_decode`]) into Explicit or Implicit VR Little Endian.
+/// Whether [`transcode`] turns an instance stored in `from` into `to`: the same syntax, or from any native
+/// syntax or one whose pixel data is decoded here ([`crate::can_decode`]) into a little-endian native syntax
+/// (Explicit, Implicit, Deflated) or one encoded here ([`crate::can_encode`], for the pixel formats
+/// [`crate::why_not_encodable`] accepts).
 pub fn can_transcode(from: &str, to: &str) -> bool {
     from == to
         || ((is_native(from) || crate::can_decode(from))
-            && matches!(to, EXPLICIT_VR_LITTLE_ENDIAN | IMPLICIT_VR_LITTLE_ENDIAN))
+            && (matches!(
+                to,
+                EXPLICIT_VR_LITTLE_ENDIAN
+                    | IMPLICIT_VR_LITTLE_ENDIAN
+                    | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+            ) || crate::can_encode(to)))
 }
 
 /// Reads a Part 10 file held in memory (128-byte preamble, `DICM`, file meta group, data set), in any
@@ -79,10 +90,12 @@ fn stored_syntax(object: &DefaultDicomObject) -> String {
 /// big-endian instance's 16-bit words (OW, US, SS...) come out in little-endian order.
 ///
 /// Compressed pixel data is decoded (see [`crate::decode_frame`] for what comes out) unless it would exceed
-/// `max_decoded_bytes`.
+/// `max_decoded_bytes`; for a compressed target, the native frames are then encoded one by one
+/// ([`crate::encode_frame`]). A deflated target is written as Explicit VR Little Endian in memory and
+/// deflated once (dicom-object's deflating writer makes small writes into the deflater, ~20 times slower).
 ///
-/// Memory: the whole instance is parsed into memory (about its size again), plus the decoded pixels; callers
-/// bound what they pass.
+/// Memory: the whole instance is parsed into memory (about its size again), plus the decoded pixels and their
+/// encoding; callers bound what they pass.
 pub fn transcode(
     part10: &[u8],
     to: &str,
@@ -108,14 +121,31 @@ pub fn transcode(
     if from != to && !is_native(&from) {
         crate::decode::decode_in_place(&mut object, &from, max_decoded_bytes)?;
     }
+    if from != to && crate::can_encode(to) {
+        crate::encode::encode_in_place(&mut object, to)?;
+    }
     object.meta_mut().set_transfer_syntax(target);
+    let unwritable = |e: &dyn std::fmt::Display| TranscodeError::Unwritable {
+        to: to.to_owned(),
+        reason: e.to_string(),
+    };
     let mut out = Vec::with_capacity(part10.len() + 1024);
-    object
-        .write_all(&mut out)
-        .map_err(|e| TranscodeError::Unwritable {
-            to: to.to_owned(),
-            reason: e.to_string(),
-        })?;
+    if to == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
+        let explicit = TransferSyntaxRegistry
+            .get(EXPLICIT_VR_LITTLE_ENDIAN)
+            .ok_or_else(|| unwritable(&"Explicit VR Little Endian is not registered"))?;
+        out.extend_from_slice(&[0u8; 128]);
+        out.extend_from_slice(b"DICM");
+        object.write_meta(&mut out).map_err(|e| unwritable(&e))?;
+        let mut dataset = Vec::with_capacity(part10.len());
+        object
+            .write_dataset_with_ts(&mut dataset, explicit)
+            .map_err(|e| unwritable(&e))?;
+        let mut deflater = flate2::write::DeflateEncoder::new(out, flate2::Compression::fast());
+        std::io::Write::write_all(&mut deflater, &dataset).map_err(|e| unwritable(&e))?;
+        return deflater.finish().map_err(|e| unwritable(&e));
+    }
+    object.write_all(&mut out).map_err(|e| unwritable(&e))?;
     Ok(out)
 }
 
@@ -151,19 +181,7 @@ pub fn native_frames(part10: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, Tra
         * int(tags::COLUMNS).ok_or_else(|| unreadable("no Columns"))?
         * int(tags::SAMPLES_PER_PIXEL).unwrap_or(1)
         * (bits / 8);
-    let pixels: Vec<u8> = match object
-        .element(tags::PIXEL_DATA)
-        .map_err(|_| unreadable("no Pixel Data"))?
-        .value()
-        .primitive()
-    {
-        Some(PrimitiveValue::U8(bytes)) => bytes.to_vec(),
-        Some(PrimitiveValue::U16(words)) => words.iter().flat_map(|w| w.to_le_bytes()).collect(),
-        Some(PrimitiveValue::U32(words)) => words.iter().flat_map(|w| w.to_le_bytes()).collect(),
-        Some(PrimitiveValue::F32(values)) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Some(PrimitiveValue::F64(values)) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        _ => return Err(unreadable("Pixel Data is not native")),
-    };
+    let pixels = native_pixel_bytes(&object)?;
     numbers
         .iter()
         .map(|&n| {
@@ -174,6 +192,35 @@ pub fn native_frames(part10: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, Tra
                 .ok_or_else(|| unreadable(&format!("frame {n} is beyond the pixel data")))
         })
         .collect()
+}
+
+/// The native Pixel Data of a read instance as little-endian bytes (words as parsed: a big-endian instance's
+/// must have been put in value order first, see `wide_words_in_value_order`).
+pub(crate) fn native_pixel_bytes(object: &DefaultDicomObject) -> Result<Vec<u8>, TranscodeError> {
+    let unreadable = |why: &str| TranscodeError::Unreadable(why.to_owned());
+    Ok(
+        match object
+            .element(tags::PIXEL_DATA)
+            .map_err(|_| unreadable("no Pixel Data"))?
+            .value()
+            .primitive()
+        {
+            Some(PrimitiveValue::U8(bytes)) => bytes.to_vec(),
+            Some(PrimitiveValue::U16(words)) => {
+                words.iter().flat_map(|w| w.to_le_bytes()).collect()
+            }
+            Some(PrimitiveValue::U32(words)) => {
+                words.iter().flat_map(|w| w.to_le_bytes()).collect()
+            }
+            Some(PrimitiveValue::F32(values)) => {
+                values.iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
+            Some(PrimitiveValue::F64(values)) => {
+                values.iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
+            _ => return Err(unreadable("Pixel Data is not native")),
+        },
+    )
 }
 
 /// The parser reads big-endian OW Pixel Data as 16-bit words, as its VR says; but pixels of 32 or 64 bits
@@ -408,9 +455,15 @@ mod tests {
     }
 
     #[test]
-    fn compressed_or_unknown_targets_are_refused_not_guessed() {
+    fn targets_without_an_encoder_are_refused_not_guessed() {
         let stored = instance(EXPLICIT_VR_LITTLE_ENDIAN, 1, 1, &[7], "A");
-        for to in ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.3.4"] {
+        // JPEG lossless, HTJ2K, JPEG-LS near-lossless, an unknown UID.
+        for to in [
+            "1.2.840.10008.1.2.4.70",
+            "1.2.840.10008.1.2.4.201",
+            "1.2.840.10008.1.2.4.81",
+            "1.2.3.4",
+        ] {
             assert!(!can_transcode(EXPLICIT_VR_LITTLE_ENDIAN, to));
             assert!(matches!(
                 transcode(&stored, to, u64::MAX),
@@ -432,6 +485,10 @@ mod tests {
         assert!(can_transcode(
             "1.2.840.10008.1.2.4.50",
             "1.2.840.10008.1.2.4.50"
+        ));
+        assert!(can_transcode(
+            "1.2.840.10008.1.2.4.50",
+            "1.2.840.10008.1.2.4.90"
         ));
     }
 

@@ -71,8 +71,8 @@ pub use rebuild::RebuildProgress;
 pub use recovery::{RecoveryReport, SweepReport};
 pub use render::{RenderedImage, THUMBNAIL_SIZE};
 pub use retrieve::{
-    FRAMES_READ_AT_ONCE_MAX_BYTES, FrameBodies, FrameBody, FrameData, InstanceContent,
-    MetadataBody, MetadataDocument, TransferSyntaxRequest, instance_url,
+    FRAMES_READ_AT_ONCE_MAX_BYTES, FrameBodies, FrameBody, FrameData, FrameRequest,
+    InstanceContent, MetadataBody, MetadataDocument, TransferSyntaxRequest, instance_url,
     media_type_of_transfer_syntax, served_metadata,
 };
 pub use search::{

@@ -34,6 +34,35 @@ impl Default for TransferSyntaxRequest {
     }
 }
 
+/// One acceptable form of frames, from a client's `Accept`: a transfer syntax (or as stored), and the media
+/// type the frames must have, if one was named (`image/jp2`, `image/jls`...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRequest {
+    pub transfer_syntax: TransferSyntaxRequest,
+    pub media_type: Option<String>,
+}
+
+impl From<TransferSyntaxRequest> for FrameRequest {
+    fn from(transfer_syntax: TransferSyntaxRequest) -> Self {
+        FrameRequest {
+            transfer_syntax,
+            media_type: None,
+        }
+    }
+}
+
+/// The transfer syntax frames of `media_type` are sent in when a request names none (PS3.18 Table 8.7.3-2).
+pub fn default_transfer_syntax_of_media_type(media_type: &str) -> Option<&'static str> {
+    match media_type.to_ascii_lowercase().as_str() {
+        "application/octet-stream" => Some(EXPLICIT_VR_LITTLE_ENDIAN),
+        "image/jpeg" => Some(dicomweb_pixel::JPEG_BASELINE),
+        "image/jls" => Some(dicomweb_pixel::JPEG_LS_LOSSLESS),
+        "image/jp2" => Some(dicomweb_pixel::JPEG_2000_LOSSLESS),
+        "image/dicom-rle" => Some(dicomweb_pixel::RLE_LOSSLESS),
+        _ => None,
+    }
+}
+
 /// One instance file, ready to stream.
 pub struct InstanceContent {
     /// What the catalogue knows of it.
@@ -54,6 +83,17 @@ const READ_BATCH: usize = 16;
 /// Instances up to this size are read whole while they wait their turn (at most [`READ_AHEAD`] batches per
 /// retrieve, so 8 MiB); larger ones are streamed when their turn comes.
 const READ_AHEAD_MAX_BYTES: u64 = 256 * 1024;
+
+/// Every transfer syntax an instance may be transcoded to, in the order a 406 lists them.
+const TRANSCODING_TARGETS: [&str; 7] = [
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    dicomweb_pixel::JPEG_2000_LOSSLESS,
+    dicomweb_pixel::JPEG_LS_LOSSLESS,
+    dicomweb_pixel::RLE_LOSSLESS,
+    dicomweb_pixel::JPEG_BASELINE,
+];
 
 /// The largest instance a retrieve transcodes: it is read and re-encoded whole in memory (about twice its
 /// size), so this bounds one transcode's memory; at most one transcode per core runs at once.
@@ -92,14 +132,14 @@ pub(crate) fn transcode_failure(
     wanted: &str,
     error: dicomweb_pixel::TranscodeError,
 ) -> ServiceError {
-    use dicomweb_pixel::TranscodeError::{TooLarge, Undecodable, Unsupported};
+    use dicomweb_pixel::TranscodeError::{TooLarge, Undecodable, Unencodable, Unsupported};
     let message = format!(
         "instance {} could not be transcoded from {} to {wanted}: {error}; ask for transfer-syntax=* to \
          receive it as stored",
         record.sop_instance_uid, record.transfer_syntax_uid
     );
     match error {
-        Unsupported { .. } | TooLarge { .. } | Undecodable(_) => {
+        Unsupported { .. } | TooLarge { .. } | Undecodable(_) | Unencodable { .. } => {
             ServiceError::NotAcceptable(message)
         }
         _ => ServiceError::Internal(message),
@@ -342,41 +382,109 @@ impl StudiesService {
         Ok(records)
     }
 
-    /// Checks that every instance can be served whole in the requested transfer syntax: as stored, or
-    /// transcoded from a native syntax to Explicit or Implicit VR Little Endian ([`dicomweb_pixel::can_transcode`];
-    /// instances up to [`MAX_TRANSCODE_BYTES`]). Compressed instances are not decoded yet.
-    pub fn check_instances_transfer_syntax(
+    /// For each instance, the first of the transfer syntaxes `acceptable` (the client's, best first) it can be
+    /// sent in whole: as stored, or transcoded ([`dicomweb_pixel::why_not_transcodable`]: decoded where a codec
+    /// is at hand, encoded for the pixel formats an encoder takes; instances up to [`MAX_TRANSCODE_BYTES`]).
+    /// `NotAcceptable` names the first instance that can be sent in none of them, why, and what it can be sent
+    /// in. Encoding needs the instance's Image Pixel attributes, read from its stored metadata.
+    pub async fn choose_transfer_syntaxes(
         &self,
-        records: &[InstanceRecord],
-        requested: &TransferSyntaxRequest,
-    ) -> Result<()> {
-        let TransferSyntaxRequest::Uid(wanted) = requested else {
-            return Ok(());
-        };
-        for r in records {
-            if r.transfer_syntax_uid == *wanted {
-                continue;
+        records: Vec<InstanceRecord>,
+        acceptable: &[TransferSyntaxRequest],
+    ) -> Result<Vec<(InstanceRecord, TransferSyntaxRequest)>> {
+        let mut chosen = Vec::with_capacity(records.len());
+        for record in records {
+            let mut refusals = Vec::new();
+            let mut choice = None;
+            for request in acceptable {
+                match self.why_not_sendable(&record, request).await? {
+                    None => {
+                        choice = Some(request.clone());
+                        break;
+                    }
+                    Some(reason) => refusals.push(reason),
+                }
             }
-            if !dicomweb_pixel::can_transcode(&r.transfer_syntax_uid, wanted) {
-                return Err(ServiceError::NotAcceptable(format!(
-                    "instance {} is stored in transfer syntax {} and transcoding it to {} is not supported; \
-                     ask for transfer-syntax=* to receive it as stored",
-                    r.sop_instance_uid, r.transfer_syntax_uid, wanted
-                )));
-            }
-            if r.size > MAX_TRANSCODE_BYTES {
-                return Err(ServiceError::NotAcceptable(format!(
-                    "instance {} ({} bytes, stored in {}) is larger than the {MAX_TRANSCODE_BYTES} bytes this \
-                     server transcodes; ask for transfer-syntax=* to receive it as stored",
-                    r.sop_instance_uid, r.size, r.transfer_syntax_uid
-                )));
+            match choice {
+                Some(request) => chosen.push((record, request)),
+                None => {
+                    let available = self.available_syntaxes(&record).await?;
+                    return Err(ServiceError::NotAcceptable(format!(
+                        "instance {} (stored in {}) cannot be sent in the transfer syntax asked: {}; it is                          available in {}, or as stored with transfer-syntax=*",
+                        record.sop_instance_uid,
+                        record.transfer_syntax_uid,
+                        refusals.join("; "),
+                        available.join(", ")
+                    )));
+                }
             }
         }
-        Ok(())
+        Ok(chosen)
+    }
+
+    /// Why `record` cannot be sent whole in `request`, or `None` when it can.
+    async fn why_not_sendable(
+        &self,
+        record: &InstanceRecord,
+        request: &TransferSyntaxRequest,
+    ) -> Result<Option<String>> {
+        let TransferSyntaxRequest::Uid(wanted) = request else {
+            return Ok(None);
+        };
+        let stored = record.transfer_syntax_uid.as_str();
+        if stored == wanted {
+            return Ok(None);
+        }
+        if !dicomweb_pixel::can_transcode(stored, wanted) {
+            return Ok(dicomweb_pixel::why_not_transcodable(stored, wanted, None)
+                .map(|reason| format!("{wanted}: {reason}")));
+        }
+        if record.size > MAX_TRANSCODE_BYTES {
+            return Ok(Some(format!(
+                "{wanted}: the instance ({} bytes) is larger than the {MAX_TRANSCODE_BYTES} bytes this server \
+                 transcodes",
+                record.size
+            )));
+        }
+        if !dicomweb_pixel::can_encode(wanted) {
+            return Ok(None);
+        }
+        let geometry = self.stored_geometry(record).await?;
+        Ok(
+            dicomweb_pixel::why_not_transcodable(stored, wanted, geometry.as_ref())
+                .map(|reason| format!("{wanted}: {reason}")),
+        )
+    }
+
+    /// The Image Pixel attributes of an instance from its stored metadata; `None` if it has none (no image).
+    async fn stored_geometry(
+        &self,
+        record: &InstanceRecord,
+    ) -> Result<Option<dicomweb_pixel::FrameGeometry>> {
+        let metadata = self.stored_metadata(record).await?;
+        Ok(frame_geometry(&metadata, &record.sop_instance_uid).ok())
+    }
+
+    /// The transfer syntaxes an instance can be sent in whole: as stored, then what it transcodes to.
+    async fn available_syntaxes(&self, record: &InstanceRecord) -> Result<Vec<String>> {
+        let stored = record.transfer_syntax_uid.as_str();
+        let mut available = vec![format!("{stored} (as stored)")];
+        if record.size > MAX_TRANSCODE_BYTES {
+            return Ok(available);
+        }
+        let geometry = self.stored_geometry(record).await?;
+        for to in TRANSCODING_TARGETS {
+            if to != stored
+                && dicomweb_pixel::why_not_transcodable(stored, to, geometry.as_ref()).is_none()
+            {
+                available.push(to.to_owned());
+            }
+        }
+        Ok(available)
     }
 
     /// Opens the stored file of an instance, in transfer syntax `requested` (checked before with
-    /// [`StudiesService::check_instances_transfer_syntax`]). The content's record says what is sent: its
+    /// [`StudiesService::choose_transfer_syntaxes`]). The content's record says what is sent: its
     /// `transfer_syntax_uid` and `size` are those of the body (a transcoded body is read and re-encoded whole
     /// first, on a bounded pool).
     pub async fn open_instance_as(
@@ -416,33 +524,28 @@ impl StudiesService {
         Ok(InstanceContent { record, body })
     }
 
-    /// The stored files of `records`, in order, for a multi-instance retrieve: small ones are read whole in
-    /// batches of [`READ_BATCH`], up to [`READ_AHEAD`] batches ahead of the one being sent; a large one is
-    /// opened when its turn comes and streamed.
+    /// The stored files of `records`, in order, each in the transfer syntax chosen for it
+    /// ([`StudiesService::choose_transfer_syntaxes`]), for a multi-instance retrieve: small ones sent as
+    /// stored are read whole in batches of [`READ_BATCH`], up to [`READ_AHEAD`] batches ahead of the one being
+    /// sent; a large one is opened when its turn comes and streamed; one to transcode is read and re-encoded
+    /// when its turn comes.
     pub fn open_instances(
         self: &Arc<Self>,
-        records: Vec<InstanceRecord>,
-        requested: TransferSyntaxRequest,
+        records: Vec<(InstanceRecord, TransferSyntaxRequest)>,
     ) -> impl Stream<Item = Result<InstanceContent>> + Send + 'static {
-        let wanted = match requested {
-            TransferSyntaxRequest::Uid(wanted) => Some(wanted),
-            TransferSyntaxRequest::AsStored => None,
-        };
         // The syntax an instance must be transcoded to, if it is not stored in it.
-        let transcode_to = move |record: &InstanceRecord| {
-            wanted
-                .as_ref()
-                .filter(|wanted| **wanted != record.transfer_syntax_uid)
-                .map(|wanted| TransferSyntaxRequest::Uid(wanted.clone()))
-        };
+        let transcode_to =
+            |(record, requested): &(InstanceRecord, TransferSyntaxRequest)| match requested {
+                TransferSyntaxRequest::Uid(wanted) if *wanted != record.transfer_syntax_uid => {
+                    Some(requested.clone())
+                }
+                _ => None,
+            };
         // An instance to transcode is read whole and re-encoded when its turn comes, alone in its batch.
-        let small = {
-            let transcode_to = transcode_to.clone();
-            move |record: &InstanceRecord| {
-                record.size <= READ_AHEAD_MAX_BYTES && transcode_to(record).is_none()
-            }
+        let small = move |entry: &(InstanceRecord, TransferSyntaxRequest)| {
+            entry.0.size <= READ_AHEAD_MAX_BYTES && transcode_to(entry).is_none()
         };
-        let mut batches: Vec<Vec<InstanceRecord>> = Vec::new();
+        let mut batches: Vec<Vec<(InstanceRecord, TransferSyntaxRequest)>> = Vec::new();
         for record in records {
             match batches.last_mut() {
                 Some(batch) if small(&record) && small(&batch[0]) && batch.len() < READ_BATCH => {
@@ -455,23 +558,22 @@ impl StudiesService {
         futures::stream::iter(batches)
             .map(move |mut batch| {
                 let service = service.clone();
-                let transcode_to = transcode_to.clone();
-                let small = small.clone();
                 async move {
                     if !small(&batch[0]) {
-                        let record = batch.remove(0);
-                        return vec![match transcode_to(&record) {
-                            Some(wanted) => service.open_instance_as(record, &wanted).await,
-                            None => service.open_instance(record).await,
+                        let entry = batch.remove(0);
+                        return vec![match transcode_to(&entry) {
+                            Some(wanted) => service.open_instance_as(entry.0, &wanted).await,
+                            None => service.open_instance(entry.0).await,
                         }];
                     }
                     let asked = batch
                         .iter()
-                        .map(|record| (record.blob_key.clone(), record.size))
+                        .map(|(record, _)| (record.blob_key.clone(), record.size))
                         .collect();
                     let read = service.blobs.get_whole_many(asked).await;
                     batch
                         .into_iter()
+                        .map(|(record, _)| record)
                         .zip(read)
                         .map(|(record, bytes)| match bytes {
                             Ok(bytes) => Ok(InstanceContent {
@@ -535,12 +637,15 @@ impl StudiesService {
         Ok(metadata_etag(&self.instances_in(scope).await?, base_url))
     }
 
-    /// Frames (1-based numbers) of one instance, read by byte ranges through the layout recorded at store time.
+    /// Frames (1-based numbers) of one instance, read by byte ranges through the layout recorded at store time,
+    /// in the first of the forms `acceptable` (the client's, best first) they can be given in: as stored (native
+    /// frames in little endian unless stored big endian), decoded, encoded, or both (see
+    /// [`StudiesService::frame_target`]).
     pub async fn frames(
         &self,
         scope: &Scope,
         numbers: &[u32],
-        requested: &TransferSyntaxRequest,
+        acceptable: &[FrameRequest],
     ) -> Result<FrameData> {
         let record = self
             .the_instance(scope, "frames are addressed within one instance")
@@ -598,106 +703,95 @@ impl StudiesService {
         }
 
         let stored = record.transfer_syntax_uid.clone();
-        let stored = stored.as_str();
-        // Bits Allocated of big-endian frames sent little endian.
-        let mut swap_bits: Option<u16> = None;
-        let (ranges_per_frame, transfer_syntax_uid): (Vec<Vec<Range<u64>>>, String) = match &layout
-        {
+        // What the frames are as read from storage: native frames are little endian unless stored big endian.
+        let as_read = match &layout {
+            PixelDataLayout::Native { .. } if stored == EXPLICIT_VR_BIG_ENDIAN => {
+                EXPLICIT_VR_BIG_ENDIAN
+            }
+            PixelDataLayout::Native { .. } => EXPLICIT_VR_LITTLE_ENDIAN,
+            PixelDataLayout::Encapsulated { .. } => stored.as_str(),
+            PixelDataLayout::NotRangeReadable if deflated => EXPLICIT_VR_LITTLE_ENDIAN,
+            PixelDataLayout::NotRangeReadable => {
+                return Err(ServiceError::NotAcceptable(format!(
+                    "frames of instance {} cannot be extracted yet because its frames are not byte-aligned; \
+                     retrieve the whole instance",
+                    record.sop_instance_uid
+                )));
+            }
+        }
+        .to_owned();
+        let (target, geometry) = self.frame_target(&record, &as_read, acceptable).await?;
+        let ranges_per_frame: Vec<Vec<Range<u64>>> = match &layout {
             PixelDataLayout::Native {
                 offset,
                 frame_length,
                 ..
-            } => {
-                // Native pixel bytes do not depend on how the dataset around them is encoded, except byte order:
-                // big-endian frames asked in a little-endian syntax are byte-swapped as they are sent.
-                let mut native_ts = if stored == EXPLICIT_VR_BIG_ENDIAN {
-                    EXPLICIT_VR_BIG_ENDIAN
-                } else {
-                    EXPLICIT_VR_LITTLE_ENDIAN
-                };
-                if let TransferSyntaxRequest::Uid(wanted) = requested
-                    && wanted != native_ts
-                {
-                    let little =
-                        wanted == EXPLICIT_VR_LITTLE_ENDIAN || wanted == IMPLICIT_VR_LITTLE_ENDIAN;
-                    if !little {
-                        return Err(not_acceptable_frames(&record, native_ts, wanted));
-                    }
-                    if native_ts == EXPLICIT_VR_BIG_ENDIAN {
-                        let metadata = self.stored_metadata(&record).await?;
-                        let bits = metadata_u16(&metadata, "00280100").ok_or_else(|| {
-                            ServiceError::NotAcceptable(format!(
-                                "instance {} has no Bits Allocated, so its big-endian frames cannot be \
-                                 sent little endian",
-                                record.sop_instance_uid
-                            ))
-                        })?;
-                        swap_bits = Some(bits);
-                        native_ts = EXPLICIT_VR_LITTLE_ENDIAN;
-                    }
-                }
-                let ranges = numbers
-                    .iter()
-                    .map(|&n| {
-                        let start = offset + u64::from(n - 1) * frame_length;
-                        // One frame of native pixel data is one contiguous range.
-                        #[allow(clippy::single_range_in_vec_init)]
-                        let ranges = vec![start..start + frame_length];
-                        ranges
-                    })
-                    .collect();
-                (ranges, native_ts.to_owned())
-            }
-            PixelDataLayout::Encapsulated { frames } => {
-                let decode_to = match requested {
-                    TransferSyntaxRequest::Uid(wanted) if wanted != stored => {
-                        let little = wanted == EXPLICIT_VR_LITTLE_ENDIAN
-                            || wanted == IMPLICIT_VR_LITTLE_ENDIAN;
-                        if !(little && dicomweb_pixel::can_decode(stored)) {
-                            return Err(not_acceptable_frames(&record, stored, wanted));
-                        }
-                        Some(wanted.clone())
-                    }
-                    _ => None,
-                };
-                let ranges: Vec<Vec<Range<u64>>> = numbers
-                    .iter()
-                    .map(|&n| {
-                        frames
-                            .get((n - 1) as usize)
-                            .map(|fragments| fragments.iter().map(|&(s, e)| s..e).collect())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                if let Some(wanted) = decode_to {
-                    let metadata = self.stored_metadata(&record).await?;
-                    let geometry = frame_geometry(&metadata, &record.sop_instance_uid)?;
-                    return self.decoded_frames(record, geometry, ranges, wanted).await;
-                }
-                (ranges, stored.to_owned())
-            }
-            PixelDataLayout::NotRangeReadable if deflated => {
-                if let TransferSyntaxRequest::Uid(wanted) = requested
-                    && wanted != EXPLICIT_VR_LITTLE_ENDIAN
-                    && wanted != IMPLICIT_VR_LITTLE_ENDIAN
-                {
-                    return Err(not_acceptable_frames(
-                        &record,
-                        EXPLICIT_VR_LITTLE_ENDIAN,
-                        wanted,
-                    ));
-                }
-                return self.inflated_frames(record, numbers.to_vec()).await;
-            }
-            PixelDataLayout::NotRangeReadable => {
-                let reason = "its frames are not byte-aligned";
+            } => numbers
+                .iter()
+                .map(|&n| {
+                    let start = offset + u64::from(n - 1) * frame_length;
+                    // One frame of native pixel data is one contiguous range.
+                    #[allow(clippy::single_range_in_vec_init)]
+                    let ranges = vec![start..start + frame_length];
+                    ranges
+                })
+                .collect(),
+            PixelDataLayout::Encapsulated { frames } => numbers
+                .iter()
+                .map(|&n| {
+                    frames
+                        .get((n - 1) as usize)
+                        .map(|fragments| fragments.iter().map(|&(s, e)| s..e).collect())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            PixelDataLayout::NotRangeReadable => Vec::new(),
+        };
+        let native = dicomweb_pixel::is_native(&as_read);
+        let little = target == EXPLICIT_VR_LITTLE_ENDIAN || target == IMPLICIT_VR_LITTLE_ENDIAN;
+        // Bits Allocated of big-endian frames sent little endian (or encoded, from little endian).
+        let swap_bits = match (
+            &geometry,
+            as_read == EXPLICIT_VR_BIG_ENDIAN && target != as_read,
+        ) {
+            (Some(geometry), true) => Some(geometry.bits_allocated),
+            (None, true) => {
                 return Err(ServiceError::NotAcceptable(format!(
-                    "frames of instance {} cannot be extracted yet because {reason}; retrieve the whole instance",
+                    "instance {} has no Bits Allocated, so its big-endian frames cannot be sent little endian",
                     record.sop_instance_uid
                 )));
             }
+            _ => None,
         };
-
+        if deflated {
+            return self
+                .inflated_frames(record, numbers.to_vec(), target, geometry)
+                .await;
+        }
+        let as_read_is_sent = target == as_read || (native && little);
+        if !as_read_is_sent {
+            let Some(geometry) = geometry else {
+                return Err(ServiceError::Internal(
+                    "frames to transcode lack their geometry".into(),
+                ));
+            };
+            let from = if native {
+                EXPLICIT_VR_LITTLE_ENDIAN.to_owned()
+            } else {
+                as_read
+            };
+            return self
+                .transcoded_frames(record, geometry, ranges_per_frame, from, swap_bits, target)
+                .await;
+        }
+        // Native frames keep their label: little-endian bytes are the same in Implicit VR Little Endian.
+        let transfer_syntax_uid = if native && swap_bits.is_none() {
+            as_read
+        } else if native {
+            EXPLICIT_VR_LITTLE_ENDIAN.to_owned()
+        } else {
+            target
+        };
         let media_type = media_type_of_transfer_syntax(&transfer_syntax_uid);
         let total: u64 = ranges_per_frame.iter().map(|r| frame_len(r)).sum();
         if total <= FRAMES_READ_AT_ONCE_MAX_BYTES {
@@ -726,47 +820,147 @@ impl StudiesService {
         })
     }
 
-    /// Frames decoded from their stored fragments, one at a time on the codec pool as the answer is sent (one
-    /// frame: decoded before the answer starts, so that it has a length and a failure is a 406).
-    async fn decoded_frames(
+    /// The transfer syntax frames read as `as_read` are sent in: the first of `acceptable` that can be produced
+    /// (as read; little endian from big endian; decoded where a codec is at hand; encoded for the pixel formats
+    /// an encoder takes), with the instance's Image Pixel attributes when the frames are to be changed.
+    /// A media type without a transfer syntax means the frames as stored if they are of that type, else the
+    /// type's default syntax (PS3.18 Table 8.7.3-2). `NotAcceptable` says what the frames are available in.
+    async fn frame_target(
+        &self,
+        record: &InstanceRecord,
+        as_read: &str,
+        acceptable: &[FrameRequest],
+    ) -> Result<(String, Option<dicomweb_pixel::FrameGeometry>)> {
+        let mut geometry: Option<Option<dicomweb_pixel::FrameGeometry>> = None;
+        let mut refusals = Vec::new();
+        for request in acceptable {
+            let target = match (&request.transfer_syntax, request.media_type.as_deref()) {
+                (TransferSyntaxRequest::AsStored, None) => as_read.to_owned(),
+                (TransferSyntaxRequest::AsStored, Some(media)) => {
+                    if media_type_of_transfer_syntax(as_read).eq_ignore_ascii_case(media) {
+                        as_read.to_owned()
+                    } else if let Some(default) = default_transfer_syntax_of_media_type(media) {
+                        default.to_owned()
+                    } else {
+                        refusals.push(format!("{media}: not a media type frames are sent in"));
+                        continue;
+                    }
+                }
+                (TransferSyntaxRequest::Uid(wanted), media) => {
+                    if let Some(media) = media
+                        && !media_type_of_transfer_syntax(wanted).eq_ignore_ascii_case(media)
+                    {
+                        refusals.push(format!("{media} does not hold transfer syntax {wanted}"));
+                        continue;
+                    }
+                    wanted.clone()
+                }
+            };
+            let little = target == EXPLICIT_VR_LITTLE_ENDIAN || target == IMPLICIT_VR_LITTLE_ENDIAN;
+            let changed = target != as_read && !(as_read == EXPLICIT_VR_LITTLE_ENDIAN && little);
+            if !changed && (as_read != EXPLICIT_VR_BIG_ENDIAN || target == as_read) {
+                return Ok((target, None));
+            }
+            if geometry.is_none() {
+                geometry = Some(self.stored_geometry(record).await?);
+            }
+            let known = geometry.clone().flatten();
+            if !changed {
+                return Ok((target, known));
+            }
+            let from = if as_read == EXPLICIT_VR_BIG_ENDIAN {
+                EXPLICIT_VR_LITTLE_ENDIAN
+            } else {
+                as_read
+            };
+            match dicomweb_pixel::why_not_transcodable(from, &target, known.as_ref()) {
+                None if little || known.is_some() => return Ok((target, known)),
+                None => refusals.push(format!(
+                    "{target}: the instance lacks Image Pixel attributes"
+                )),
+                Some(reason) => refusals.push(format!("{target}: {reason}")),
+            }
+        }
+        let known = match geometry {
+            Some(known) => known,
+            None => self.stored_geometry(record).await?,
+        };
+        let mut available = vec![format!("{as_read} (as stored)")];
+        let from = if as_read == EXPLICIT_VR_BIG_ENDIAN {
+            EXPLICIT_VR_LITTLE_ENDIAN
+        } else {
+            as_read
+        };
+        for to in TRANSCODING_TARGETS {
+            if to != as_read
+                && to != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+                && dicomweb_pixel::why_not_transcodable(from, to, known.as_ref()).is_none()
+            {
+                available.push(to.to_owned());
+            }
+        }
+        Err(ServiceError::NotAcceptable(format!(
+            "frames of instance {} cannot be sent as asked: {}; they are available in {}",
+            record.sop_instance_uid,
+            refusals.join("; "),
+            available.join(", ")
+        )))
+    }
+
+    /// Frames read as `from` (stored fragments, or native little-endian bytes once `swap_bits` has put
+    /// big-endian ones in order) and transcoded to `to`, one at a time on the codec pool as the answer is sent
+    /// (one frame: before the answer starts, so that it has a length and a failure is a 406).
+    async fn transcoded_frames(
         &self,
         record: InstanceRecord,
         geometry: dicomweb_pixel::FrameGeometry,
         frames: Vec<Vec<Range<u64>>>,
-        wanted: String,
+        from: String,
+        swap_bits: Option<u16>,
+        to: String,
     ) -> Result<FrameData> {
         let blobs = self.blobs.clone();
         let record = Arc::new(record);
         let geometry = Arc::new(geometry);
         let single = frames.len() == 1;
-        let decode = move |ranges: Vec<Range<u64>>| {
+        let target = to.clone();
+        let transcode = move |ranges: Vec<Range<u64>>| {
             let blobs = blobs.clone();
             let record = record.clone();
             let geometry = geometry.clone();
-            let wanted = wanted.clone();
+            let from = from.clone();
+            let to = to.clone();
             async move {
                 let fragments =
                     read_frames_together(&*blobs, &record.blob_key, std::slice::from_ref(&ranges))
                         .await
                         .map_err(|e| instance_storage_error(&record, e))?;
-                let ts = record.transfer_syntax_uid.clone();
-                let fragments = fragments.into_iter().map(|f| f.to_vec()).collect();
-                on_codec_pool(move || dicomweb_pixel::decode_frame(&ts, &geometry, fragments))
-                    .await?
-                    .map(Bytes::from)
-                    .map_err(|e| transcode_failure(&record, &wanted, e))
+                let fragments = fragments
+                    .into_iter()
+                    .map(|f| match swap_bits {
+                        Some(bits) => little_endian(f, bits).to_vec(),
+                        None => f.to_vec(),
+                    })
+                    .collect();
+                let wanted = to.clone();
+                on_codec_pool(move || {
+                    dicomweb_pixel::transcode_frame(&from, &wanted, &geometry, fragments)
+                })
+                .await?
+                .map(Bytes::from)
+                .map_err(|e| transcode_failure(&record, &to, e))
             }
         };
         let frames = if single {
-            let mut decoded = Vec::new();
+            let mut done = Vec::new();
             for ranges in frames {
-                decoded.push(decode(ranges).await?);
+                done.push(transcode(ranges).await?);
             }
-            FrameBodies::Read(decoded)
+            FrameBodies::Read(done)
         } else {
             FrameBodies::Streamed(
                 futures::stream::iter(frames)
-                    .map(decode)
+                    .map(transcode)
                     .buffered(2)
                     .map_ok(|bytes| FrameBody {
                         len: bytes.len() as u64,
@@ -776,18 +970,20 @@ impl StudiesService {
             )
         };
         Ok(FrameData {
-            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
-            media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
+            media_type: media_type_of_transfer_syntax(&target),
+            transfer_syntax_uid: target,
             frames,
         })
     }
 
     /// Frames of a deflated instance: its file is read whole (up to [`MAX_TRANSCODE_BYTES`]) and inflated on
-    /// the codec pool; the frames come out as Explicit VR Little Endian native bytes.
+    /// the codec pool; the frames come out as Explicit VR Little Endian native bytes, or encoded in `to`.
     async fn inflated_frames(
         &self,
         record: InstanceRecord,
         numbers: Vec<u32>,
+        to: String,
+        geometry: Option<dicomweb_pixel::FrameGeometry>,
     ) -> Result<FrameData> {
         if record.size > MAX_TRANSCODE_BYTES {
             return Err(ServiceError::NotAcceptable(format!(
@@ -797,12 +993,34 @@ impl StudiesService {
             )));
         }
         let stored = self.read_whole(&record).await?;
-        let frames = on_codec_pool(move || dicomweb_pixel::native_frames(&stored, &numbers))
-            .await?
-            .map_err(|e| transcode_failure(&record, EXPLICIT_VR_LITTLE_ENDIAN, e))?;
+        let encode_to = dicomweb_pixel::can_encode(&to).then(|| to.clone());
+        let frames = on_codec_pool(move || {
+            let frames = dicomweb_pixel::native_frames(&stored, &numbers)?;
+            match (encode_to, geometry) {
+                (Some(to), Some(geometry)) => frames
+                    .into_iter()
+                    .map(|frame| {
+                        dicomweb_pixel::transcode_frame(
+                            EXPLICIT_VR_LITTLE_ENDIAN,
+                            &to,
+                            &geometry,
+                            vec![frame],
+                        )
+                    })
+                    .collect(),
+                _ => Ok(frames),
+            }
+        })
+        .await?
+        .map_err(|e| transcode_failure(&record, &to, e))?;
+        let transfer_syntax_uid = if dicomweb_pixel::can_encode(&to) {
+            to
+        } else {
+            EXPLICIT_VR_LITTLE_ENDIAN.to_owned()
+        };
         Ok(FrameData {
-            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
-            media_type: media_type_of_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN),
+            media_type: media_type_of_transfer_syntax(&transfer_syntax_uid),
+            transfer_syntax_uid,
             frames: FrameBodies::Read(frames.into_iter().map(Bytes::from).collect()),
         })
     }
@@ -959,14 +1177,6 @@ pub(crate) fn little_endian(bytes: Bytes, bits_allocated: u16) -> Bytes {
     let mut swapped = bytes.to_vec();
     dicomweb_pixel::frame_to_little_endian(&mut swapped, bits_allocated);
     Bytes::from(swapped)
-}
-
-fn not_acceptable_frames(record: &InstanceRecord, available: &str, wanted: &str) -> ServiceError {
-    ServiceError::NotAcceptable(format!(
-        "frames of instance {} are available in transfer syntax {available}; transcoding to {wanted} is not \
-         supported; ask for transfer-syntax=* to receive them as stored",
-        record.sop_instance_uid
-    ))
 }
 
 /// Reads the JSON array of the metadata of `paths`, `budget` bytes at a time: `[` comes with the first read's

@@ -42,7 +42,7 @@ async fn the_last_frame_is_read_without_reading_the_file() {
     store.take_bytes_read();
 
     let frames = service
-        .frames(&scope, &[15], &TransferSyntaxRequest::default())
+        .frames(&scope, &[15], &[TransferSyntaxRequest::default().into()])
         .await
         .unwrap();
     let FrameBodies::Read(frames) = frames.frames else {
@@ -70,7 +70,7 @@ async fn encapsulated_frames_are_their_fragments() {
     let scope = stored(&service, "pydicom/SC_rgb_rle_2frame.dcm").await;
     store.take_bytes_read();
     let frames = service
-        .frames(&scope, &[2, 1], &TransferSyntaxRequest::AsStored)
+        .frames(&scope, &[2, 1], &[TransferSyntaxRequest::AsStored.into()])
         .await
         .unwrap();
     assert_eq!(frames.transfer_syntax_uid, "1.2.840.10008.1.2.5");
@@ -82,7 +82,7 @@ async fn encapsulated_frames_are_their_fragments() {
     // An uncompressed frame of a compressed instance is decoded from that frame's fragments alone.
     store.take_bytes_read();
     let decoded = service
-        .frames(&scope, &[1], &TransferSyntaxRequest::default())
+        .frames(&scope, &[1], &[TransferSyntaxRequest::default().into()])
         .await
         .unwrap();
     assert_eq!(decoded.transfer_syntax_uid, "1.2.840.10008.1.2.1");
@@ -95,18 +95,75 @@ async fn encapsulated_frames_are_their_fragments() {
         frames[1].len() as u64,
         "frame 1's fragment, nothing else"
     );
-    // A syntax nothing here encodes to is refused.
+    // Encoded in another compressed syntax (decoded, then encoded): JPEG-LS lossless that decodes to the same
+    // pixels as the RLE original.
+    let jpeg_ls = service
+        .frames(
+            &scope,
+            &[1],
+            &[TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.80".into()).into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(jpeg_ls.transfer_syntax_uid, "1.2.840.10008.1.2.4.80");
+    assert_eq!(jpeg_ls.media_type, "image/jls");
+    let jpeg_ls = jpeg_ls.into_frames().await.unwrap();
+    let geometry = dicomweb_pixel::FrameGeometry {
+        rows: 100,
+        columns: 100,
+        samples_per_pixel: 3,
+        bits_allocated: 8,
+        bits_stored: 8,
+        high_bit: 7,
+        pixel_representation: 0,
+        photometric_interpretation: "RGB".into(),
+        planar_configuration: 0,
+    };
+    let native = service
+        .frames(&scope, &[1], &[TransferSyntaxRequest::default().into()])
+        .await
+        .unwrap()
+        .into_frames()
+        .await
+        .unwrap();
+    assert_eq!(
+        dicomweb_pixel::decode_frame(
+            "1.2.840.10008.1.2.4.80",
+            &geometry,
+            vec![jpeg_ls[0].to_vec()]
+        )
+        .unwrap(),
+        native[0].to_vec()
+    );
+    // A syntax nothing here encodes to is refused, saying what the frames are available in.
     let refused = service
         .frames(
             &scope,
             &[1],
-            &TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.80".into()),
+            &[TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.70".into()).into()],
         )
         .await;
-    assert!(matches!(
-        refused,
-        Err(dicomweb_service::ServiceError::NotAcceptable(_))
-    ));
+    let Err(dicomweb_service::ServiceError::NotAcceptable(message)) = refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        message.contains("1.2.840.10008.1.2.4.70: no encoder")
+            && message.contains("1.2.840.10008.1.2.4.90"),
+        "{message}"
+    );
+    // Of several forms, the first one that can be produced wins.
+    let chosen = service
+        .frames(
+            &scope,
+            &[1],
+            &[
+                TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.70".into()).into(),
+                TransferSyntaxRequest::AsStored.into(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chosen.transfer_syntax_uid, "1.2.840.10008.1.2.5");
 }
 
 /// A native 8-bit multi-frame instance in Explicit VR Little Endian whose frame n (from 1) is `frame_len`
@@ -190,7 +247,11 @@ async fn a_frame_asked_twice_is_refused_naming_the_limit() {
     let scope = Scope::Instance(study, series, sop);
     store.take_bytes_read();
     let refused = service
-        .frames(&scope, &[1, 2, 1, 1], &TransferSyntaxRequest::AsStored)
+        .frames(
+            &scope,
+            &[1, 2, 1, 1],
+            &[TransferSyntaxRequest::AsStored.into()],
+        )
         .await;
     let Err(ServiceError::InvalidInput(message)) = refused else {
         panic!("a repeated frame is the client's error, got {refused:?}")
@@ -205,7 +266,7 @@ async fn a_frame_asked_twice_is_refused_naming_the_limit() {
     );
     // Out of range stays a 404, whatever else is wrong with the list.
     let missing = service
-        .frames(&scope, &[4, 4], &TransferSyntaxRequest::AsStored)
+        .frames(&scope, &[4, 4], &[TransferSyntaxRequest::AsStored.into()])
         .await;
     assert!(
         matches!(missing, Err(ServiceError::NotFound(_))),
@@ -226,7 +287,7 @@ async fn large_frame_responses_are_read_as_they_are_sent() {
         let asked: Vec<u32> = (1..=frames).rev().collect();
         store.take_bytes_read();
         let data = service
-            .frames(&scope, &asked, &TransferSyntaxRequest::AsStored)
+            .frames(&scope, &asked, &[TransferSyntaxRequest::AsStored.into()])
             .await
             .unwrap();
         let FrameBodies::Streamed(mut stream) = data.frames else {

@@ -218,7 +218,7 @@ async fn a_lost_index_is_rebuilt_from_storage() {
         .frames(
             &Scope::Instance(STUDY.into(), SERIES_RED_GREEN.into(), SOP_RED.into()),
             &[1],
-            &TransferSyntaxRequest::AsStored,
+            &[TransferSyntaxRequest::AsStored.into()],
         )
         .await
         .unwrap()

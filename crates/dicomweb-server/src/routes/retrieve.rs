@@ -1,13 +1,14 @@
 //! WADO-RS: instances, metadata and frames.
 
 use super::*;
-use dicomweb_service::{FrameBodies, MetadataBody};
+use dicomweb_service::{FrameBodies, FrameRequest, MetadataBody};
 
-/// How instances are to be sent back.
+/// How instances are to be sent back: one part or multipart, and the transfer syntaxes acceptable, best
+/// first (the service picks, per instance, the first it can produce).
 #[derive(Debug, Clone, PartialEq)]
-enum InstanceFormat {
-    Multipart(TransferSyntaxRequest),
-    Single(TransferSyntaxRequest),
+struct InstanceFormat {
+    multipart: bool,
+    syntaxes: Vec<TransferSyntaxRequest>,
 }
 
 fn transfer_syntax_of(media: &MediaType) -> TransferSyntaxRequest {
@@ -18,42 +19,65 @@ fn transfer_syntax_of(media: &MediaType) -> TransferSyntaxRequest {
     }
 }
 
+/// Adds `item` to `list` unless it is there already (a later, lower-quality duplicate adds nothing).
+fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Negotiation of an instance retrieve (PS3.18 8.7.3.5): the media ranges of `Accept`, best quality first;
+/// the first acceptable one decides one part or multipart, and every acceptable range of that kind adds its
+/// transfer syntax (`*/*` adds "as stored" to either kind).
 fn negotiate_instances(
     req: &HttpRequest,
     single_allowed: bool,
 ) -> Result<InstanceFormat, ApiError> {
     let accept = header_str(req, header::ACCEPT);
+    let mut multipart: Option<bool> = None;
+    let mut syntaxes = Vec::new();
     for media in parse_accept(accept) {
-        match media.essence.as_str() {
-            "*/*" => {
-                return Ok(if single_allowed {
-                    InstanceFormat::Single(TransferSyntaxRequest::AsStored)
-                } else {
-                    InstanceFormat::Multipart(TransferSyntaxRequest::AsStored)
-                });
-            }
-            DICOM if single_allowed => {
-                return Ok(InstanceFormat::Single(transfer_syntax_of(&media)));
-            }
+        let (kind, syntax) = match media.essence.as_str() {
+            "*/*" => (None, TransferSyntaxRequest::AsStored),
+            DICOM if single_allowed => (Some(false), transfer_syntax_of(&media)),
             "multipart/related" | "multipart/*" => match media.param("type") {
-                None => return Ok(InstanceFormat::Multipart(transfer_syntax_of(&media))),
+                None => (Some(true), transfer_syntax_of(&media)),
                 Some(kind) if kind.eq_ignore_ascii_case(DICOM) => {
-                    return Ok(InstanceFormat::Multipart(transfer_syntax_of(&media)));
+                    (Some(true), transfer_syntax_of(&media))
                 }
-                Some(_) => {}
+                Some(_) => continue,
             },
+            _ => continue,
+        };
+        match (kind, multipart) {
+            (None, None) => {
+                multipart = Some(!single_allowed);
+                push_new(&mut syntaxes, syntax);
+            }
+            (None, Some(_)) => push_new(&mut syntaxes, syntax),
+            (Some(kind), None) => {
+                multipart = Some(kind);
+                push_new(&mut syntaxes, syntax);
+            }
+            (Some(kind), Some(chosen)) if kind == chosen => push_new(&mut syntaxes, syntax),
             _ => {}
         }
     }
-    Err(ApiError::NotAcceptable(format!(
-        "Accept \"{}\" is not supported for instances; use multipart/related; type=\"application/dicom\"{}",
-        accept.unwrap_or_default(),
-        if single_allowed {
-            " or application/dicom"
-        } else {
-            ""
-        }
-    )))
+    match multipart {
+        Some(multipart) => Ok(InstanceFormat {
+            multipart,
+            syntaxes,
+        }),
+        None => Err(ApiError::NotAcceptable(format!(
+            "Accept \"{}\" is not supported for instances; use multipart/related; type=\"application/dicom\"{}",
+            accept.unwrap_or_default(),
+            if single_allowed {
+                " or application/dicom"
+            } else {
+                ""
+            }
+        ))),
+    }
 }
 
 pub(super) fn io_error(e: impl std::fmt::Display) -> std::io::Error {
@@ -66,10 +90,12 @@ pub(super) async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> Ap
     let format = negotiate_instances(&req, single_allowed)?;
     let service = state.service.clone();
     let records = service.instances_in(&scope).await?;
-    match format {
-        InstanceFormat::Single(ts) => {
-            service.check_instances_transfer_syntax(&records, &ts)?;
-            let record = records
+    let chosen = service
+        .choose_transfer_syntaxes(records, &format.syntaxes)
+        .await?;
+    match format.multipart {
+        false => {
+            let (record, ts) = chosen
                 .into_iter()
                 .next()
                 .ok_or_else(|| ServiceError::NotFound("instance not found".into()))?;
@@ -84,14 +110,13 @@ pub(super) async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> Ap
                 .no_chunking(size)
                 .streaming(content.body.map_err(io_error)))
         }
-        InstanceFormat::Multipart(ts) => {
-            service.check_instances_transfer_syntax(&records, &ts)?;
+        true => {
             let writer = MultipartWriter::new();
             let content_type = format!(
                 "multipart/related; type=\"{DICOM}\"; boundary={}",
                 writer.boundary()
             );
-            let parts = Box::pin(service.open_instances(records, ts).map(|opened| {
+            let parts = Box::pin(service.open_instances(chosen).map(|opened| {
                 let content = opened.map_err(io_error)?;
                 let headers = vec![(
                     "Content-Type".to_owned(),
@@ -169,70 +194,78 @@ pub(super) fn parse_frame_numbers(text: &str) -> Result<Vec<u32>, ApiError> {
         .collect()
 }
 
-/// How frames are to be sent back: multipart or (one frame) single part, and the acceptable media type.
+/// How frames are to be sent back: multipart or (one frame) single part, and the acceptable forms, best first.
 struct FrameFormat {
     multipart: bool,
-    media_type: Option<String>,
-    transfer_syntax: TransferSyntaxRequest,
+    acceptable: Vec<FrameRequest>,
 }
 
+/// Negotiation of a frame retrieve: as for instances ([`negotiate_instances`]), the first acceptable media
+/// range decides one part (`application/octet-stream`, one frame) or multipart, and every acceptable range of
+/// that kind adds a form. `type="*/*"` (dicomweb-client's default) and `*/*` mean the frames as stored; an
+/// image or video type without a transfer syntax means that type, as stored or in its default syntax.
 fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat, ApiError> {
     let accept = header_str(req, header::ACCEPT);
+    let as_stored = || FrameRequest::from(TransferSyntaxRequest::AsStored);
+    let mut multipart: Option<bool> = None;
+    let mut acceptable = Vec::new();
     for media in parse_accept(accept) {
-        match media.essence.as_str() {
-            "*/*" => {
-                return Ok(FrameFormat {
-                    multipart: true,
-                    media_type: None,
-                    transfer_syntax: TransferSyntaxRequest::AsStored,
-                });
-            }
+        let (kind, request) = match media.essence.as_str() {
+            "*/*" => (None, as_stored()),
             "multipart/related" | "multipart/*" => {
                 let kind = media
                     .param("type")
                     .unwrap_or(OCTET_STREAM)
                     .to_ascii_lowercase();
-                // Any type (dicomweb-client's default, `type="*/*"`): the frames as stored, as for `*/*`.
                 if kind == "*/*" {
-                    return Ok(FrameFormat {
-                        multipart: true,
-                        media_type: None,
-                        transfer_syntax: TransferSyntaxRequest::AsStored,
-                    });
-                }
-                if kind == OCTET_STREAM {
-                    return Ok(FrameFormat {
-                        multipart: true,
-                        media_type: None,
-                        transfer_syntax: transfer_syntax_of(&media),
-                    });
-                }
-                if kind.starts_with("image/") || kind.starts_with("video/") {
+                    (Some(true), as_stored())
+                } else if kind == OCTET_STREAM {
+                    (Some(true), FrameRequest::from(transfer_syntax_of(&media)))
+                } else if kind.starts_with("image/") || kind.starts_with("video/") {
                     let transfer_syntax = match media.param("transfer-syntax") {
                         Some(uid) if uid != "*" => TransferSyntaxRequest::Uid(uid.to_owned()),
                         _ => TransferSyntaxRequest::AsStored,
                     };
-                    return Ok(FrameFormat {
-                        multipart: true,
-                        media_type: Some(kind),
-                        transfer_syntax,
-                    });
+                    (
+                        Some(true),
+                        FrameRequest {
+                            transfer_syntax,
+                            media_type: Some(kind),
+                        },
+                    )
+                } else {
+                    continue;
                 }
             }
             OCTET_STREAM if frame_count == 1 => {
-                return Ok(FrameFormat {
-                    multipart: false,
-                    media_type: None,
-                    transfer_syntax: transfer_syntax_of(&media),
-                });
+                (Some(false), FrameRequest::from(transfer_syntax_of(&media)))
             }
+            _ => continue,
+        };
+        match (kind, multipart) {
+            (None, None) => {
+                multipart = Some(true);
+                push_new(&mut acceptable, request);
+            }
+            (None, Some(_)) => push_new(&mut acceptable, request),
+            (Some(kind), None) => {
+                multipart = Some(kind);
+                push_new(&mut acceptable, request);
+            }
+            (Some(kind), Some(chosen)) if kind == chosen => push_new(&mut acceptable, request),
             _ => {}
         }
     }
-    Err(ApiError::NotAcceptable(format!(
-        "Accept \"{}\" is not supported for frames; use multipart/related; type=\"application/octet-stream\"",
-        accept.unwrap_or_default()
-    )))
+    match multipart {
+        Some(multipart) => Ok(FrameFormat {
+            multipart,
+            acceptable,
+        }),
+        None => Err(ApiError::NotAcceptable(format!(
+            "Accept \"{}\" is not supported for frames; use multipart/related; type=\"application/octet-stream\"",
+            accept.unwrap_or_default()
+        ))),
+    }
 }
 
 pub(super) async fn retrieve_frames(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
@@ -251,16 +284,8 @@ pub(super) async fn frames_response(
     let format = negotiate_frames(req, numbers.len())?;
     let data = state
         .service
-        .frames(scope, numbers, &format.transfer_syntax)
+        .frames(scope, numbers, &format.acceptable)
         .await?;
-    if let Some(wanted) = &format.media_type
-        && wanted != data.media_type
-    {
-        return Err(ApiError::NotAcceptable(format!(
-            "the frames are {} ({}); {wanted} would need transcoding, which is not supported",
-            data.media_type, data.transfer_syntax_uid
-        )));
-    }
     let part_type = format!(
         "{}; transfer-syntax={}",
         data.media_type, data.transfer_syntax_uid
