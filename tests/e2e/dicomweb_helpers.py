@@ -85,3 +85,17 @@ def secondary_capture(study: str, series: str):
     ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = series
     return ds
+
+
+def store_under_new_uid(server, ds: pydicom.Dataset) -> pydicom.Dataset:
+    """Stores `ds` (pixel data untouched) under a new SOPInstanceUID: several of pydicom's files are one image in
+    several syntaxes with one UID, and a retrieved copy must not collide with its original."""
+    import requests
+    from pydicom.uid import generate_uid
+
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    out = BytesIO()
+    ds.save_as(out)
+    r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
+    assert r.status_code in (200, 202), r.text[:300]
+    return ds

@@ -141,15 +141,9 @@ def test_malformed_rendering_parameters_are_400s_that_name_them(server, params, 
 def store_as_new(server, name) -> pydicom.Dataset:
     """Stores `name` under a new SOPInstanceUID (several of pydicom's files are one image in several syntaxes,
     with one UID)."""
-    from pydicom.uid import generate_uid
+    from dicomweb_helpers import store_under_new_uid
 
-    ds = pydicom.dcmread(get_testdata_file(name))
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    out = io.BytesIO()
-    ds.save_as(out)
-    r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
-    assert r.status_code in (200, 202), r.text[:300]
-    return ds
+    return store_under_new_uid(server, pydicom.dcmread(get_testdata_file(name)))
 
 
 def test_compressed_colour_and_big_endian_instances_render(server):

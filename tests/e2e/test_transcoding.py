@@ -213,15 +213,9 @@ JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"  # decoded here, not encoded
 
 def restored_as_new_instance(server, part10: bytes) -> pydicom.Dataset:
     """Stores a retrieved instance again under a new SOPInstanceUID (its pixel data untouched)."""
-    from pydicom.uid import generate_uid
+    from dicomweb_helpers import store_under_new_uid
 
-    ds = pydicom.dcmread(io.BytesIO(part10))
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    out = io.BytesIO()
-    ds.save_as(out)
-    r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
-    assert r.status_code in (200, 202), r.text[:300]
-    return ds
+    return store_under_new_uid(server, pydicom.dcmread(io.BytesIO(part10)))
 
 
 @pytest.mark.parametrize("target", [J2K, JLS, RLE, DEFLATED])

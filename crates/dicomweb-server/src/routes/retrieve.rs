@@ -19,10 +19,31 @@ fn transfer_syntax_of(media: &MediaType) -> TransferSyntaxRequest {
     }
 }
 
-/// Adds `item` to `list` unless it is there already (a later, lower-quality duplicate adds nothing).
-fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
-    if !list.contains(&item) {
-        list.push(item);
+/// The acceptable forms of a response, gathered from `Accept` ranges best first: the first range of a definite
+/// kind (one part or multipart) decides the kind; later ranges of that kind, or of any kind (`*/*`), add their
+/// form, once.
+struct Acceptable<T> {
+    multipart: Option<bool>,
+    forms: Vec<T>,
+}
+
+impl<T: PartialEq> Acceptable<T> {
+    fn new() -> Self {
+        Acceptable {
+            multipart: None,
+            forms: Vec::new(),
+        }
+    }
+
+    /// Offers `form` from a range of `kind` (`Some(multipart)`, or `None` for any kind, which means
+    /// `multipart_if_any` when it comes first).
+    fn offer(&mut self, kind: Option<bool>, multipart_if_any: bool, form: T) {
+        let chosen = *self
+            .multipart
+            .get_or_insert(kind.unwrap_or(multipart_if_any));
+        if kind.is_none_or(|kind| kind == chosen) && !self.forms.contains(&form) {
+            self.forms.push(form);
+        }
     }
 }
 
@@ -34,8 +55,7 @@ fn negotiate_instances(
     single_allowed: bool,
 ) -> Result<InstanceFormat, ApiError> {
     let accept = header_str(req, header::ACCEPT);
-    let mut multipart: Option<bool> = None;
-    let mut syntaxes = Vec::new();
+    let mut acceptable = Acceptable::new();
     for media in parse_accept(accept) {
         let (kind, syntax) = match media.essence.as_str() {
             "*/*" => (None, TransferSyntaxRequest::AsStored),
@@ -49,24 +69,12 @@ fn negotiate_instances(
             },
             _ => continue,
         };
-        match (kind, multipart) {
-            (None, None) => {
-                multipart = Some(!single_allowed);
-                push_new(&mut syntaxes, syntax);
-            }
-            (None, Some(_)) => push_new(&mut syntaxes, syntax),
-            (Some(kind), None) => {
-                multipart = Some(kind);
-                push_new(&mut syntaxes, syntax);
-            }
-            (Some(kind), Some(chosen)) if kind == chosen => push_new(&mut syntaxes, syntax),
-            _ => {}
-        }
+        acceptable.offer(kind, !single_allowed, syntax);
     }
-    match multipart {
+    match acceptable.multipart {
         Some(multipart) => Ok(InstanceFormat {
             multipart,
-            syntaxes,
+            syntaxes: acceptable.forms,
         }),
         None => Err(ApiError::NotAcceptable(format!(
             "Accept \"{}\" is not supported for instances; use multipart/related; type=\"application/dicom\"{}",
@@ -207,8 +215,7 @@ struct FrameFormat {
 fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat, ApiError> {
     let accept = header_str(req, header::ACCEPT);
     let as_stored = || FrameRequest::from(TransferSyntaxRequest::AsStored);
-    let mut multipart: Option<bool> = None;
-    let mut acceptable = Vec::new();
+    let mut acceptable = Acceptable::new();
     for media in parse_accept(accept) {
         let (kind, request) = match media.essence.as_str() {
             "*/*" => (None, as_stored()),
@@ -242,24 +249,12 @@ fn negotiate_frames(req: &HttpRequest, frame_count: usize) -> Result<FrameFormat
             }
             _ => continue,
         };
-        match (kind, multipart) {
-            (None, None) => {
-                multipart = Some(true);
-                push_new(&mut acceptable, request);
-            }
-            (None, Some(_)) => push_new(&mut acceptable, request),
-            (Some(kind), None) => {
-                multipart = Some(kind);
-                push_new(&mut acceptable, request);
-            }
-            (Some(kind), Some(chosen)) if kind == chosen => push_new(&mut acceptable, request),
-            _ => {}
-        }
+        acceptable.offer(kind, true, request);
     }
-    match multipart {
+    match acceptable.multipart {
         Some(multipart) => Ok(FrameFormat {
             multipart,
-            acceptable,
+            acceptable: acceptable.forms,
         }),
         None => Err(ApiError::NotAcceptable(format!(
             "Accept \"{}\" is not supported for frames; use multipart/related; type=\"application/octet-stream\"",
