@@ -223,3 +223,104 @@ def test_a_study_thumbnail_skips_a_first_series_without_images(server):
     r = requests.get(f"{server.root}/studies/{study}/thumbnail", headers={"Accept": "image/jpeg"})
     assert r.status_code == 200, r.text[:300]
     assert max(jpeg_size(r.content)) == 128
+
+
+def test_a_study_and_a_series_render_as_one_part_per_image_instance(server):
+    from pydicom.uid import generate_uid
+
+    from dicomweb_helpers import parts, secondary_capture, store_under_new_uid
+
+    study = generate_uid()
+    images = []
+    for name in ["CT_small.dcm", "MR_small.dcm"]:
+        ds = pydicom.dcmread(get_testdata_file(name))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+        images.append(store_under_new_uid(server, ds))
+    # A report in the study: no pixel data, so no part.
+    report = secondary_capture(study, generate_uid())
+    report.PatientID, report.Modality = images[0].PatientID, "SR"
+    out = io.BytesIO()
+    report.save_as(out, enforce_file_format=True)
+    r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
+    assert r.ok, r.text[:300]
+
+    r = requests.get(f"{server.root}/studies/{study}/rendered", headers={"Accept": 'multipart/related; type="image/png"'})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"].startswith('multipart/related; type="image/png"')
+    got = sorted(png_pixels(part.content)[:2] for part in parts(r))
+    assert got == sorted((ds.Columns, ds.Rows) for ds in images)
+    # Each part is the instance's own rendered resource.
+    for ds in images:
+        alone = requests.get(f"{instance_url(server, ds)}/rendered", headers={"Accept": "image/png"}).content
+        assert alone in [part.content for part in parts(r)]
+
+    # A series: its one image; a browser's Accept gets JPEG parts.
+    ct = images[0]
+    r = requests.get(f"{server.root}/studies/{study}/series/{ct.SeriesInstanceUID}/rendered",
+                     headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, params={"viewport": "32,32"})
+    assert r.status_code == 200, r.text[:300]
+    [part] = parts(r)
+    assert part.headers[b"Content-Type"] == b"image/jpeg" and max(jpeg_size(part.content)) == 32
+    assert requests.get(f"{server.root}/studies/{study}/series/{report.SeriesInstanceUID}/rendered").status_code == 404
+    assert requests.get(f"{server.root}/studies/1.2.3.404/rendered").status_code == 404
+
+
+def test_a_cached_rendering_is_never_served_for_a_deleted_or_replaced_instance(server):
+    """Thumbnails and rendered images are cached by stored file: a delete, and a new store of the same UIDs after
+    it, show at once; the second request of an unchanged instance is the same image."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    from dicomweb_helpers import store_under_new_uid
+
+    ds = store_under_new_uid(server, ds)
+    url = instance_url(server, ds)
+    png = {"Accept": "image/png"}
+    first = requests.get(f"{url}/thumbnail", headers=png)
+    assert first.status_code == 200
+    assert requests.get(f"{url}/thumbnail", headers=png).content == first.content
+    rendered = requests.get(f"{url}/rendered", headers=png).content
+
+    assert requests.delete(url).status_code in (200, 202, 204)
+    for resource in ["thumbnail", "rendered"]:
+        r = requests.get(f"{url}/{resource}", headers=png)
+        assert r.status_code == 404, f"{resource} of a deleted instance: {r.status_code}"
+    series = f"{server.root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+    assert requests.get(f"{series}/thumbnail", headers=png).status_code == 404
+
+    # The same UIDs stored again with other pixels (the image turned upside down): the new image is drawn.
+    pixels, row = ds.PixelData, ds.Columns * 2
+    ds.PixelData = b"".join(pixels[i : i + row] for i in range(len(pixels) - row, -1, -row))
+    out = io.BytesIO()
+    ds.save_as(out)
+    assert requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"}).ok
+    again = requests.get(f"{url}/thumbnail", headers=png)
+    assert again.status_code == 200 and again.content != first.content
+    assert requests.get(f"{series}/thumbnail", headers=png).content == again.content
+    flipped = requests.get(f"{url}/rendered", headers=png).content
+    assert flipped != rendered
+    width, height, _, grey = png_pixels(flipped)
+    _, _, _, original = png_pixels(rendered)
+    assert grey == b"".join(original[i : i + width] for i in range(len(original) - width, -1, -width))
+
+
+def test_palette_colour_is_drawn_through_its_red_green_and_blue_tables(server):
+    """examples_palette.dcm: 8-bit indices, 256-entry 16-bit tables (bulk values, read from the stored file)."""
+    ds = store_as_new(server, "examples_palette.dcm")
+    r = requests.get(f"{instance_url(server, ds)}/rendered", headers={"Accept": "image/png"})
+    assert r.status_code == 200, r.text[:300]
+    width, height, channels, rgb = png_pixels(r.content)
+    assert (width, height, channels) == (ds.Columns, ds.Rows, 3)
+
+    def table(colour):
+        count, first, bits = getattr(ds, f"{colour}PaletteColorLookupTableDescriptor")
+        data = getattr(ds, f"{colour}PaletteColorLookupTableData")
+        words = struct.unpack(f"<{len(data) // 2}H", data)
+        return first, [w >> 8 if bits == 16 else w & 255 for w in words[: count or 65536]]
+
+    tables = [table(c) for c in ("Red", "Green", "Blue")]
+    expected = bytearray()
+    for index in ds.PixelData:
+        for first, entries in tables:
+            expected.append(entries[min(max(index - first, 0), len(entries) - 1)])
+    assert rgb == bytes(expected)
+    thumb = requests.get(f"{instance_url(server, ds)}/thumbnail", headers={"Accept": "image/png"})
+    assert thumb.status_code == 200 and png_pixels(thumb.content)[2] == 3

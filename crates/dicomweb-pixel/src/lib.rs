@@ -45,8 +45,8 @@ mod rle;
 mod transcode;
 
 pub use render::{
-    ImageFormat, RenderAttributes, RenderError, RenderOptions, Viewport, VoiFunction, Window,
-    render_frame,
+    ImageFormat, PaletteLut, RenderAttributes, RenderError, RenderOptions, Viewport, VoiFunction,
+    Window, render_frame,
 };
 
 pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};

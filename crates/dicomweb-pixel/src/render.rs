@@ -59,6 +59,67 @@ pub struct RenderAttributes {
     pub rescale_intercept: f64,
     /// The instance's first Window Center / Width (0028,1050 / 0028,1051) and VOI LUT Function, if any.
     pub window: Option<Window>,
+    /// The red, green and blue Palette Color Lookup Tables of a PALETTE COLOR image (0028,1101-1103 and
+    /// 0028,1201-1203).
+    pub palette: Option<[PaletteLut; 3]>,
+}
+
+/// One Palette Color Lookup Table (PS3.3 C.7.6.3.1.5-6): the stored values from `first_mapped` on map to its
+/// entries in turn; values below map to the first entry, values above to the last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaletteLut {
+    pub first_mapped: i64,
+    /// Bits per entry (8 or 16).
+    pub bits: u16,
+    pub entries: Vec<u16>,
+}
+
+impl PaletteLut {
+    /// A table from its descriptor (entries, where 0 means 65536; first stored value mapped; bits per entry) and
+    /// its data as stored (16-bit words, little endian; 8-bit entries are also found packed two per word).
+    pub fn from_descriptor(descriptor: [i64; 3], data: &[u8]) -> Result<PaletteLut, RenderError> {
+        let [count, first_mapped, bits] = descriptor;
+        let count = if count == 0 { 65536 } else { count };
+        let bad = |why: String| RenderError::Unsupported(format!("a palette colour table {why}"));
+        if !(1..=65536).contains(&count) {
+            return Err(bad(format!("of {count} entries")));
+        }
+        let count = count as usize;
+        let bits = match bits {
+            8 => 8,
+            16 => 16,
+            other => return Err(bad(format!("of {other}-bit entries"))),
+        };
+        let entries: Vec<u16> = if bits == 8 && data.len() == count {
+            data.iter().map(|&b| u16::from(b)).collect()
+        } else if data.len() >= count * 2 {
+            data.chunks_exact(2)
+                .take(count)
+                .map(|w| u16::from_le_bytes([w[0], w[1]]))
+                .collect()
+        } else {
+            return Err(bad(format!(
+                "of {count} entries with only {} bytes of data",
+                data.len()
+            )));
+        };
+        Ok(PaletteLut {
+            first_mapped,
+            bits,
+            entries,
+        })
+    }
+
+    /// The 8-bit output of stored value `value`.
+    fn map(&self, value: i64) -> u8 {
+        let last = self.entries.len() as i64 - 1;
+        let entry = self.entries[(value - self.first_mapped).clamp(0, last) as usize];
+        if self.bits == 16 {
+            (entry >> 8) as u8
+        } else {
+            entry as u8
+        }
+    }
 }
 
 /// How to render.
@@ -151,6 +212,42 @@ fn to_8_bit(
                 width,
                 height,
                 channels: 1,
+                pixels: out,
+            })
+        }
+        (1, "PALETTE COLOR") => {
+            let palette = attributes.palette.as_ref().ok_or_else(|| {
+                RenderError::Unsupported(
+                    "PALETTE COLOR without its red, green and blue lookup tables".into(),
+                )
+            })?;
+            // One table of RGB triples by masked stored value: each pixel is then a lookup.
+            let mask = lut_mask(g);
+            let bits = g.bits_stored.clamp(1, 16);
+            let signed = g.pixel_representation == 1;
+            let table: Vec<[u8; 3]> = (0..=mask)
+                .map(|raw| {
+                    let value = if signed && raw & (1 << (bits - 1)) != 0 {
+                        i64::from(raw) - (1i64 << bits)
+                    } else {
+                        i64::from(raw)
+                    };
+                    [
+                        palette[0].map(value),
+                        palette[1].map(value),
+                        palette[2].map(value),
+                    ]
+                })
+                .collect();
+            let mut out = Vec::with_capacity(pixels * 3);
+            for i in 0..pixels {
+                let raw = raw_sample(frame, i, bytes_per_sample) & mask;
+                out.extend_from_slice(&table[raw as usize]);
+            }
+            Ok(Image {
+                width,
+                height,
+                channels: 3,
                 pixels: out,
             })
         }
@@ -419,6 +516,7 @@ mod tests {
             rescale_slope: 1.0,
             rescale_intercept: 0.0,
             window: None,
+            palette: None,
         }
     }
 
@@ -439,6 +537,49 @@ mod tests {
         };
         let image = to_8_bit(&frame, &attributes, Some(window)).unwrap();
         assert_eq!(image.pixels, [0, 102, 128, 255]);
+    }
+
+    #[test]
+    fn palette_colour_maps_stored_values_through_its_tables_clamped_at_both_ends() {
+        let mut attributes = grey(1, 5, 8, false);
+        attributes.geometry.photometric_interpretation = "PALETTE COLOR".into();
+        // 16-bit entries from stored value 10: red rises, green falls, blue is constant.
+        let table = |entries: [u16; 3]| {
+            let data: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+            PaletteLut::from_descriptor([3, 10, 16], &data).unwrap()
+        };
+        attributes.palette = Some([
+            table([0x0000, 0x8000, 0xFFFF]),
+            table([0xFFFF, 0x8000, 0x0000]),
+            table([0x4000, 0x4000, 0x4000]),
+        ]);
+        let frame = [0u8, 10, 11, 12, 200];
+        let image = to_8_bit(&frame, &attributes, None).unwrap();
+        assert_eq!(image.channels, 3);
+        assert_eq!(
+            image.pixels,
+            [0, 255, 64, 0, 255, 64, 128, 128, 64, 255, 0, 64, 255, 0, 64]
+        );
+        attributes.palette = None;
+        assert!(to_8_bit(&frame, &attributes, None).is_err());
+    }
+
+    #[test]
+    fn palette_tables_read_8_bit_entries_packed_or_one_per_word_and_refuse_short_data() {
+        let packed = PaletteLut::from_descriptor([4, 0, 8], &[1, 2, 3, 4]).unwrap();
+        assert_eq!(packed.entries, [1, 2, 3, 4]);
+        let words = PaletteLut::from_descriptor([2, 0, 8], &[7, 0, 9, 0]).unwrap();
+        assert_eq!(words.entries, [7, 9]);
+        // 0 entries in a descriptor means 65536.
+        assert!(PaletteLut::from_descriptor([0, 0, 16], &[0; 10]).is_err());
+        assert_eq!(
+            PaletteLut::from_descriptor([0, 0, 16], &vec![0; 131072])
+                .unwrap()
+                .entries
+                .len(),
+            65536
+        );
+        assert!(PaletteLut::from_descriptor([256, 0, 12], &[0; 512]).is_err());
     }
 
     #[test]

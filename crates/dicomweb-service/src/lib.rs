@@ -55,6 +55,7 @@ pub mod keys;
 mod rebuild;
 mod recovery;
 mod render;
+mod render_cache;
 mod retrieve;
 pub mod search;
 mod search_lanes;
@@ -124,12 +125,14 @@ pub struct ServiceConfig {
     /// writes of this interval share one index commit. Searches never wait for it: they lay what the index
     /// has not applied yet over it in memory.
     pub index_commit_delay: std::time::Duration,
+    /// The memory rendered images and thumbnails may hold in their cache (0 turns it off).
+    pub rendered_cache_bytes: usize,
 }
 
 impl ServiceConfig {
     /// Defaults: 16 MiB in memory per instance and 256 MiB for all of them, bulk values as URIs in metadata,
     /// copies in the catalogue for instances up to 256 KiB flushed within 100 ms, the search index updated 250 ms
-    /// after a write.
+    /// after a write, 64 MiB of rendered images and thumbnails cached.
     pub fn new(spool_dir: PathBuf) -> Self {
         ServiceConfig {
             spool_dir,
@@ -138,6 +141,7 @@ impl ServiceConfig {
             durable_copy_limit: 256 * 1024,
             copy_flush_delay: std::time::Duration::from_millis(100),
             index_commit_delay: std::time::Duration::from_millis(250),
+            rendered_cache_bytes: 64 * 1024 * 1024,
             metadata_json: JsonOptions {
                 bulk_data: BulkDataPolicy::RelativeUri,
                 large_value_bytes: Some(LARGE_VALUE_BYTES),
@@ -160,6 +164,8 @@ pub struct StudiesService {
     /// Versions whose files are being written by stores of this process and are not committed yet: the orphan
     /// sweep leaves their files alone.
     in_flight: Arc<Mutex<HashSet<u64>>>,
+    /// Rendered images and thumbnails already drawn, by stored file, frame and options.
+    rendered_cache: Arc<render_cache::RenderedCache>,
 }
 
 impl std::fmt::Debug for StudiesService {
@@ -193,6 +199,9 @@ impl StudiesService {
             )),
             ingest: ingest_pool::IngestPool::for_this_machine(),
             search_lanes: search_lanes::SearchLanes::for_this_machine(),
+            rendered_cache: Arc::new(render_cache::RenderedCache::new(
+                config.rendered_cache_bytes,
+            )),
             blobs,
             catalogue,
             config,

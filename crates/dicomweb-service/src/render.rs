@@ -1,11 +1,13 @@
 //! WADO-RS rendered resources and thumbnails (PS3.18 9.5.1.2.1, 10.4.1.1.3-4): a frame decoded and drawn as
-//! JPEG or PNG by `dicomweb-pixel`, on the codec pool.
+//! JPEG or PNG by `dicomweb-pixel`, on the codec pool, and kept in the rendered cache (`render_cache`).
 
 use bytes::Bytes;
 use dicomweb_index::{InstanceRecord, Scope};
 use dicomweb_instance::PixelDataLayout;
-use dicomweb_pixel::{RenderAttributes, RenderOptions, Viewport, VoiFunction, Window};
+use dicomweb_pixel::{PaletteLut, RenderAttributes, RenderOptions, Viewport, VoiFunction, Window};
 
+use crate::BulkData;
+use crate::render_cache::RenderedCache;
 use crate::retrieve::{
     EXPLICIT_VR_BIG_ENDIAN, frame_geometry, instance_storage_error, little_endian, on_codec_pool,
     read_frames_together, transcode_failure,
@@ -35,6 +37,44 @@ impl StudiesService {
             .the_instance(scope, "only instances and frames are rendered here")
             .await?;
         self.render_record(record, frame, options).await
+    }
+
+    /// Every instance of the study or series `scope` that has pixel data, rendered as its `/rendered` resource is
+    /// (its first frame), in listing order (series, then instance number), each drawn when the stream reaches it.
+    /// 404 when there is none; 406, before anything is drawn, when one of them cannot be decoded.
+    pub async fn rendered_instances(
+        self: &std::sync::Arc<Self>,
+        scope: &Scope,
+        options: RenderOptions,
+    ) -> Result<impl futures::Stream<Item = Result<RenderedImage>> + Send + 'static> {
+        let images: Vec<InstanceRecord> = self
+            .instances_in(scope)
+            .await?
+            .into_iter()
+            .filter(|r| r.pixel_layout.is_some())
+            .collect();
+        if images.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "{} has no image to render",
+                describe_scope(scope)
+            )));
+        }
+        for record in &images {
+            if let Some(why) = why_not_renderable(record) {
+                return Err(ServiceError::NotAcceptable(format!(
+                    "instance {} cannot be rendered: {why}",
+                    record.sop_instance_uid
+                )));
+            }
+        }
+        let service = self.clone();
+        Ok(futures::StreamExt::then(
+            futures::stream::iter(images),
+            move |record| {
+                let service = service.clone();
+                async move { service.render_record(record, 1, options).await }
+            },
+        ))
     }
 
     /// A thumbnail of `scope`: of a study, its first series's; of a series, its middle instance's; of an
@@ -103,6 +143,11 @@ impl StudiesService {
                 record.sop_instance_uid
             )));
         }
+        // The catalogue has named the stored file: an image drawn from it before can be served again.
+        let cache_key = RenderedCache::key(&record.blob_key, frame, &options);
+        if let Some(image) = self.rendered_cache.get(&cache_key) {
+            return Ok(image);
+        }
         let metadata = self.stored_metadata(&record).await?;
         let geometry = frame_geometry(&metadata, &record.sop_instance_uid)?;
         if let Some(Viewport {
@@ -137,7 +182,11 @@ impl StudiesService {
             rescale_slope: number("00281053").unwrap_or(1.0),
             rescale_intercept: number("00281052").unwrap_or(0.0),
             window,
+            palette: None,
         };
+        if attributes.geometry.photometric_interpretation.trim() == "PALETTE COLOR" {
+            attributes.palette = Some(self.palette_of(&record, &metadata).await?);
+        }
 
         let stored = record.transfer_syntax_uid.clone();
         let bytes: Bytes = match &layout {
@@ -196,9 +245,91 @@ impl StudiesService {
                     dicomweb_pixel::RenderError::BadOption(why) => ServiceError::InvalidInput(why),
                     other => cannot(other.to_string()),
                 })?;
-        Ok(RenderedImage {
+        let image = RenderedImage {
             media_type,
             bytes: Bytes::from(rendered),
-        })
+        };
+        self.rendered_cache.insert(cache_key, image.clone());
+        Ok(image)
+    }
+}
+
+impl StudiesService {
+    /// The red, green and blue Palette Color Lookup Tables of a PALETTE COLOR instance: descriptors from its
+    /// metadata, data (bulk values there) read from its file.
+    async fn palette_of(
+        &self,
+        record: &InstanceRecord,
+        metadata: &serde_json::Value,
+    ) -> Result<[PaletteLut; 3]> {
+        let cannot = |why: String| {
+            ServiceError::NotAcceptable(format!(
+                "instance {} cannot be rendered: {why}",
+                record.sop_instance_uid
+            ))
+        };
+        let scope = Scope::Instance(
+            record.study_instance_uid.clone(),
+            record.series_instance_uid.clone(),
+            record.sop_instance_uid.clone(),
+        );
+        let mut tables = Vec::with_capacity(3);
+        for (colour, descriptor_tag, data_tag) in [
+            ("red", "00281101", "00281201"),
+            ("green", "00281102", "00281202"),
+            ("blue", "00281103", "00281203"),
+        ] {
+            let values = metadata[descriptor_tag]["Value"].as_array();
+            let descriptor: Vec<i64> = values
+                .map(|v| v.iter().filter_map(serde_json::Value::as_i64).collect())
+                .unwrap_or_default();
+            let Ok(descriptor) = <[i64; 3]>::try_from(descriptor) else {
+                return Err(cannot(format!(
+                    "its {colour} palette colour table descriptor is missing or malformed (segmented tables \
+                     are not drawn yet)"
+                )));
+            };
+            let data = match self.bulk_data(&scope, data_tag, None).await {
+                Ok(BulkData::Value(value)) => {
+                    let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(value.body).await?;
+                    chunks.concat()
+                }
+                Ok(BulkData::EncapsulatedPixelData { .. }) | Err(ServiceError::NotFound(_)) => {
+                    return Err(cannot(format!(
+                        "its {colour} palette colour table data is missing (segmented tables are not drawn \
+                         yet)"
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
+            tables.push(
+                PaletteLut::from_descriptor(descriptor, &data)
+                    .map_err(|e| cannot(e.to_string()))?,
+            );
+        }
+        let [red, green, blue]: [PaletteLut; 3] = tables
+            .try_into()
+            .map_err(|_| ServiceError::Internal("three palette tables".into()))?;
+        Ok([red, green, blue])
+    }
+}
+
+/// Why the stored pixel data of `record` cannot be decoded for rendering, if it cannot (read from its catalogue
+/// record: no read of the file).
+fn why_not_renderable(record: &InstanceRecord) -> Option<String> {
+    let layout: PixelDataLayout = serde_json::from_str(record.pixel_layout.as_deref()?).ok()?;
+    match layout {
+        PixelDataLayout::Native { .. } => None,
+        PixelDataLayout::Encapsulated { .. } => {
+            (!dicomweb_pixel::can_decode(&record.transfer_syntax_uid)).then(|| {
+                format!(
+                    "its transfer syntax {} is not decoded yet",
+                    record.transfer_syntax_uid
+                )
+            })
+        }
+        PixelDataLayout::NotRangeReadable => Some(
+            "its frames cannot be read by range (deflated data set, or bit-packed pixels)".into(),
+        ),
     }
 }

@@ -226,6 +226,13 @@ pub const ROUTES: &[RouteSpec] = {
             READ,
             H::Rendered,
         ),
+        route(Get, "/studies/{study}/rendered", READ, H::Rendered),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/rendered",
+            READ,
+            H::Rendered,
+        ),
         route(Get, "/studies/{study}/thumbnail", READ, H::Thumbnail),
         route(
             Get,

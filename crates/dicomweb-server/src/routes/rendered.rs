@@ -171,6 +171,9 @@ fn image_response(image: dicomweb_service::RenderedImage, warnings: Vec<String>)
 pub(super) async fn rendered(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     let scope = path_scope(&req)?;
     let (options, warnings) = render_options(&req)?;
+    if matches!(scope, Scope::Study(..) | Scope::Series(..)) {
+        return rendered_instances(&state, &scope, options, warnings).await;
+    }
     let frame = one_frame(&req)?.unwrap_or(1);
     let image = state.service.rendered(&scope, frame, options).await?;
     Ok(image_response(image, warnings))
@@ -185,4 +188,33 @@ pub(super) async fn thumbnail(req: HttpRequest, state: web::Data<AppState>) -> A
     let frame = one_frame(&req)?;
     let image = state.service.thumbnail(&scope, frame, options).await?;
     Ok(image_response(image, warnings))
+}
+
+/// A study's or series's rendered resource (PS3.18 10.4.1.1.3): a `multipart/related` of one rendered image per
+/// instance with pixel data, each drawn as its part is sent.
+async fn rendered_instances(
+    state: &AppState,
+    scope: &Scope,
+    options: RenderOptions,
+    warnings: Vec<String>,
+) -> Result<HttpResponse, ApiError> {
+    let media_type = options.format.media_type();
+    let images = state.service.rendered_instances(scope, options).await?;
+    let writer = MultipartWriter::new();
+    let content_type = format!(
+        "multipart/related; type=\"{media_type}\"; boundary={}",
+        writer.boundary()
+    );
+    let parts = Box::pin(images).map(move |image| {
+        let image = image.map_err(retrieve::io_error)?;
+        let headers = vec![("Content-Type".to_owned(), image.media_type.to_owned())];
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(image.bytes) });
+        Ok::<_, std::io::Error>((headers, body.boxed()))
+    });
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type);
+    for warning in warnings {
+        response.append_header((header::WARNING, format!("299 dicomweb \"{warning}\"")));
+    }
+    Ok(response.streaming(encode_parts(writer, parts)))
 }
