@@ -50,7 +50,35 @@ if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$REQ_SUM" ]; then
   echo "$REQ_SUM" > "$REQ_STAMP"
 fi
 
-step "end-to-end tests (real server on 127.0.0.1)"
+step "browser end-to-end prerequisites (Debian's Chromium, puppeteer-core, OHIF 3.13.2's prebuilt dist/)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo -n); fi
+  "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+    || { "${AS_ROOT[@]}" apt-get update -q && "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+fi
+export CHROMIUM
+CHROMIUM=$(command -v chromium)
+BROWSER_TOOLS=$TARGET_DIR/ohif-e2e
+mkdir -p "$BROWSER_TOOLS"
+# puppeteer-core as locked in tests/ohif/package-lock.json, reinstalled only when the lock changes.
+NODE_STAMP=$BROWSER_TOOLS/.package-lock.sha256
+NODE_SUM=$(sha256sum tests/ohif/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$NODE_STAMP" 2>/dev/null)" != "$NODE_SUM" ]; then
+  cp tests/ohif/package.json tests/ohif/package-lock.json "$BROWSER_TOOLS/"
+  (cd "$BROWSER_TOOLS" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$NODE_SUM" > "$NODE_STAMP"
+fi
+export PUPPETEER_CORE=$BROWSER_TOOLS/node_modules/puppeteer-core
+# OHIF's prebuilt viewer: `npm pack` of the published package (`npm i @ohif/app@3.13.2` fails on a missing
+# dependency; the package's dist/ is the built application).
+OHIF_VERSION=3.13.2
+export OHIF_DIST=$BROWSER_TOOLS/ohif-$OHIF_VERSION/package/dist
+if [ ! -f "$OHIF_DIST/index.html" ]; then
+  rm -rf "$BROWSER_TOOLS/ohif-$OHIF_VERSION" && mkdir -p "$BROWSER_TOOLS/ohif-$OHIF_VERSION"
+  (cd "$BROWSER_TOOLS/ohif-$OHIF_VERSION" && npm pack --silent "@ohif/app@$OHIF_VERSION" >/dev/null && tar xzf ohif-app-*.tgz && rm ohif-app-*.tgz)
+fi
+
+step "end-to-end tests (real server on 127.0.0.1; OHIF in Chromium)"
 "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "$@"
 
 step "conformance: independent clients (dicomweb-client, pydicom, dciodvfy) against the local backend"
