@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the project, installing what the tests need (cmake from Debian if it is missing, a Python
+# Runs every test of the project, installing what the tests need (cmake and nasm from Debian if missing, a Python
 # virtual environment under the cargo target directory). Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,11 +9,15 @@ export CARGO_TARGET_DIR=$TARGET_DIR
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "build prerequisites (cmake, to build CharLS, the JPEG-LS codec)"
-if ! command -v cmake >/dev/null 2>&1; then
+step "build prerequisites (cmake and nasm, to build CharLS and libjpeg-turbo)"
+missing=()
+for tool in cmake nasm; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo -n); fi
   apt_install() { "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }
-  apt_install cmake || { "${AS_ROOT[@]}" apt-get update -q && apt_install cmake; }
+  apt_install "${missing[@]}" || { "${AS_ROOT[@]}" apt-get update -q && apt_install "${missing[@]}"; }
 fi
 
 step "format"

@@ -65,14 +65,15 @@ FRAME_MEDIA_TYPES = {
 ENCODE_TARGETS = [
     ("1.2.840.10008.1.2.4.90", "JPEG 2000 lossless", True, {8, 16}),
     ("1.2.840.10008.1.2.4.80", "JPEG-LS lossless", True, {8, 16}),
+    ("1.2.840.10008.1.2.4.70", "JPEG lossless SV1", True, {8, 16}),
     ("1.2.840.10008.1.2.5", "RLE lossless", True, {8, 16, 32}),
     ("1.2.840.10008.1.2.1.99", "deflated", True, {8, 16, 32, 64}),
     ("1.2.840.10008.1.2.4.50", "JPEG baseline", False, {8}),
 ]
 LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
                   "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"}
-# Stored syntaxes the server cannot decode yet (12-bit JPEG).
-UNDECODED = {"1.2.840.10008.1.2.4.51"}
+# Stored syntaxes the server cannot decode (none in the corpus: the video syntaxes are kept as stored).
+UNDECODED = {"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103"}
 
 SAMPLES = ["blue-circle.dcm", "red-triangle.dcm", "green-square.dcm"]
 # One instance per transfer syntax and kind of object from pydicom's test files (tests/data/pydicom) and the
@@ -82,6 +83,7 @@ SAMPLES = ["blue-circle.dcm", "red-triangle.dcm", "green-square.dcm"]
 CORPUS_REPO = [
     "CT_small.dcm",
     "JPEG-lossy.dcm",
+    "JPGExtended.dcm",
     "JPEG2000.dcm",
     "MR_small.dcm",
     "MR_small_RLE.dcm",
@@ -664,7 +666,17 @@ class Conformance:
             ds = read(r.content)
             expect(ds.file_meta.TransferSyntaxUID == target, f"sent in {ds.file_meta.TransferSyntaxUID}")
             got = ds.pixel_array
-            want = original.pixel_array
+            reference = "the original's decode"
+            try:
+                want = original.pixel_array
+            except RuntimeError:
+                # pydicom's plugins cannot decode a few originals (JPEG-lossy.dcm: sequential SOS parameters out of
+                # range, which libjpeg-turbo, GDCM and DCMTK accept with a warning): the server's own decode to
+                # Explicit VR Little Endian is the reference then, and the detail says so.
+                decoded = self.http.get(url, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"})
+                expect_status(decoded, 200)
+                want = read(decoded.content).pixel_array
+                reference = "the server's Explicit VR Little Endian decode (pydicom cannot decode the original)"
             expect(got.shape == want.shape, f"shape {got.shape}, the original's {want.shape}")
             if lossless and syntax not in LOSSY_SYNTAXES:
                 stored_bits = int(original.BitsStored)
@@ -675,14 +687,14 @@ class Conformance:
                     same = numpy.array_equal(got, want)
                 expect(same, f"pixels differ from the original's (max difference "
                              f"{numpy.abs(got.astype(numpy.float64) - want).max()})")
-                detail = "pixel-identical"
+                detail = f"pixel-identical to {reference}"
             else:
                 error = numpy.mean((got.astype(numpy.float64) - want.astype(numpy.float64)) ** 2)
                 peak = float(2 ** int(original.BitsStored) - 1)
                 psnr = math.inf if error == 0 else 10 * math.log10(peak ** 2 / error)
                 floor = 30 if not lossless else 40
                 expect(psnr >= floor, f"PSNR {psnr:.1f} dB, under {floor}")
-                detail = f"PSNR {psnr:.1f} dB"
+                detail = f"PSNR {psnr:.1f} dB against {reference}"
             if not lossless:
                 expect(ds.get("LossyImageCompression") == "01", "a lossy copy not marked Lossy Image Compression 01")
             return f"{detail}; {self.no_new_dciodvfy_errors(path, r.content)}"

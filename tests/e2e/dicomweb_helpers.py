@@ -99,3 +99,26 @@ def store_under_new_uid(server, ds: pydicom.Dataset) -> pydicom.Dataset:
     r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
     assert r.status_code in (200, 202), r.text[:300]
     return ds
+
+
+def mpeg2_instance(server) -> pydicom.Dataset:
+    """Stores a one-frame MPEG-2 instance (Video Photographic, 1.2.840.10008.1.2.4.100), a syntax the server keeps
+    as stored but does not decode, and returns it."""
+    import requests
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import generate_uid
+
+    ds = secondary_capture(generate_uid(), generate_uid())
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    ds.PatientID = "MPEG2"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.NumberOfFrames = 16, 16, 3, 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PhotometricInterpretation, ds.PlanarConfiguration = "YBR_PARTIAL_420", 0
+    # An MPEG-2 sequence header start code and filler: never decoded here, only kept.
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(60)])
+    ds["PixelData"].VR = "OB"
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    r = requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"})
+    assert r.status_code in (200, 202), r.text[:300]
+    return ds

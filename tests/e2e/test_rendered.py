@@ -196,11 +196,25 @@ def test_thumbnails_of_studies_series_instances_and_frames_as_ohif_asks(server):
     assert requests.get(f"{server.root}/studies/1.2.3.404/thumbnail").status_code == 404
 
 
-def test_what_cannot_be_decoded_yet_is_a_406_not_a_broken_image(server):
-    ds = store(server, "JPEG-lossy.dcm")  # 12-bit JPEG
-    r = requests.get(f"{instance_url(server, ds)}/rendered", headers={"Accept": "image/jpeg"})
+def test_what_cannot_be_decoded_is_a_406_not_a_broken_image(server):
+    from dicomweb_helpers import mpeg2_instance
+
+    ds = mpeg2_instance(server)
+    for resource in ["rendered", "thumbnail"]:
+        r = requests.get(f"{instance_url(server, ds)}/{resource}", headers={"Accept": "image/jpeg"})
+        assert r.status_code == 406, f"{resource}: {r.status_code}"
+        assert "not decoded yet" in r.json()["message"]
+    r = requests.get(f"{server.root}/studies/{ds.StudyInstanceUID}/rendered", headers={"Accept": "image/jpeg"})
     assert r.status_code == 406
-    assert "not decoded yet" in r.json()["message"]
+
+
+def test_twelve_bit_jpeg_renders(server):
+    ds = store(server, "JPEG-lossy.dcm")  # JPEG Extended, 12-bit: decoded by libjpeg-turbo
+    r = requests.get(f"{instance_url(server, ds)}/rendered", headers={"Accept": "image/png"})
+    assert r.status_code == 200, r.text[:300]
+    width, height, channels, grey = png_pixels(r.content)
+    assert (width, height, channels) == (ds.Columns, ds.Rows, 1)
+    assert len(set(grey)) > 16, "an image, not a flat field"
 
 
 def test_a_study_thumbnail_skips_a_first_series_without_images(server):

@@ -3,9 +3,9 @@
 A retrieve that names no transfer syntax asks for Explicit VR Little Endian (PS3.18 8.7.3.5.2). Instances stored
 in Implicit VR Little Endian, Explicit VR Big Endian or Deflated Explicit VR Little Endian used to answer 406 to
 such a request; they are now transcoded (pixel words of big-endian data come back little endian). Compressed
-instances are decoded where a codec is at hand (JPEG baseline and lossless, RLE, JPEG-LS, JPEG 2000, HTJ2K), whole
-or a frame at a time; the others (12-bit JPEG) still answer 406, with a message that says how to get them as
-stored.
+instances are decoded where a codec is at hand (JPEG baseline, 12-bit and lossless, RLE, JPEG-LS, JPEG 2000,
+HTJ2K), whole or a frame at a time; the others (MPEG-2 and the other video syntaxes) answer 406, with a message that
+says how to get them as stored.
 """
 
 import array
@@ -18,6 +18,7 @@ from pydicom.data import get_testdata_file
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 ELE = "1.2.840.10008.1.2.1"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 ILE = "1.2.840.10008.1.2"
 BIG = "1.2.840.10008.1.2.2"
 DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -159,10 +160,10 @@ def test_a_jpeg_instance_decodes_to_rgb_close_to_the_lossless_original_and_says_
     assert mean_difference < 8, f"mean difference {mean_difference:.1f} per sample"
 
 
-@pytest.mark.parametrize("name", ["JPEG-lossy.dcm"])
-def test_an_instance_that_cannot_be_decoded_yet_says_how_to_get_it(server, name):
-    """12-bit JPEG is not decoded yet."""
-    original = store(server, get_testdata_file(name))
+def test_an_instance_that_cannot_be_decoded_says_how_to_get_it(server):
+    from dicomweb_helpers import mpeg2_instance
+
+    original = mpeg2_instance(server)
     url = instance_url(server, original)
     r = requests.get(url, headers={"Accept": "application/dicom"})
     assert r.status_code == 406
@@ -170,6 +171,21 @@ def test_an_instance_that_cannot_be_decoded_yet_says_how_to_get_it(server, name)
     assert requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"}).status_code == 200
     r = requests.get(f"{url}/frames/1", headers={"Accept": 'multipart/related; type="application/octet-stream"'})
     assert r.status_code == 406
+
+
+def test_twelve_bit_jpeg_is_decoded_whole_and_by_frame_and_marked_lossy(server):
+    original = store(server, get_testdata_file("JPEG-lossy.dcm"))
+    url = instance_url(server, original)
+    r = requests.get(url, headers={"Accept": "application/dicom"})
+    assert r.status_code == 200, r.text[:300]
+    got = pydicom.dcmread(io.BytesIO(r.content))
+    assert got.file_meta.TransferSyntaxUID == ELE
+    assert got.LossyImageCompression == "01"
+    assert len(got.PixelData) == original.Rows * original.Columns * 2
+    r = requests.get(f"{url}/frames/1", headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert r.status_code == 200, r.text[:300]
+    [part] = MultipartDecoder.from_response(r).parts
+    assert part.content == bytes(got.PixelData)
 
 
 @pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "rtdose_expb_1frame.dcm"])
@@ -208,7 +224,8 @@ J2K = "1.2.840.10008.1.2.4.90"
 JLS = "1.2.840.10008.1.2.4.80"
 RLE = "1.2.840.10008.1.2.5"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"  # decoded here, not encoded
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"  # decoded here, not encoded
 
 
 def restored_as_new_instance(server, part10: bytes) -> pydicom.Dataset:
@@ -218,7 +235,7 @@ def restored_as_new_instance(server, part10: bytes) -> pydicom.Dataset:
     return store_under_new_uid(server, pydicom.dcmread(io.BytesIO(part10)))
 
 
-@pytest.mark.parametrize("target", [J2K, JLS, RLE, DEFLATED])
+@pytest.mark.parametrize("target", [J2K, JLS, JPEG_LOSSLESS, RLE, DEFLATED])
 @pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_bigendian.dcm", "SC_rgb_rle_2frame.dcm"])
 def test_an_instance_is_encoded_in_the_syntax_asked_and_decodes_back_to_its_pixels(server, name, target):
     """Encoded on retrieve, then stored again and decoded by the archive: the pixels of the default retrieve.
@@ -249,10 +266,13 @@ def test_the_best_syntax_the_server_can_produce_wins(server):
         assert r.status_code == 200, r.text[:300]
         return r.headers["Content-Type"]
 
-    # JPEG lossless is preferred but cannot be produced; JPEG 2000 is the best that can.
-    assert sent(f"application/dicom; transfer-syntax={JPEG_LOSSLESS}; q=0.9, "
+    # HTJ2K is preferred but cannot be produced; JPEG 2000 is the best that can.
+    assert sent(f"application/dicom; transfer-syntax={HTJ2K_LOSSLESS}; q=0.9, "
                 f"application/dicom; transfer-syntax={J2K}; q=0.5, application/dicom; q=0.1") == (
         f"application/dicom; transfer-syntax={J2K}")
+    # JPEG lossless (SV1) can.
+    assert sent(f"application/dicom; transfer-syntax={JPEG_LOSSLESS}; q=0.9, application/dicom; q=0.1") == (
+        f"application/dicom; transfer-syntax={JPEG_LOSSLESS}")
     # Quality orders, not position.
     assert sent(f"application/dicom; transfer-syntax={J2K}; q=0.2, application/dicom; transfer-syntax={RLE}") == (
         f"application/dicom; transfer-syntax={RLE}")
@@ -274,7 +294,7 @@ def test_a_406_says_why_and_what_the_instance_is_available_in(server):
                      headers={"Accept": f"application/dicom; transfer-syntax={JPEG_BASELINE}"})
     assert r.status_code == 406
     assert "8-bit" in r.text, r.text
-    for available in (ELE, J2K, JLS, RLE):
+    for available in (ELE, J2K, JLS, JPEG_LOSSLESS, RLE):
         assert available in r.text, r.text
     r = requests.get(f"{instance_url(server, original)}/frames/1",
                      headers={"Accept": 'multipart/related; type="image/jpeg"'})

@@ -6,6 +6,7 @@
 //! first, and every response is checked (a fast wrong answer fails the command). Orthanc cannot bind to loopback
 //! only: it listens on every interface and refuses other hosts (`RemoteAccessAllowed: false`).
 
+pub mod images;
 mod write_path;
 
 use crate::bench_stow_large::{boundary_of, first_part};

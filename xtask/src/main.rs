@@ -44,6 +44,9 @@ enum Command {
     /// the index size on disk and the ingest rate; runs from a release build of xtask (it builds and re-executes
     /// itself); writes its section of docs/benchmarks.md.
     BenchQido(bench_qido::Args),
+    /// Decoded frames, rendered images and series thumbnails (cold and warm) against Orthanc; writes its section
+    /// of docs/benchmarks.md.
+    BenchImages(bench::images::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +56,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::BenchStowLarge(args) => bench_stow_large::run(&args),
         Command::BenchQido(args) => bench_qido::run(&args),
+        Command::BenchImages(args) => bench::images::run(&args),
     }
 }

@@ -1,6 +1,6 @@
 //! Encoding native frames to compressed transfer syntaxes: RLE Lossless (by hand, [`crate::rle`]), JPEG 2000
-//! lossless (OpenJPEG, [`crate::j2k`]), JPEG-LS lossless (CharLS) and, for 8-bit data, JPEG baseline
-//! (jpeg-encoder, lossy).
+//! lossless (OpenJPEG, [`crate::j2k`]), JPEG-LS lossless (CharLS), JPEG lossless SV1 (libjpeg-turbo,
+//! [`crate::turbo`]) and, for 8-bit data, JPEG baseline (jpeg-encoder, lossy).
 //!
 //! dicom-rs 0.10.1 has encoders for JPEG baseline and JPEG-LS only, and its JPEG-LS writer does not set the
 //! interleave mode, so colour images it writes are not decoded correctly by CharLS or other decoders
@@ -16,12 +16,15 @@ pub const JPEG_2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
 pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 /// JPEG Baseline (Process 1): lossy, 8-bit samples only.
 pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+/// JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1).
+pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
 
 /// Compressed transfer syntaxes whose pixel data is encoded here ([`encode_frame`]).
-pub const ENCODED: [&str; 4] = [
+pub const ENCODED: [&str; 5] = [
     JPEG_2000_LOSSLESS,
     RLE_LOSSLESS,
     JPEG_LS_LOSSLESS,
+    JPEG_LOSSLESS_SV1,
     JPEG_BASELINE,
 ];
 
@@ -82,6 +85,8 @@ pub fn why_not_encodable(to: &str, geometry: &FrameGeometry) -> Option<String> {
             }
             crate::j2k::stored_bits_fit(geometry)
         }
+        JPEG_LOSSLESS_SV1 => crate::turbo::lossless_unsupported(geometry)
+            .or_else(|| crate::j2k::stored_bits_fit(geometry)),
         JPEG_BASELINE => {
             if geometry.bits_allocated != 8 || geometry.pixel_representation != 0 {
                 return Some(format!(
@@ -161,6 +166,21 @@ pub fn encode_frame(
             photometric,
             0,
         ),
+        JPEG_LOSSLESS_SV1 => {
+            // Colour by pixel (CP-1843: Planar Configuration 0 for the JPEG family), coded as it is.
+            let by_pixel;
+            let frame = if samples == 3 && geometry.planar_configuration == 1 {
+                by_pixel = interleaved(frame, usize::from(geometry.bits_allocated / 8));
+                &by_pixel[..]
+            } else {
+                frame
+            };
+            (
+                crate::turbo::encode_lossless(geometry, frame).map_err(unencodable)?,
+                photometric,
+                0,
+            )
+        }
         JPEG_BASELINE => {
             let (bytes, photometric) = jpeg_baseline(geometry, frame).map_err(unencodable)?;
             (bytes, photometric, 0)

@@ -3,12 +3,13 @@
 //!
 //! Native instances (Implicit VR Little Endian, Explicit VR Little Endian, Explicit VR Big Endian, Deflated
 //! Explicit VR Little Endian) are re-encoded in another native syntax, and big-endian native frames are
-//! byte-swapped to little endian ([`frame_to_little_endian`]). Compressed pixel data is decoded to native where
-//! dicom-pixeldata has a codec ([`can_decode`]: JPEG baseline and lossless, RLE, JPEG-LS, JPEG 2000, HTJ2K), for
-//! whole instances ([`transcode`]) and for single frames from their stored fragments ([`decode_frame`]); 12-bit
-//! JPEG is not decoded yet. Native frames are encoded ([`can_encode`], [`encode_frame`]) in RLE Lossless, JPEG
-//! 2000 lossless, JPEG-LS lossless and (8-bit data, lossy) JPEG baseline; [`why_not_encodable`] says which pixel
-//! formats each takes. [`can_transcode`] says which pairs work; the caller answers 406 for the others.
+//! byte-swapped to little endian ([`frame_to_little_endian`]). Compressed pixel data is decoded to native
+//! ([`can_decode`]: JPEG baseline, RLE, JPEG-LS, JPEG 2000 and HTJ2K through dicom-pixeldata; 12-bit and
+//! lossless JPEG through libjpeg-turbo), for whole instances ([`transcode`]) and for single frames from their
+//! stored fragments ([`decode_frame`]). Native frames are encoded ([`can_encode`], [`encode_frame`]) in RLE
+//! Lossless, JPEG 2000 lossless, JPEG-LS lossless, JPEG lossless SV1 and (8-bit data, lossy) JPEG baseline;
+//! [`why_not_encodable`] says which pixel formats each takes. Frames are rendered as JPEG or PNG
+//! ([`render_frame`]). [`can_transcode`] says which pairs work; the caller answers 406 for the others.
 //!
 //! No HTTP, no storage: bytes in, bytes out, on the caller's thread (CPU work: run it on a blocking pool).
 //!
@@ -43,6 +44,7 @@ mod j2k;
 mod render;
 mod rle;
 mod transcode;
+mod turbo;
 
 pub use render::{
     ImageFormat, PaletteLut, RenderAttributes, RenderError, RenderOptions, Viewport, VoiFunction,
@@ -51,8 +53,9 @@ pub use render::{
 
 pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};
 pub use encode::{
-    ENCODED, EncodedFrame, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LS_LOSSLESS, RLE_LOSSLESS,
-    can_encode, encode_frame, is_lossy, transcode_frame, why_not_encodable, why_not_transcodable,
+    ENCODED, EncodedFrame, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS,
+    RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame, why_not_encodable,
+    why_not_transcodable,
 };
 pub use transcode::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,

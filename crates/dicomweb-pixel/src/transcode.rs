@@ -457,9 +457,9 @@ mod tests {
     #[test]
     fn targets_without_an_encoder_are_refused_not_guessed() {
         let stored = instance(EXPLICIT_VR_LITTLE_ENDIAN, 1, 1, &[7], "A");
-        // JPEG lossless, HTJ2K, JPEG-LS near-lossless, an unknown UID.
+        // JPEG lossless with another predictor, HTJ2K, JPEG-LS near-lossless, an unknown UID.
         for to in [
-            "1.2.840.10008.1.2.4.70",
+            "1.2.840.10008.1.2.4.57",
             "1.2.840.10008.1.2.4.201",
             "1.2.840.10008.1.2.4.81",
             "1.2.3.4",
@@ -475,9 +475,13 @@ mod tests {
             EXPLICIT_VR_LITTLE_ENDIAN
         ));
         assert!(
-            !can_transcode("1.2.840.10008.1.2.4.51", EXPLICIT_VR_LITTLE_ENDIAN),
-            "12-bit JPEG: not yet"
+            can_transcode("1.2.840.10008.1.2.4.51", EXPLICIT_VR_LITTLE_ENDIAN),
+            "12-bit JPEG, through libjpeg-turbo"
         );
+        assert!(!can_transcode(
+            "1.2.840.10008.1.2.4.100",
+            EXPLICIT_VR_LITTLE_ENDIAN
+        ));
         assert!(can_transcode(
             "1.2.840.10008.1.2.4.80",
             EXPLICIT_VR_LITTLE_ENDIAN

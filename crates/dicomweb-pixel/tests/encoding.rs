@@ -5,12 +5,17 @@
 use dicom_dictionary_std::tags;
 use dicomweb_pixel::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, FrameGeometry,
-    JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LS_LOSSLESS, RLE_LOSSLESS, TranscodeError,
-    decode_frame, encode_frame, read_part10, transcode, why_not_encodable,
+    JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, RLE_LOSSLESS,
+    TranscodeError, decode_frame, encode_frame, read_part10, transcode, why_not_encodable,
 };
 use proptest::prelude::*;
 
-const LOSSLESS: [&str; 3] = [RLE_LOSSLESS, JPEG_2000_LOSSLESS, JPEG_LS_LOSSLESS];
+const LOSSLESS: [&str; 4] = [
+    RLE_LOSSLESS,
+    JPEG_2000_LOSSLESS,
+    JPEG_LS_LOSSLESS,
+    JPEG_LOSSLESS_SV1,
+];
 
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -116,10 +121,21 @@ fn colour_planes_follow_each_codecs_rule() {
     let planar = |part10: &[u8]| attribute(part10, tags::PLANAR_CONFIGURATION);
     let rle = transcode(&stored, RLE_LOSSLESS, u64::MAX).unwrap();
     assert_eq!(planar(&rle).as_deref(), Some("1"), "PS3.5 G.2");
-    for to in [JPEG_2000_LOSSLESS, JPEG_LS_LOSSLESS, JPEG_BASELINE] {
+    for to in [
+        JPEG_2000_LOSSLESS,
+        JPEG_LS_LOSSLESS,
+        JPEG_LOSSLESS_SV1,
+        JPEG_BASELINE,
+    ] {
         let encoded = transcode(&stored, to, u64::MAX).unwrap();
         assert_eq!(planar(&encoded).as_deref(), Some("0"), "{to}: CP-1843");
     }
+    // JPEG lossless codes colour as it is: RGB stays RGB.
+    let lossless = transcode(&stored, JPEG_LOSSLESS_SV1, u64::MAX).unwrap();
+    assert_eq!(
+        attribute(&lossless, tags::PHOTOMETRIC_INTERPRETATION).as_deref(),
+        Some("RGB")
+    );
     // JPEG 2000 colour goes through the reversible colour transform; decoding undoes it.
     let j2k = transcode(&stored, JPEG_2000_LOSSLESS, u64::MAX).unwrap();
     assert_eq!(
@@ -147,6 +163,57 @@ fn multi_frame_encodings_have_one_fragment_per_frame_and_an_offset_table() {
         assert_eq!(table[1] as usize, 8 + fragments[0].len(), "{to}");
         assert!(fragments.iter().all(|f| f.len().is_multiple_of(2)));
     }
+}
+
+#[test]
+fn twelve_bit_jpeg_decodes_frame_by_frame_and_whole_the_same_and_is_marked_lossy() {
+    // pydicom's JPEG-lossy.dcm: JPEG Extended (process 4), 12-bit, which jpeg-decoder cannot decode.
+    let stored = sample("JPEG-lossy.dcm");
+    let native = transcode(&stored, EXPLICIT_VR_LITTLE_ENDIAN, u64::MAX).unwrap();
+    assert_eq!(
+        attribute(&native, tags::LOSSY_IMAGE_COMPRESSION).as_deref(),
+        Some("01")
+    );
+    let object = read_part10(&native).unwrap();
+    let int = |tag| object.element(tag).unwrap().to_int::<u16>().unwrap();
+    let pixels = object
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .into_owned();
+    assert_eq!(
+        pixels.len(),
+        usize::from(int(tags::ROWS)) * usize::from(int(tags::COLUMNS)) * 2
+    );
+    let values: Vec<u16> = pixels
+        .chunks_exact(2)
+        .map(|w| u16::from_le_bytes([w[0], w[1]]))
+        .collect();
+    assert!(values.iter().all(|&v| v < 4096), "12-bit samples");
+    assert!(values.iter().any(|&v| v > 255), "more than 8 bits are used");
+    // The frame path gives the same samples.
+    let stored_object = read_part10(&stored).unwrap();
+    let fragments = stored_object
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .value()
+        .fragments()
+        .unwrap()
+        .to_vec();
+    let geometry = FrameGeometry {
+        rows: int(tags::ROWS),
+        columns: int(tags::COLUMNS),
+        samples_per_pixel: 1,
+        bits_allocated: 16,
+        bits_stored: int(tags::BITS_STORED),
+        high_bit: int(tags::HIGH_BIT),
+        pixel_representation: int(tags::PIXEL_REPRESENTATION),
+        photometric_interpretation: "MONOCHROME2".into(),
+        planar_configuration: 0,
+    };
+    let frame = decode_frame("1.2.840.10008.1.2.4.51", &geometry, fragments).unwrap();
+    assert!(frame == pixels);
 }
 
 #[test]

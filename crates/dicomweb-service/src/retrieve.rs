@@ -85,12 +85,13 @@ const READ_BATCH: usize = 16;
 const READ_AHEAD_MAX_BYTES: u64 = 256 * 1024;
 
 /// Every transfer syntax an instance may be transcoded to, in the order a 406 lists them.
-const TRANSCODING_TARGETS: [&str; 7] = [
+const TRANSCODING_TARGETS: [&str; 8] = [
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     dicomweb_pixel::JPEG_2000_LOSSLESS,
     dicomweb_pixel::JPEG_LS_LOSSLESS,
+    dicomweb_pixel::JPEG_LOSSLESS_SV1,
     dicomweb_pixel::RLE_LOSSLESS,
     dicomweb_pixel::JPEG_BASELINE,
 ];

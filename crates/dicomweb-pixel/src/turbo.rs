@@ -1,0 +1,307 @@
+//! JPEG through libjpeg-turbo's TurboJPEG 3 API (`turbojpeg-sys`, which builds the libjpeg-turbo 3.1 it bundles
+//! with cmake and nasm): lossless JPEG (process 14, PS3.5 A.4.1) encoded and decoded at 2 to 16 bits, and 12-bit
+//! lossy JPEG (process 2 and 4, .51) decoded.
+//!
+//! Bound directly because no crate does these: jpeg-decoder decodes lossless at half libjpeg-turbo's speed and
+//! not 12-bit at all, jpeg-encoder and dicom-rs encode neither, and the `turbojpeg` crate's safe API covers
+//! 8-bit lossy images only (`../shared/reference/pixel-codecs.md`).
+
+use std::ffi::CStr;
+use std::os::raw::c_int;
+
+use turbojpeg_sys as tj;
+
+use crate::FrameGeometry;
+
+/// One TurboJPEG instance (compressor or decompressor), destroyed when dropped.
+struct Handle(tj::tjhandle);
+
+impl Handle {
+    fn new(kind: tj::TJINIT) -> Result<Handle, String> {
+        // SAFETY: tj3Init has no preconditions; a null handle is an error.
+        let handle = unsafe { tj::tj3Init(kind as c_int) };
+        if handle.is_null() {
+            return Err("libjpeg-turbo could not be initialised".into());
+        }
+        Ok(Handle(handle))
+    }
+
+    fn set(&self, param: tj::TJPARAM, value: i32) -> Result<(), String> {
+        // SAFETY: the handle is valid for the life of `self`.
+        if unsafe { tj::tj3Set(self.0, param as c_int, value) } != 0 {
+            return Err(self.error());
+        }
+        Ok(())
+    }
+
+    fn get(&self, param: tj::TJPARAM) -> i32 {
+        // SAFETY: as above.
+        unsafe { tj::tj3Get(self.0, param as c_int) }
+    }
+
+    /// Whether the call that just failed only warned: libjpeg-turbo then has decoded the whole image, and says
+    /// something about the stream (pydicom's JPEG-lossy.dcm, from NEMA's WG04 set, has sequential SOS
+    /// parameters out of range; GDCM and DCMTK read it with the same warning).
+    fn only_warned(&self) -> bool {
+        // SAFETY: the handle is valid for the life of `self`.
+        unsafe { tj::tj3GetErrorCode(self.0) == tj::TJERR_TJERR_WARNING as c_int }
+    }
+
+    /// The message of the last error on this handle.
+    fn error(&self) -> String {
+        // SAFETY: tj3GetErrorStr returns a NUL-terminated string owned by the handle (or a static one).
+        unsafe {
+            let text = tj::tj3GetErrorStr(self.0);
+            if text.is_null() {
+                "libjpeg-turbo failed".into()
+            } else {
+                CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from tj3Init and is destroyed once.
+        unsafe { tj::tj3Destroy(self.0) }
+    }
+}
+
+/// What [`decode`] tells of a JPEG image before decoding it.
+fn header(handle: &Handle, jpeg: &[u8]) -> Result<(usize, usize, i32), String> {
+    // SAFETY: `jpeg` is a valid slice for the call.
+    if unsafe { tj::tj3DecompressHeader(handle.0, jpeg.as_ptr(), jpeg.len() as tj::size_t) } != 0
+        && !handle.only_warned()
+    {
+        return Err(handle.error());
+    }
+    let width = handle.get(tj::TJPARAM_TJPARAM_JPEGWIDTH);
+    let height = handle.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT);
+    let precision = handle.get(tj::TJPARAM_TJPARAM_PRECISION);
+    if width <= 0 || height <= 0 {
+        return Err("the JPEG image has no size".into());
+    }
+    Ok((width as usize, height as usize, precision))
+}
+
+/// One JPEG frame (lossless at any precision, or lossy at 8 or 12 bits) decoded to native little-endian
+/// samples, colour by pixel (YCbCr turned into RGB), as `geometry` (the instance's attributes) describes them;
+/// and the geometry of what it gave.
+pub(crate) fn decode(
+    jpeg: &[u8],
+    geometry: &FrameGeometry,
+) -> Result<(Vec<u8>, FrameGeometry), String> {
+    let handle = Handle::new(tj::TJINIT_TJINIT_DECOMPRESS)?;
+    let (width, height, precision) = header(&handle, jpeg)?;
+    if (width, height) != (usize::from(geometry.columns), usize::from(geometry.rows)) {
+        return Err(format!(
+            "the JPEG image is {width}x{height}, the instance's frames {}x{}",
+            geometry.columns, geometry.rows
+        ));
+    }
+    let samples = usize::from(geometry.samples_per_pixel);
+    let format = match samples {
+        1 => tj::TJPF_TJPF_GRAY,
+        3 => tj::TJPF_TJPF_RGB,
+        n => return Err(format!("{n} samples per pixel")),
+    } as c_int;
+    let count = width * height * samples;
+    let pitch = (width * samples) as c_int;
+    let mut decoded = geometry.clone();
+    decoded.planar_configuration = 0;
+    if samples == 3
+        && geometry
+            .photometric_interpretation
+            .trim()
+            .starts_with("YBR")
+    {
+        decoded.photometric_interpretation = "RGB".into();
+    }
+    let bytes = match precision {
+        2..=8 => {
+            let mut out = vec![0u8; count];
+            // SAFETY: `out` holds width x height x samples samples of the format asked, `pitch` apart by row.
+            let status = unsafe {
+                tj::tj3Decompress8(
+                    handle.0,
+                    jpeg.as_ptr(),
+                    jpeg.len() as tj::size_t,
+                    out.as_mut_ptr(),
+                    pitch,
+                    format,
+                )
+            };
+            if status != 0 && !handle.only_warned() {
+                return Err(handle.error());
+            }
+            if geometry.bits_allocated == 16 {
+                out.iter()
+                    .flat_map(|&v| u16::from(v).to_le_bytes())
+                    .collect()
+            } else {
+                decoded.bits_allocated = 8;
+                out
+            }
+        }
+        9..=12 => {
+            let mut out = vec![0i16; count];
+            // SAFETY: as above, in 16-bit samples.
+            let status = unsafe {
+                tj::tj3Decompress12(
+                    handle.0,
+                    jpeg.as_ptr(),
+                    jpeg.len() as tj::size_t,
+                    out.as_mut_ptr(),
+                    pitch,
+                    format,
+                )
+            };
+            if status != 0 && !handle.only_warned() {
+                return Err(handle.error());
+            }
+            decoded.bits_allocated = 16;
+            out.iter().flat_map(|v| v.to_le_bytes()).collect()
+        }
+        13..=16 => {
+            let mut out = vec![0u16; count];
+            // SAFETY: as above.
+            let status = unsafe {
+                tj::tj3Decompress16(
+                    handle.0,
+                    jpeg.as_ptr(),
+                    jpeg.len() as tj::size_t,
+                    out.as_mut_ptr(),
+                    pitch,
+                    format,
+                )
+            };
+            if status != 0 && !handle.only_warned() {
+                return Err(handle.error());
+            }
+            decoded.bits_allocated = 16;
+            out.iter().flat_map(|v| v.to_le_bytes()).collect()
+        }
+        other => return Err(format!("a JPEG data precision of {other} bits")),
+    };
+    Ok((bytes, decoded))
+}
+
+/// Why frames of `geometry` cannot be encoded as lossless JPEG here, or `None`.
+pub(crate) fn lossless_unsupported(geometry: &FrameGeometry) -> Option<String> {
+    let fits = match geometry.bits_allocated {
+        8 => (2..=8).contains(&geometry.bits_stored),
+        16 => (2..=16).contains(&geometry.bits_stored),
+        _ => false,
+    };
+    (!fits).then(|| {
+        format!(
+            "JPEG lossless encoding here takes 2 to 8 bits stored in 8 allocated, or 2 to 16 in 16; not {} in {}",
+            geometry.bits_stored, geometry.bits_allocated
+        )
+    })
+}
+
+/// One native little-endian frame, colour by pixel, as lossless JPEG, first-order prediction (selection value
+/// 1, no point transform: the JPEG Lossless SV1 transfer syntax, .70) at the precision of Bits Stored. Samples
+/// are taken to their Bits Stored low bits (those above are not pixel data); colour is coded as it is (no colour
+/// transform: the photometric interpretation stays).
+pub(crate) fn encode_lossless(geometry: &FrameGeometry, frame: &[u8]) -> Result<Vec<u8>, String> {
+    if let Some(why) = lossless_unsupported(geometry) {
+        return Err(why);
+    }
+    let handle = Handle::new(tj::TJINIT_TJINIT_COMPRESS)?;
+    let samples = usize::from(geometry.samples_per_pixel);
+    let (format, colour_space, subsampling) = match samples {
+        1 => (
+            tj::TJPF_TJPF_GRAY,
+            tj::TJCS_TJCS_GRAY,
+            tj::TJSAMP_TJSAMP_GRAY,
+        ),
+        3 => (tj::TJPF_TJPF_RGB, tj::TJCS_TJCS_RGB, tj::TJSAMP_TJSAMP_444),
+        n => return Err(format!("{n} samples per pixel")),
+    };
+    let precision = i32::from(geometry.bits_stored);
+    handle.set(tj::TJPARAM_TJPARAM_LOSSLESS, 1)?;
+    handle.set(tj::TJPARAM_TJPARAM_LOSSLESSPSV, 1)?;
+    handle.set(tj::TJPARAM_TJPARAM_LOSSLESSPT, 0)?;
+    handle.set(tj::TJPARAM_TJPARAM_PRECISION, precision)?;
+    handle.set(tj::TJPARAM_TJPARAM_COLORSPACE, colour_space as i32)?;
+    handle.set(tj::TJPARAM_TJPARAM_SUBSAMP, subsampling)?;
+    let (width, height) = (usize::from(geometry.columns), usize::from(geometry.rows));
+    let pitch = (width * samples) as c_int;
+    let mask = ((1u32 << geometry.bits_stored) - 1) as u16;
+    let mut jpeg: *mut u8 = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    let format = format as c_int;
+    // SAFETY (each arm): the source holds width x height x samples samples, `pitch` apart by row; TurboJPEG
+    // allocates `jpeg` (freed below with tj3Free) and sets `size`.
+    let status = match precision {
+        2..=8 => {
+            let source: Vec<u8> = if geometry.bits_allocated == 8 {
+                frame.iter().map(|&v| v & mask as u8).collect()
+            } else {
+                samples_16(frame).map(|v| (v & mask) as u8).collect()
+            };
+            unsafe {
+                tj::tj3Compress8(
+                    handle.0,
+                    source.as_ptr(),
+                    width as c_int,
+                    pitch,
+                    height as c_int,
+                    format,
+                    &mut jpeg,
+                    &mut size,
+                )
+            }
+        }
+        9..=12 => {
+            let source: Vec<i16> = samples_16(frame).map(|v| (v & mask) as i16).collect();
+            unsafe {
+                tj::tj3Compress12(
+                    handle.0,
+                    source.as_ptr(),
+                    width as c_int,
+                    pitch,
+                    height as c_int,
+                    format,
+                    &mut jpeg,
+                    &mut size,
+                )
+            }
+        }
+        _ => {
+            let source: Vec<u16> = samples_16(frame).map(|v| v & mask).collect();
+            unsafe {
+                tj::tj3Compress16(
+                    handle.0,
+                    source.as_ptr(),
+                    width as c_int,
+                    pitch,
+                    height as c_int,
+                    format,
+                    &mut jpeg,
+                    &mut size,
+                )
+            }
+        }
+    };
+    let result = if status != 0 || jpeg.is_null() {
+        Err(handle.error())
+    } else {
+        // SAFETY: TurboJPEG wrote `size` bytes at `jpeg`.
+        Ok(unsafe { std::slice::from_raw_parts(jpeg, size as usize) }.to_vec())
+    };
+    if !jpeg.is_null() {
+        // SAFETY: allocated by TurboJPEG for this call.
+        unsafe { tj::tj3Free(jpeg.cast()) };
+    }
+    result
+}
+
+fn samples_16(frame: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    frame
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+}
