@@ -30,6 +30,7 @@ const READABLE: &[&str] = &[
     "blue-circle.dcm",
     "pydicom/CT_small.dcm",
     "pydicom/JPEG-lossy.dcm",
+    "pydicom/JPGExtended.dcm",
     "pydicom/JPEG2000.dcm",
     "pydicom/MR_small.dcm",
     "pydicom/MR_small_RLE.dcm",
