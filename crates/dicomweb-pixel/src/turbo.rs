@@ -305,3 +305,58 @@ fn samples_16(frame: &[u8]) -> impl Iterator<Item = u16> + '_ {
         .chunks_exact(2)
         .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
 }
+
+/// An 8-bit grey (`channels` 1) or RGB (3, by pixel) image as baseline JPEG at `quality` (1 to 100), colour as
+/// YCbCr 4:2:0 (what browsers and viewers expect of a rendered image), with a JFIF header.
+pub(crate) fn encode_baseline(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    quality: u8,
+) -> Result<Vec<u8>, String> {
+    let (format, subsampling) = match channels {
+        1 => (tj::TJPF_TJPF_GRAY, tj::TJSAMP_TJSAMP_GRAY),
+        3 => (tj::TJPF_TJPF_RGB, tj::TJSAMP_TJSAMP_420),
+        n => return Err(format!("{n} channels")),
+    };
+    if pixels.len() < width * height * channels {
+        return Err(format!(
+            "{} bytes for a {width}x{height} image of {channels} channel(s)",
+            pixels.len()
+        ));
+    }
+    let handle = Handle::new(tj::TJINIT_TJINIT_COMPRESS)?;
+    handle.set(
+        tj::TJPARAM_TJPARAM_QUALITY,
+        i32::from(quality.clamp(1, 100)),
+    )?;
+    handle.set(tj::TJPARAM_TJPARAM_SUBSAMP, subsampling)?;
+    let mut jpeg: *mut u8 = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    // SAFETY: `pixels` holds width x height x channels bytes, rows `width * channels` apart; TurboJPEG allocates
+    // `jpeg` (freed below) and sets `size`.
+    let status = unsafe {
+        tj::tj3Compress8(
+            handle.0,
+            pixels.as_ptr(),
+            width as c_int,
+            (width * channels) as c_int,
+            height as c_int,
+            format as c_int,
+            &mut jpeg,
+            &mut size,
+        )
+    };
+    let result = if status != 0 || jpeg.is_null() {
+        Err(handle.error())
+    } else {
+        // SAFETY: TurboJPEG wrote `size` bytes at `jpeg`.
+        Ok(unsafe { std::slice::from_raw_parts(jpeg, size as usize) }.to_vec())
+    };
+    if !jpeg.is_null() {
+        // SAFETY: allocated by TurboJPEG for this call.
+        unsafe { tj::tj3Free(jpeg.cast()) };
+    }
+    result
+}
