@@ -338,3 +338,14 @@ def test_palette_colour_is_drawn_through_its_red_green_and_blue_tables(server):
     assert rgb == bytes(expected)
     thumb = requests.get(f"{instance_url(server, ds)}/thumbnail", headers={"Accept": "image/png"})
     assert thumb.status_code == 200 and png_pixels(thumb.content)[2] == 3
+
+
+def test_thirty_two_bit_dose_frames_render(server):
+    """rtdose.dcm: 15 frames of 32-bit unsigned dose values, shown over their range."""
+    ds = store_as_new(server, "rtdose.dcm")
+    for frame in (1, 8, 15):
+        r = requests.get(f"{instance_url(server, ds)}/frames/{frame}/rendered", headers={"Accept": "image/png"})
+        assert r.status_code == 200, r.text[:300]
+        width, height, channels, grey = png_pixels(r.content)
+        assert (width, height, channels) == (ds.Columns, ds.Rows, 1)
+        assert max(grey) == 255 and min(grey) == 0, "the frame's range fills the grey levels"

@@ -188,6 +188,7 @@ fn to_8_bit(
     let bytes_per_sample = match g.bits_allocated {
         8 => 1,
         16 => 2,
+        32 => 4,
         bits => return Err(RenderError::Unsupported(format!("{bits}-bit samples"))),
     };
     let samples = usize::from(g.samples_per_pixel);
@@ -200,6 +201,44 @@ fn to_8_bit(
     }
     let photometric = g.photometric_interpretation.trim();
     match (samples, photometric) {
+        (1, "MONOCHROME1" | "MONOCHROME2") if bytes_per_sample == 4 => {
+            // 32-bit samples (RT Dose, some parametric maps): too many values for a table; each pixel's modality
+            // value goes through the window.
+            let modality = |raw: u32| -> f64 {
+                let bits = u32::from(g.bits_stored.clamp(1, 32));
+                let raw = if bits < 32 {
+                    raw & ((1u32 << bits) - 1)
+                } else {
+                    raw
+                };
+                let stored = if g.pixel_representation == 1 && raw & (1 << (bits - 1)) != 0 {
+                    i64::from(raw) - (1i64 << bits)
+                } else {
+                    i64::from(raw)
+                };
+                stored as f64 * attributes.rescale_slope + attributes.rescale_intercept
+            };
+            let values: Vec<f64> = (0..pixels)
+                .map(|i| modality(raw_sample(frame, i, 4)))
+                .collect();
+            let window = window
+                .or(attributes.window)
+                .unwrap_or_else(|| range_window(&values));
+            let invert = photometric == "MONOCHROME1";
+            let out = values
+                .iter()
+                .map(|&v| {
+                    let value = voi(v, &window);
+                    if invert { 255 - value } else { value }
+                })
+                .collect();
+            Ok(Image {
+                width,
+                height,
+                channels: 1,
+                pixels: out,
+            })
+        }
         (1, "MONOCHROME1" | "MONOCHROME2") => {
             let lut = grey_lut(attributes, window, frame, bytes_per_sample, pixels);
             let invert = photometric == "MONOCHROME1";
@@ -253,7 +292,7 @@ fn to_8_bit(
             })
         }
         (3, "RGB" | "YBR_FULL") => {
-            let shift = g.bits_stored.saturating_sub(8).min(8) as u32;
+            let shift = u32::from(g.bits_stored.saturating_sub(8).min(24));
             let planar = g.planar_configuration == 1;
             let mut out = Vec::with_capacity(pixels * 3);
             for i in 0..pixels {
@@ -283,10 +322,27 @@ fn to_8_bit(
 
 /// Raw sample `i` (little endian).
 fn raw_sample(frame: &[u8], i: usize, bytes: usize) -> u32 {
-    if bytes == 1 {
-        u32::from(frame[i])
-    } else {
-        u32::from(u16::from_le_bytes([frame[2 * i], frame[2 * i + 1]]))
+    match bytes {
+        1 => u32::from(frame[i]),
+        2 => u32::from(u16::from_le_bytes([frame[2 * i], frame[2 * i + 1]])),
+        _ => u32::from_le_bytes([
+            frame[4 * i],
+            frame[4 * i + 1],
+            frame[4 * i + 2],
+            frame[4 * i + 3],
+        ]),
+    }
+}
+
+/// The window that shows the whole range of `values` (modality values of a frame).
+fn range_window(values: &[f64]) -> Window {
+    let (low, high) = values.iter().fold((f64::MAX, f64::MIN), |(low, high), &v| {
+        (low.min(v), high.max(v))
+    });
+    Window {
+        center: (low + high) / 2.0,
+        width: (high - low).max(1.0),
+        function: VoiFunction::LinearExact,
     }
 }
 
@@ -318,17 +374,10 @@ fn grey_lut(
         stored as f64 * attributes.rescale_slope + attributes.rescale_intercept
     };
     let window = window.or(attributes.window).unwrap_or_else(|| {
-        let (mut low, mut high) = (f64::MAX, f64::MIN);
-        for i in 0..pixels {
-            let value = modality(raw_sample(frame, i, bytes) & mask);
-            low = low.min(value);
-            high = high.max(value);
-        }
-        Window {
-            center: (low + high) / 2.0,
-            width: (high - low).max(1.0),
-            function: VoiFunction::LinearExact,
-        }
+        let values: Vec<f64> = (0..pixels)
+            .map(|i| modality(raw_sample(frame, i, bytes) & mask))
+            .collect();
+        range_window(&values)
     });
     (0..=mask).map(|raw| voi(modality(raw), &window)).collect()
 }
@@ -578,6 +627,30 @@ mod tests {
             65536
         );
         assert!(PaletteLut::from_descriptor([256, 0, 12], &[0; 512]).is_err());
+    }
+
+    #[test]
+    fn thirty_two_bit_samples_are_rescaled_and_windowed_per_pixel() {
+        let mut attributes = grey(1, 4, 8, false);
+        attributes.geometry.bits_allocated = 32;
+        attributes.geometry.bits_stored = 32;
+        attributes.geometry.high_bit = 31;
+        attributes.rescale_slope = 0.001; // as RT Dose Grid Scaling would
+        let frame: Vec<u8> = [0u32, 1_000_000, 2_000_000, 4_000_000_000]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let window = Window {
+            center: 1000.0,
+            width: 2000.0,
+            function: VoiFunction::LinearExact,
+        };
+        let image = to_8_bit(&frame, &attributes, Some(window)).unwrap();
+        assert_eq!(image.pixels, [0, 128, 255, 255]);
+        // Without a window: the frame's range.
+        let image = to_8_bit(&frame, &attributes, None).unwrap();
+        assert_eq!(image.pixels[0], 0);
+        assert_eq!(image.pixels[3], 255);
     }
 
     #[test]
