@@ -121,7 +121,7 @@ def allowed_request(route, root, owner, prepare=True):
         return "GET", url, {}, None, 200
     if last == "metadata" or last in ("studies", "series", "instances"):
         return "GET", url, {"Accept": DICOM_JSON}, None, 200
-    if last in ("{frames}", "{attribute}"):
+    if last in ("{frames}", "{attribute}", "bulkdata"):
         return "GET", url, {"Accept": MULTIPART_OCTETS}, None, 200
     if last in ("rendered", "thumbnail"):
         return "GET", url, {"Accept": "image/jpeg"}, None, 200

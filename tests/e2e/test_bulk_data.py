@@ -208,3 +208,50 @@ def test_each_root_gets_its_own_uris_and_entity_tag(server):
 def test_metadata_says_which_transfer_syntax_the_instance_is_stored_in(server, name):
     original = store(server, name)
     assert metadata(server, original)["00083002"] == {"vr": "UI", "Value": [original.file_meta.TransferSyntaxUID]}
+
+
+def test_a_study_series_and_instance_give_all_their_bulk_values_each_named_by_its_uri(server):
+    """The /bulkdata resources of PS3.18 Table 10.4.1-1: one part per value, Content-Location its BulkDataURI;
+    encapsulated Pixel Data as its frames, as stored."""
+    from pydicom.uid import generate_uid
+
+    from dicomweb_helpers import store_under_new_uid
+
+    study = generate_uid()
+    stored = []
+    for name in ["CT_small.dcm", "waveform_ecg.dcm", "MR_small_jp2klossless.dcm"]:
+        ds = pydicom.dcmread(get_testdata_file(name))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = study, generate_uid(), "BULK-ALL"
+        stored.append(store_under_new_uid(server, ds))
+    ct, ecg, j2k = stored
+
+    def parts_of(url):
+        r = requests.get(url, headers={"Accept": MULTIPART_OCTETS})
+        assert r.status_code == 200, r.text[:300]
+        assert r.headers["Content-Type"].startswith(MULTIPART_OCTETS)
+        return {p.headers[b"Content-Location"].decode(): p for p in MultipartDecoder.from_response(r).parts}
+
+    study_parts = parts_of(f"{server.root}/v2/studies/{study}/bulkdata")
+    expected = {}
+    for ds in (ct, ecg, j2k):
+        for path, uri in bulk_uris(metadata(server, ds)).items():
+            if ds is j2k and path == "7FE00010":
+                continue  # encapsulated: its frames, below
+            expected[uri] = little_endian(element_at(ds, path), False)
+    j2k_url = f"{server.root}/v2{instance_path(j2k)}"
+    expected[f"{j2k_url}/frames/1"] = next(generate_frames(j2k.PixelData, number_of_frames=1))
+    assert set(study_parts) == set(expected)
+    for uri, part in study_parts.items():
+        assert part.content == expected[uri] or part.content[:-1] == expected[uri], uri
+        kind = part.headers[b"Content-Type"].decode()
+        assert kind == ("image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" if "/frames/" in uri
+                        else "application/octet-stream"), uri
+
+    series = parts_of(f"{server.root}/v2/studies/{study}/series/{ecg.SeriesInstanceUID}/bulkdata")
+    assert set(series) == {uri for uri in expected if ecg.SOPInstanceUID in uri}
+    instance = parts_of(f"{server.root}/v2{instance_path(ct)}/bulkdata")
+    assert set(instance) == {uri for uri in expected if ct.SOPInstanceUID in uri}
+
+    r = requests.get(f"{server.root}/studies/{study}/bulkdata", headers={"Accept": "application/octet-stream"})
+    assert r.status_code == 406 and "multipart" in r.text
+    assert requests.get(f"{server.root}/studies/1.2.3.404/bulkdata", headers={"Accept": MULTIPART_OCTETS}).status_code == 404

@@ -240,14 +240,24 @@ fn to_8_bit(
             })
         }
         (1, "MONOCHROME1" | "MONOCHROME2") => {
-            let lut = grey_lut(attributes, window, frame, bytes_per_sample, pixels);
-            let invert = photometric == "MONOCHROME1";
-            let mut out = Vec::with_capacity(pixels);
-            for i in 0..pixels {
-                let raw = raw_sample(frame, i, bytes_per_sample);
-                let value = lut[(raw & lut_mask(g)) as usize];
-                out.push(if invert { 255 - value } else { value });
+            let mut lut = grey_lut(attributes, window, frame, bytes_per_sample, pixels);
+            if photometric == "MONOCHROME1" {
+                lut.iter_mut().for_each(|v| *v = 255 - *v);
             }
+            // The hot loop of every rendering: a table lookup per pixel, the table as long as the mask allows
+            // (so the index is always in it).
+            let mask = lut_mask(g) as usize;
+            let out: Vec<u8> = if bytes_per_sample == 1 {
+                frame[..pixels]
+                    .iter()
+                    .map(|&v| lut[usize::from(v) & mask])
+                    .collect()
+            } else {
+                frame[..pixels * 2]
+                    .chunks_exact(2)
+                    .map(|w| lut[usize::from(u16::from_le_bytes([w[0], w[1]])) & mask])
+                    .collect()
+            };
             Ok(Image {
                 width,
                 height,
@@ -321,6 +331,7 @@ fn to_8_bit(
 }
 
 /// Raw sample `i` (little endian).
+#[inline]
 fn raw_sample(frame: &[u8], i: usize, bytes: usize) -> u32 {
     match bytes {
         1 => u32::from(frame[i]),

@@ -47,6 +47,7 @@ use futures::StreamExt;
 
 pub mod attributes;
 mod bulk;
+mod bulk_all;
 mod copies;
 mod error;
 mod follower;
@@ -65,6 +66,7 @@ mod store_json;
 mod uid;
 
 pub use bulk::{BulkData, BulkValue, ByteRangeRequest};
+pub use bulk_all::BulkPart;
 pub use dicomweb_pixel::{ImageFormat, RenderOptions, Viewport, VoiFunction, Window};
 pub use error::{Result, ServiceError};
 pub use ingest_pool::INGEST_NICENESS;

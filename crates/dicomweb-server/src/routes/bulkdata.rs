@@ -1,5 +1,6 @@
 //! WADO-RS retrieve bulk data: `.../instances/{instance}/bulkdata/{attribute}`, the resources the
-//! `BulkDataURI`s of metadata name.
+//! `BulkDataURI`s of metadata name, and the study, series and instance `/bulkdata` resources (all of their
+//! values, one part each, named by `Content-Location`).
 //!
 //! A value is `multipart/related; type="application/octet-stream"` (the default, and what `*/*` gets) or a
 //! single `application/octet-stream` body. One `Range` (RFC 9110 14.2) is honoured: 206 with `Content-Range`
@@ -121,6 +122,42 @@ pub(super) async fn bulk_data(req: HttpRequest, state: web::Data<AppState>) -> A
                 .streaming(encode_parts(writer, part)))
         }
     }
+}
+
+/// Every bulk value of a study, series or instance: `multipart/related; type="application/octet-stream"`, one
+/// part per value (frames of encapsulated Pixel Data as stored, in their own media type), each with the
+/// `Content-Location` its metadata names it by.
+pub(super) async fn bulk_data_all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: web::Data<ApiVersion>,
+) -> ApiResult {
+    if negotiate_bulk_data(&req)? == BulkFormat::Single {
+        return Err(ApiError::NotAcceptable(
+            "the bulk data of a study, series or instance is several values: ask for multipart/related; \
+             type=\"application/octet-stream\""
+                .into(),
+        ));
+    }
+    let scope = path_scope(&req)?;
+    let base_url = super::base_url(&req, &state, **version);
+    let parts = state.service.bulk_data_of(&scope, &base_url).await?;
+    let writer = MultipartWriter::new();
+    let content_type = format!(
+        "multipart/related; type=\"{OCTET_STREAM}\"; boundary={}",
+        writer.boundary()
+    );
+    let parts = parts.map(|part| {
+        let part = part.map_err(io_error)?;
+        let headers = vec![
+            ("Content-Type".to_owned(), part.content_type),
+            ("Content-Location".to_owned(), part.location),
+        ];
+        Ok::<_, std::io::Error>((headers, part.body.map_err(io_error).boxed()))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .streaming(encode_parts(writer, parts)))
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ enum Handler {
     Rendered,
     Thumbnail,
     BulkData,
+    BulkDataAll,
     Delete,
 }
 
@@ -131,6 +132,7 @@ impl Handler {
             Handler::Rendered => route.to(rendered::rendered),
             Handler::Thumbnail => route.to(rendered::thumbnail),
             Handler::BulkData => route.to(bulkdata::bulk_data),
+            Handler::BulkDataAll => route.to(bulkdata::bulk_data_all),
             Handler::Delete => route.to(delete),
         }
     }
@@ -257,6 +259,19 @@ pub const ROUTES: &[RouteSpec] = {
             "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{attribute}",
             READ,
             H::BulkData,
+        ),
+        route(Get, "/studies/{study}/bulkdata", READ, H::BulkDataAll),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/bulkdata",
+            READ,
+            H::BulkDataAll,
+        ),
+        route(
+            Get,
+            "/studies/{study}/series/{series}/instances/{instance}/bulkdata",
+            READ,
+            H::BulkDataAll,
         ),
         route(Delete, "/studies/{study}", DELETE, H::Delete),
         route(
