@@ -162,45 +162,14 @@ pub fn run(args: &Args) -> Result<()> {
             .build(),
     );
 
-    let outcome = (|| -> Result<Outcome> {
-        let ours_dir = work.path().join("dicomweb");
-        let mut ours = Server::start(
-            &binary,
-            &ours_dir.join("data"),
-            &work.path().join("dicomweb.log"),
-            &agent,
-        )?;
-        let mut peer = Orthanc::start(
-            &orthanc_binary,
-            &plugin,
-            &work.path().join("orthanc"),
-            &agent,
-        )?;
-        let targets = [
-            Target {
-                name: "dicomweb",
-                base: ours.base_url().to_string(),
-                pid: ours.pid(),
-                data_dir: ours_dir.join("data"),
-            },
-            Target {
-                name: "Orthanc",
-                base: peer.dicomweb_root(),
-                pid: peer.pid,
-                data_dir: work.path().join("orthanc"),
-            },
-        ];
-        let measured = measure(&sizes, &targets, &agent).with_context(|| {
-            format!(
-                "benchmark failed; dicomweb's log ends with:\n{}\nOrthanc's log ends with:\n{}\n",
-                ours.log_tail(),
-                peer.log_tail()
-            )
-        });
-        ours.stop()?;
-        peer.stop();
-        measured
-    })();
+    let outcome = with_both_servers(
+        &binary,
+        &orthanc_binary,
+        &plugin,
+        work.path(),
+        &agent,
+        |targets| measure(&sizes, targets, &agent),
+    );
     if args.keep {
         let kept = work.keep();
         eprintln!(
@@ -220,6 +189,50 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("xtask: wrote \"{SECTION}\" in {}", path.display());
     }
     Ok(())
+}
+
+/// Starts dicomweb (the release `binary`, data under `work`) and Orthanc (its own directory under `work`), runs
+/// `measure` against both, then stops both; a failure carries the end of both servers' logs.
+fn with_both_servers<T>(
+    binary: &Path,
+    orthanc_binary: &Path,
+    plugin: &Path,
+    work: &Path,
+    agent: &ureq::Agent,
+    measure: impl FnOnce(&[Target; 2]) -> Result<T>,
+) -> Result<T> {
+    let ours_dir = work.join("dicomweb");
+    let mut ours = Server::start(
+        binary,
+        &ours_dir.join("data"),
+        &work.join("dicomweb.log"),
+        agent,
+    )?;
+    let mut peer = Orthanc::start(orthanc_binary, plugin, &work.join("orthanc"), agent)?;
+    let targets = [
+        Target {
+            name: "dicomweb",
+            base: ours.base_url().to_string(),
+            pid: ours.pid(),
+            data_dir: ours_dir.join("data"),
+        },
+        Target {
+            name: "Orthanc",
+            base: peer.dicomweb_root(),
+            pid: peer.pid,
+            data_dir: work.join("orthanc"),
+        },
+    ];
+    let measured = measure(&targets).with_context(|| {
+        format!(
+            "benchmark failed; dicomweb's log ends with:\n{}\nOrthanc's log ends with:\n{}\n",
+            ours.log_tail(),
+            peer.log_tail()
+        )
+    });
+    ours.stop()?;
+    peer.stop();
+    measured
 }
 
 /// One server under test.

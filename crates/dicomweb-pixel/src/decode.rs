@@ -152,6 +152,16 @@ use crate::RLE_LOSSLESS;
 /// JPEG Extended (Process 2 and 4): 8 or 12 bits, lossy.
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 
+/// Number of Frames (0028,0008) of a read instance: 1 when absent or unreadable.
+pub(crate) fn number_of_frames(object: &DefaultDicomObject) -> usize {
+    object
+        .element(tags::NUMBER_OF_FRAMES)
+        .ok()
+        .and_then(|e| e.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()))
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The compressed bytes of each frame of `object`'s encapsulated Pixel Data (PS3.5 A.4): one fragment per
 /// frame, or all fragments for one frame, or the fragments between the Basic Offset Table's offsets.
 fn encapsulated_frames(object: &DefaultDicomObject) -> Result<Vec<Vec<u8>>, TranscodeError> {
@@ -162,12 +172,7 @@ fn encapsulated_frames(object: &DefaultDicomObject) -> Result<Vec<Vec<u8>>, Tran
     let fragments = value
         .fragments()
         .ok_or_else(|| TranscodeError::Unreadable("the pixel data is not encapsulated".into()))?;
-    let frames = object
-        .element(tags::NUMBER_OF_FRAMES)
-        .ok()
-        .and_then(|e| e.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()))
-        .unwrap_or(1)
-        .max(1);
+    let frames = number_of_frames(object);
     if frames == 1 {
         return Ok(vec![fragments.concat()]);
     }

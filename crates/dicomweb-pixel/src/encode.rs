@@ -350,12 +350,7 @@ pub(crate) fn encode_in_place(
         * usize::from(geometry.columns)
         * usize::from(geometry.samples_per_pixel)
         * usize::from(geometry.bits_allocated / 8);
-    let frames = object
-        .element(tags::NUMBER_OF_FRAMES)
-        .ok()
-        .and_then(|e| e.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()))
-        .unwrap_or(1)
-        .max(1);
+    let frames = crate::decode::number_of_frames(object);
     if frame_length == 0 || pixels.len() < frames * frame_length {
         return Err(crate::TranscodeError::Unreadable(format!(
             "Pixel Data holds {} bytes, {frames} frame(s) of {frame_length} expected",

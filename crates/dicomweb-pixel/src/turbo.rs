@@ -85,6 +85,100 @@ fn header(handle: &Handle, jpeg: &[u8]) -> Result<(usize, usize, i32), String> {
     Ok((width as usize, height as usize, precision))
 }
 
+/// A JPEG image to decompress and the shape of its output: `count` samples of pixel format `format`, rows
+/// `pitch` samples apart.
+struct Image<'a> {
+    jpeg: &'a [u8],
+    count: usize,
+    pitch: c_int,
+    format: c_int,
+}
+
+/// The signature shared by tj3Decompress8, tj3Decompress12 and tj3Decompress16, for samples of type `T`.
+type Decompress<T> =
+    unsafe extern "C" fn(tj::tjhandle, *const u8, tj::size_t, *mut T, c_int, c_int) -> c_int;
+
+/// Decompresses `image` with `function`, the variant for samples of type `T`; a call that only warned is a
+/// success (see [`Handle::only_warned`]).
+fn decompress<T: Copy + Default>(
+    handle: &Handle,
+    image: &Image<'_>,
+    function: Decompress<T>,
+) -> Result<Vec<T>, String> {
+    let mut out = vec![T::default(); image.count];
+    // SAFETY: `out` holds `count` samples of the format asked, rows `pitch` samples apart, as the caller derived
+    // them from the image's header; `jpeg` is a valid slice for the call.
+    let status = unsafe {
+        function(
+            handle.0,
+            image.jpeg.as_ptr(),
+            image.jpeg.len() as tj::size_t,
+            out.as_mut_ptr(),
+            image.pitch,
+            image.format,
+        )
+    };
+    if status != 0 && !handle.only_warned() {
+        return Err(handle.error());
+    }
+    Ok(out)
+}
+
+/// The signature shared by tj3Compress8, tj3Compress12 and tj3Compress16, for samples of type `T`.
+type Compress<T> = unsafe extern "C" fn(
+    tj::tjhandle,
+    *const T,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    *mut *mut u8,
+    *mut tj::size_t,
+) -> c_int;
+
+/// Compresses `source` (`width` x `height` pixels of `format`, rows `pitch` samples apart) with `function`, the
+/// variant for samples of type `T`, under the handle's parameters; the JPEG bytes.
+fn compress<T>(
+    handle: &Handle,
+    source: &[T],
+    (width, height, pitch, format): (usize, usize, usize, c_int),
+    function: Compress<T>,
+) -> Result<Vec<u8>, String> {
+    if source.len() < pitch * height {
+        return Err(format!(
+            "{} samples for a {width}x{height} image",
+            source.len()
+        ));
+    }
+    let mut jpeg: *mut u8 = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    // SAFETY: `source` holds `height` rows of `pitch` samples; TurboJPEG allocates `jpeg` (freed below with
+    // tj3Free) and sets `size`.
+    let status = unsafe {
+        function(
+            handle.0,
+            source.as_ptr(),
+            width as c_int,
+            pitch as c_int,
+            height as c_int,
+            format,
+            &mut jpeg,
+            &mut size,
+        )
+    };
+    let result = if status != 0 || jpeg.is_null() {
+        Err(handle.error())
+    } else {
+        // SAFETY: TurboJPEG wrote `size` bytes at `jpeg`.
+        Ok(unsafe { std::slice::from_raw_parts(jpeg, size as usize) }.to_vec())
+    };
+    if !jpeg.is_null() {
+        // SAFETY: allocated by TurboJPEG for this call.
+        unsafe { tj::tj3Free(jpeg.cast()) };
+    }
+    result
+}
+
 /// One JPEG frame (lossless at any precision, or lossy at 8 or 12 bits) decoded to native little-endian
 /// samples, colour by pixel (YCbCr turned into RGB), as `geometry` (the instance's attributes) describes them;
 /// and the geometry of what it gave.
@@ -118,23 +212,15 @@ pub(crate) fn decode(
     {
         decoded.photometric_interpretation = "RGB".into();
     }
+    let image = Image {
+        jpeg,
+        count,
+        pitch,
+        format,
+    };
     let bytes = match precision {
         2..=8 => {
-            let mut out = vec![0u8; count];
-            // SAFETY: `out` holds width x height x samples samples of the format asked, `pitch` apart by row.
-            let status = unsafe {
-                tj::tj3Decompress8(
-                    handle.0,
-                    jpeg.as_ptr(),
-                    jpeg.len() as tj::size_t,
-                    out.as_mut_ptr(),
-                    pitch,
-                    format,
-                )
-            };
-            if status != 0 && !handle.only_warned() {
-                return Err(handle.error());
-            }
+            let out = decompress(&handle, &image, tj::tj3Decompress8)?;
             if geometry.bits_allocated == 16 {
                 out.iter()
                     .flat_map(|&v| u16::from(v).to_le_bytes())
@@ -145,42 +231,18 @@ pub(crate) fn decode(
             }
         }
         9..=12 => {
-            let mut out = vec![0i16; count];
-            // SAFETY: as above, in 16-bit samples.
-            let status = unsafe {
-                tj::tj3Decompress12(
-                    handle.0,
-                    jpeg.as_ptr(),
-                    jpeg.len() as tj::size_t,
-                    out.as_mut_ptr(),
-                    pitch,
-                    format,
-                )
-            };
-            if status != 0 && !handle.only_warned() {
-                return Err(handle.error());
-            }
             decoded.bits_allocated = 16;
-            out.iter().flat_map(|v| v.to_le_bytes()).collect()
+            decompress(&handle, &image, tj::tj3Decompress12)?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
         }
         13..=16 => {
-            let mut out = vec![0u16; count];
-            // SAFETY: as above.
-            let status = unsafe {
-                tj::tj3Decompress16(
-                    handle.0,
-                    jpeg.as_ptr(),
-                    jpeg.len() as tj::size_t,
-                    out.as_mut_ptr(),
-                    pitch,
-                    format,
-                )
-            };
-            if status != 0 && !handle.only_warned() {
-                return Err(handle.error());
-            }
             decoded.bits_allocated = 16;
-            out.iter().flat_map(|v| v.to_le_bytes()).collect()
+            decompress(&handle, &image, tj::tj3Decompress16)?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
         }
         other => return Err(format!("a JPEG data precision of {other} bits")),
     };
@@ -229,75 +291,26 @@ pub(crate) fn encode_lossless(geometry: &FrameGeometry, frame: &[u8]) -> Result<
     handle.set(tj::TJPARAM_TJPARAM_COLORSPACE, colour_space as i32)?;
     handle.set(tj::TJPARAM_TJPARAM_SUBSAMP, subsampling)?;
     let (width, height) = (usize::from(geometry.columns), usize::from(geometry.rows));
-    let pitch = (width * samples) as c_int;
+    let shape = (width, height, width * samples, format as c_int);
     let mask = ((1u32 << geometry.bits_stored) - 1) as u16;
-    let mut jpeg: *mut u8 = std::ptr::null_mut();
-    let mut size: tj::size_t = 0;
-    let format = format as c_int;
-    // SAFETY (each arm): the source holds width x height x samples samples, `pitch` apart by row; TurboJPEG
-    // allocates `jpeg` (freed below with tj3Free) and sets `size`.
-    let status = match precision {
+    match precision {
         2..=8 => {
             let source: Vec<u8> = if geometry.bits_allocated == 8 {
                 frame.iter().map(|&v| v & mask as u8).collect()
             } else {
                 samples_16(frame).map(|v| (v & mask) as u8).collect()
             };
-            unsafe {
-                tj::tj3Compress8(
-                    handle.0,
-                    source.as_ptr(),
-                    width as c_int,
-                    pitch,
-                    height as c_int,
-                    format,
-                    &mut jpeg,
-                    &mut size,
-                )
-            }
+            compress(&handle, &source, shape, tj::tj3Compress8)
         }
         9..=12 => {
             let source: Vec<i16> = samples_16(frame).map(|v| (v & mask) as i16).collect();
-            unsafe {
-                tj::tj3Compress12(
-                    handle.0,
-                    source.as_ptr(),
-                    width as c_int,
-                    pitch,
-                    height as c_int,
-                    format,
-                    &mut jpeg,
-                    &mut size,
-                )
-            }
+            compress(&handle, &source, shape, tj::tj3Compress12)
         }
         _ => {
             let source: Vec<u16> = samples_16(frame).map(|v| v & mask).collect();
-            unsafe {
-                tj::tj3Compress16(
-                    handle.0,
-                    source.as_ptr(),
-                    width as c_int,
-                    pitch,
-                    height as c_int,
-                    format,
-                    &mut jpeg,
-                    &mut size,
-                )
-            }
+            compress(&handle, &source, shape, tj::tj3Compress16)
         }
-    };
-    let result = if status != 0 || jpeg.is_null() {
-        Err(handle.error())
-    } else {
-        // SAFETY: TurboJPEG wrote `size` bytes at `jpeg`.
-        Ok(unsafe { std::slice::from_raw_parts(jpeg, size as usize) }.to_vec())
-    };
-    if !jpeg.is_null() {
-        // SAFETY: allocated by TurboJPEG for this call.
-        unsafe { tj::tj3Free(jpeg.cast()) };
     }
-    result
 }
 
 fn samples_16(frame: &[u8]) -> impl Iterator<Item = u16> + '_ {
@@ -320,43 +333,16 @@ pub(crate) fn encode_baseline(
         3 => (tj::TJPF_TJPF_RGB, tj::TJSAMP_TJSAMP_420),
         n => return Err(format!("{n} channels")),
     };
-    if pixels.len() < width * height * channels {
-        return Err(format!(
-            "{} bytes for a {width}x{height} image of {channels} channel(s)",
-            pixels.len()
-        ));
-    }
     let handle = Handle::new(tj::TJINIT_TJINIT_COMPRESS)?;
     handle.set(
         tj::TJPARAM_TJPARAM_QUALITY,
         i32::from(quality.clamp(1, 100)),
     )?;
     handle.set(tj::TJPARAM_TJPARAM_SUBSAMP, subsampling)?;
-    let mut jpeg: *mut u8 = std::ptr::null_mut();
-    let mut size: tj::size_t = 0;
-    // SAFETY: `pixels` holds width x height x channels bytes, rows `width * channels` apart; TurboJPEG allocates
-    // `jpeg` (freed below) and sets `size`.
-    let status = unsafe {
-        tj::tj3Compress8(
-            handle.0,
-            pixels.as_ptr(),
-            width as c_int,
-            (width * channels) as c_int,
-            height as c_int,
-            format as c_int,
-            &mut jpeg,
-            &mut size,
-        )
-    };
-    let result = if status != 0 || jpeg.is_null() {
-        Err(handle.error())
-    } else {
-        // SAFETY: TurboJPEG wrote `size` bytes at `jpeg`.
-        Ok(unsafe { std::slice::from_raw_parts(jpeg, size as usize) }.to_vec())
-    };
-    if !jpeg.is_null() {
-        // SAFETY: allocated by TurboJPEG for this call.
-        unsafe { tj::tj3Free(jpeg.cast()) };
-    }
-    result
+    compress(
+        &handle,
+        pixels,
+        (width, height, width * channels, format as c_int),
+        tj::tj3Compress8,
+    )
 }

@@ -74,45 +74,14 @@ pub fn run(args: &Args) -> Result<()> {
     eprintln!("xtask: generating the CT series and their JPEG lossless copies (dcmcjpeg)");
     let data = DataSet::generate(args, &dcmcjpeg, work.path())?;
 
-    let outcome = (|| -> Result<(Vec<Figure>, usize)> {
-        let ours_dir = work.path().join("dicomweb");
-        let mut ours = Server::start(
-            &binary,
-            &ours_dir.join("data"),
-            &work.path().join("dicomweb.log"),
-            &agent,
-        )?;
-        let mut peer = Orthanc::start(
-            &orthanc_binary,
-            &plugin,
-            &work.path().join("orthanc"),
-            &agent,
-        )?;
-        let targets = [
-            Target {
-                name: "dicomweb",
-                base: ours.base_url().to_string(),
-                pid: ours.pid(),
-                data_dir: ours_dir.join("data"),
-            },
-            Target {
-                name: "Orthanc",
-                base: peer.dicomweb_root(),
-                pid: peer.pid,
-                data_dir: work.path().join("orthanc"),
-            },
-        ];
-        let measured = measure(args, &data, &targets, &agent).with_context(|| {
-            format!(
-                "benchmark failed; dicomweb's log ends with:\n{}\nOrthanc's log ends with:\n{}\n",
-                ours.log_tail(),
-                peer.log_tail()
-            )
-        });
-        ours.stop()?;
-        peer.stop();
-        measured
-    })();
+    let outcome = with_both_servers(
+        &binary,
+        &orthanc_binary,
+        &plugin,
+        work.path(),
+        &agent,
+        |targets| measure(args, &data, targets, &agent),
+    );
     if args.keep {
         let kept = work.keep();
         eprintln!(
