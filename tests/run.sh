@@ -8,6 +8,14 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export CARGO_TARGET_DIR=$TARGET_DIR
 
 step() { printf '\n==> %s\n' "$*"; }
+# Debian packages the tests need, as root or with password-less sudo; the package lists are refreshed only if an
+# install fails.
+apt_install() {
+  local as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" \
+    || { "${as_root[@]}" apt-get update -q && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }
+}
 
 step "build prerequisites (cmake and nasm, to build CharLS and libjpeg-turbo)"
 missing=()
@@ -15,9 +23,7 @@ for tool in cmake nasm; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo -n); fi
-  apt_install() { "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }
-  apt_install "${missing[@]}" || { "${AS_ROOT[@]}" apt-get update -q && apt_install "${missing[@]}"; }
+  apt_install "${missing[@]}"
 fi
 
 step "format"
@@ -56,9 +62,7 @@ fi
 
 step "browser end-to-end prerequisites (Debian's Chromium, puppeteer-core, OHIF 3.13.2's prebuilt dist/)"
 if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo -n); fi
-  "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
-    || { "${AS_ROOT[@]}" apt-get update -q && "${AS_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+  apt_install chromium
 fi
 export CHROMIUM
 CHROMIUM=$(command -v chromium)

@@ -109,10 +109,20 @@ impl StudiesService {
         let record = self
             .the_instance(scope, "bulk data is addressed within one instance")
             .await?;
+        self.bulk_data_of_record(record, &path, range).await
+    }
+
+    /// [`StudiesService::bulk_data`] of an instance already looked up in the catalogue.
+    pub(crate) async fn bulk_data_of_record(
+        &self,
+        record: InstanceRecord,
+        path: &AttributePath,
+        range: Option<ByteRangeRequest>,
+    ) -> Result<BulkData> {
         // The top-level Pixel Data (the URI clients follow most) is where the layout recorded at store time says:
         // the file need not be read to find it, unless its words must be swapped (the VR says how) or it is
         // deflated.
-        let layout = match (&path, record.pixel_layout.as_deref()) {
+        let layout = match (path, record.pixel_layout.as_deref()) {
             (path, Some(json)) if *path == AttributePath::top_level(tags::PIXEL_DATA) => {
                 serde_json::from_str::<PixelDataLayout>(json).ok()
             }
@@ -135,7 +145,7 @@ impl StudiesService {
                     inflated: None,
                 })
             }
-            _ => self.locate(&record, &path).await?,
+            _ => self.locate(&record, path).await?,
         };
         let located = located.ok_or_else(|| {
             ServiceError::NotFound(format!(

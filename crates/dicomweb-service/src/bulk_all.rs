@@ -1,7 +1,7 @@
 //! The study, series and instance Bulkdata resources (PS3.18 10.4.1.1.5 and Table 10.4.1-1): every bulk value
 //! of the instances in scope, one part each, labelled by the URI the metadata names it by (`Content-Location`).
 //!
-//! Built on the single-value path ([`StudiesService::bulk_data`]): the values an instance has are the relative
+//! Built on the single-value path ([`StudiesService::bulk_data`], for the instance records already listed): the values an instance has are the relative
 //! `BulkDataURI`s of its stored metadata; encapsulated Pixel Data is its frames, as stored (the Pixel Data URI
 //! leads to the frames). Instances are visited one after the other, and a value is read only when its part is
 //! sent, so memory does not grow with the scope.
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dicomweb_catalogue::InstanceRecord;
+use dicomweb_instance::AttributePath;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
@@ -81,6 +82,7 @@ impl StudiesService {
             record.series_instance_uid.clone(),
             record.sop_instance_uid.clone(),
         );
+        let record = Arc::new(record);
         let url = instance_url(
             base_url,
             &record.study_instance_uid,
@@ -88,15 +90,23 @@ impl StudiesService {
             &record.sop_instance_uid,
         );
         let service = self.clone();
-        let values_scope = scope.clone();
         let values_url = url.clone();
         let values = futures::stream::iter(paths)
             .then(move |path| {
                 let service = service.clone();
-                let scope = values_scope.clone();
+                let record = record.clone();
                 let url = values_url.clone();
                 async move {
-                    match service.bulk_data(&scope, &path, None).await {
+                    let attribute: AttributePath = path.parse().map_err(|e| {
+                        ServiceError::Internal(format!(
+                            "stored BulkDataURI {path} is malformed: {e}"
+                        ))
+                    })?;
+                    // The record listed above: no catalogue lookup per value.
+                    match service
+                        .bulk_data_of_record((*record).clone(), &attribute, None)
+                        .await
+                    {
                         Ok(BulkData::Value(value)) => Ok(Some(Part::Value(BulkPart {
                             location: format!("{url}/bulkdata/{path}"),
                             content_type: "application/octet-stream".to_owned(),

@@ -2,8 +2,9 @@
 //! JPEG or PNG by `dicomweb-pixel`, on the codec pool, and kept in the rendered cache (`render_cache`).
 
 use bytes::Bytes;
+use dicom_dictionary_std::tags;
 use dicomweb_index::{InstanceRecord, Scope};
-use dicomweb_instance::PixelDataLayout;
+use dicomweb_instance::{AttributePath, PixelDataLayout};
 use dicomweb_pixel::{PaletteLut, RenderAttributes, RenderOptions, Viewport, VoiFunction, Window};
 
 use crate::BulkData;
@@ -268,16 +269,19 @@ impl StudiesService {
                 record.sop_instance_uid
             ))
         };
-        let scope = Scope::Instance(
-            record.study_instance_uid.clone(),
-            record.series_instance_uid.clone(),
-            record.sop_instance_uid.clone(),
-        );
         let mut tables = Vec::with_capacity(3);
         for (colour, descriptor_tag, data_tag) in [
-            ("red", "00281101", "00281201"),
-            ("green", "00281102", "00281202"),
-            ("blue", "00281103", "00281203"),
+            ("red", "00281101", tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+            (
+                "green",
+                "00281102",
+                tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            ),
+            (
+                "blue",
+                "00281103",
+                tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            ),
         ] {
             let values = metadata[descriptor_tag]["Value"].as_array();
             let descriptor: Vec<i64> = values
@@ -289,7 +293,10 @@ impl StudiesService {
                      are not drawn yet)"
                 )));
             };
-            let data = match self.bulk_data(&scope, data_tag, None).await {
+            let data = match self
+                .bulk_data_of_record(record.clone(), &AttributePath::top_level(data_tag), None)
+                .await
+            {
                 Ok(BulkData::Value(value)) => {
                     let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(value.body).await?;
                     chunks.concat()

@@ -303,14 +303,9 @@ fn instance_url(target: &Target, uids: &Uids) -> String {
     )
 }
 
-/// GETs `url` and checks that the answer is a JPEG of `width` x `height` (sizes at most, when `fits`); the time.
-fn get_jpeg(
-    agent: &ureq::Agent,
-    url: &str,
-    accept: &str,
-    size: (u32, u32),
-    fits: bool,
-) -> Result<f64> {
+/// GETs `url`, which must answer 200 (up to 64 MiB); the time in ms until the body was read, its Content-Type
+/// and the body.
+fn timed_get(agent: &ureq::Agent, url: &str, accept: &str) -> Result<(f64, String, Vec<u8>)> {
     let started = Instant::now();
     let (status, content_type, body) = get_body(agent, url, accept, 64 * MIB)?;
     let elapsed = ms(started.elapsed());
@@ -319,6 +314,18 @@ fn get_jpeg(
         "GET {url} answered {status}: {}",
         clip(&String::from_utf8_lossy(&body))
     );
+    Ok((elapsed, content_type, body))
+}
+
+/// GETs `url` and checks that the answer is a JPEG of `width` x `height` (sizes at most, when `fits`); the time.
+fn get_jpeg(
+    agent: &ureq::Agent,
+    url: &str,
+    accept: &str,
+    size: (u32, u32),
+    fits: bool,
+) -> Result<f64> {
+    let (elapsed, content_type, body) = timed_get(agent, url, accept)?;
     ensure!(
         content_type.starts_with("image/jpeg"),
         "GET {url}: Content-Type {content_type}, not image/jpeg"
@@ -362,14 +369,7 @@ fn decoded_frame(agent: &ureq::Agent, target: &Target, slice: &Slice) -> Result<
     let accept = format!(
         "multipart/related; type=\"application/octet-stream\"; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
     );
-    let started = Instant::now();
-    let (status, content_type, body) = get_body(agent, &url, &accept, 64 * MIB)?;
-    let elapsed = ms(started.elapsed());
-    ensure!(
-        status == 200,
-        "GET {url} answered {status}: {}",
-        clip(&String::from_utf8_lossy(&body))
-    );
+    let (elapsed, content_type, body) = timed_get(agent, &url, &accept)?;
     let boundary = boundary_of(&content_type)
         .with_context(|| format!("GET {url}: no boundary in {content_type}"))?;
     let frame = only_part(&body, &boundary)?;

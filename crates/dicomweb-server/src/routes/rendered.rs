@@ -159,13 +159,19 @@ fn one_frame(req: &HttpRequest) -> Result<Option<u32>, ApiError> {
     }
 }
 
-fn image_response(image: dicomweb_service::RenderedImage, warnings: Vec<String>) -> HttpResponse {
+/// A 200 carrying a `Warning` for each rendering parameter that was ignored.
+fn ok_with_warnings(warnings: Vec<String>) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
-    response.content_type(image.media_type);
     for warning in warnings {
         response.append_header((header::WARNING, format!("299 dicomweb \"{warning}\"")));
     }
-    response.body(image.bytes)
+    response
+}
+
+fn image_response(image: dicomweb_service::RenderedImage, warnings: Vec<String>) -> HttpResponse {
+    ok_with_warnings(warnings)
+        .content_type(image.media_type)
+        .body(image.bytes)
 }
 
 pub(super) async fn rendered(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
@@ -211,10 +217,7 @@ async fn rendered_instances(
         let body = futures::stream::once(async move { Ok::<_, std::io::Error>(image.bytes) });
         Ok::<_, std::io::Error>((headers, body.boxed()))
     });
-    let mut response = HttpResponse::Ok();
-    response.content_type(content_type);
-    for warning in warnings {
-        response.append_header((header::WARNING, format!("299 dicomweb \"{warning}\"")));
-    }
-    Ok(response.streaming(encode_parts(writer, parts)))
+    Ok(ok_with_warnings(warnings)
+        .content_type(content_type)
+        .streaming(encode_parts(writer, parts)))
 }
