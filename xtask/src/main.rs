@@ -5,6 +5,7 @@
 //! clients (`conformance`).
 
 mod bench;
+mod bench_codecs;
 mod bench_qido;
 mod bench_stow_large;
 mod conformance;
@@ -47,6 +48,9 @@ enum Command {
     /// Decoded frames, rendered images and series thumbnails (cold and warm) against Orthanc; writes its section
     /// of docs/benchmarks.md.
     BenchImages(bench::images::Args),
+    /// Each pixel codec (decode and encode of one frame) against the C library it wraps, through criterion;
+    /// writes the ratios to docs/benchmarks.md.
+    BenchCodecs(bench_codecs::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +61,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchStowLarge(args) => bench_stow_large::run(&args),
         Command::BenchQido(args) => bench_qido::run(&args),
         Command::BenchImages(args) => bench::images::run(&args),
+        Command::BenchCodecs(args) => bench_codecs::run(&args),
     }
 }

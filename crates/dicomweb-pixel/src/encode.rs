@@ -1,6 +1,6 @@
 //! Encoding native frames to compressed transfer syntaxes: RLE Lossless (by hand, [`crate::rle`]), JPEG 2000
 //! lossless (OpenJPEG, [`crate::j2k`]), JPEG-LS lossless (CharLS), JPEG lossless SV1 (libjpeg-turbo,
-//! [`crate::turbo`]) and, for 8-bit data, JPEG baseline (jpeg-encoder, lossy).
+//! [`crate::turbo`]) and, for 8-bit data, JPEG baseline (libjpeg-turbo, lossy).
 //!
 //! dicom-rs 0.10.1 has encoders for JPEG baseline and JPEG-LS only, and its JPEG-LS writer does not set the
 //! interleave mode, so colour images it writes are not decoded correctly by CharLS or other decoders
@@ -28,7 +28,7 @@ pub const ENCODED: [&str; 5] = [
     JPEG_BASELINE,
 ];
 
-/// The JPEG baseline quality used (jpeg-encoder's scale, 1 to 100).
+/// The JPEG baseline quality used (libjpeg's scale, 1 to 100).
 const JPEG_QUALITY: u8 = 90;
 
 /// Whether pixel data can be encoded in `uid` here (for some pixel formats: see [`why_not_encodable`]).
@@ -260,30 +260,55 @@ fn jpeg_ls(geometry: &FrameGeometry, frame: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("CharLS could not encode the frame: {e}"))
 }
 
-/// JPEG baseline of 8-bit samples: greyscale as is; colour (RGB turned into YCbCr, or YBR_FULL) with its
+/// JPEG baseline of 8-bit samples (libjpeg-turbo): greyscale as is; colour turned into YCbCr with its
 /// chrominance subsampled horizontally, Photometric Interpretation YBR_FULL_422 (PS3.5 8.2.1, what dcmtk
-/// writes; dciodvfy rejects YBR_FULL for JPEG baseline).
+/// writes; dciodvfy rejects YBR_FULL for JPEG baseline). YBR_FULL samples are taken back to RGB first (TurboJPEG
+/// takes RGB in): the round trip costs at most one level per sample, under what the lossy coding loses.
 fn jpeg_baseline(geometry: &FrameGeometry, frame: &[u8]) -> Result<(Vec<u8>, String), String> {
+    let colour = geometry.samples_per_pixel == 3;
     let by_pixel;
-    let frame = if geometry.samples_per_pixel == 3 && geometry.planar_configuration == 1 {
+    let frame = if colour && geometry.planar_configuration == 1 {
         by_pixel = interleaved(frame, 1);
         by_pixel.as_slice()
     } else {
         frame
     };
     let photometric = geometry.photometric_interpretation.trim();
-    let (colour, described) = match (geometry.samples_per_pixel, photometric) {
-        (1, other) => (jpeg_encoder::ColorType::Luma, other.to_owned()),
-        (_, "YBR_FULL") => (jpeg_encoder::ColorType::Ycbcr, "YBR_FULL_422".to_owned()),
-        _ => (jpeg_encoder::ColorType::Rgb, "YBR_FULL_422".to_owned()),
+    let rgb;
+    let frame = if colour && photometric == "YBR_FULL" {
+        rgb = ybr_full_to_rgb(frame);
+        rgb.as_slice()
+    } else {
+        frame
     };
-    let mut out = Vec::with_capacity(frame.len() / 4 + 1024);
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
-    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_2);
-    encoder
-        .encode(frame, geometry.columns, geometry.rows, colour)
-        .map_err(|e| format!("the JPEG encoder failed: {e}"))?;
-    Ok((out, described))
+    let described = if colour {
+        "YBR_FULL_422".to_owned()
+    } else {
+        photometric.to_owned()
+    };
+    let shape = (
+        usize::from(geometry.columns),
+        usize::from(geometry.rows),
+        usize::from(geometry.samples_per_pixel),
+    );
+    let bytes =
+        crate::turbo::encode_baseline(frame, shape, JPEG_QUALITY, crate::turbo::Chroma::HalfWidth)?;
+    Ok((bytes, described))
+}
+
+/// YBR_FULL samples (by pixel) as RGB (PS3.3 C.7.6.3.1.2, the JFIF equations), rounded and clamped.
+fn ybr_full_to_rgb(frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frame.len());
+    for pixel in frame.chunks_exact(3) {
+        let y = f32::from(pixel[0]);
+        let cb = f32::from(pixel[1]) - 128.0;
+        let cr = f32::from(pixel[2]) - 128.0;
+        let level = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        out.push(level(y + 1.402 * cr));
+        out.push(level(y - 0.344_136 * cb - 0.714_136 * cr));
+        out.push(level(y + 1.772 * cb));
+    }
+    out
 }
 
 /// Lossy Image Compression Method (0028,2114) of a lossy target (PS3.3 C.7.6.1.1.5.1 defined terms).

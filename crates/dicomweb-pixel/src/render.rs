@@ -524,10 +524,13 @@ fn encode(image: &Image, options: &RenderOptions) -> Result<Vec<u8>, RenderError
             }
             out = crate::turbo::encode_baseline(
                 &image.pixels,
-                image.width as usize,
-                image.height as usize,
-                image.channels as usize,
+                (
+                    image.width as usize,
+                    image.height as usize,
+                    image.channels as usize,
+                ),
                 options.quality.clamp(1, 100),
+                crate::turbo::Chroma::Quarter,
             )
             .map_err(RenderError::Encoding)?;
         }

@@ -1,10 +1,12 @@
 //! JPEG through libjpeg-turbo's TurboJPEG 3 API (`turbojpeg-sys`, which builds the libjpeg-turbo 3.1 it bundles
-//! with cmake and nasm): lossless JPEG (process 14, PS3.5 A.4.1) encoded and decoded at 2 to 16 bits, and 12-bit
-//! lossy JPEG (process 2 and 4, .51) decoded.
+//! with cmake and nasm): every JPEG the archive decodes or encodes. Lossless JPEG (process 14, PS3.5 A.4.1)
+//! encoded and decoded at 2 to 16 bits, 8- and 12-bit lossy JPEG (processes 1, 2 and 4: .50, .51) decoded, 8-bit
+//! baseline JPEG (.50, and rendered images) encoded.
 //!
-//! Bound directly because no crate does these: jpeg-decoder decodes lossless at half libjpeg-turbo's speed and
-//! not 12-bit at all, jpeg-encoder and dicom-rs encode neither, and the `turbojpeg` crate's safe API covers
-//! 8-bit lossy images only (`../shared/reference/pixel-codecs.md`).
+//! Bound directly because no crate does all of these at this speed: jpeg-decoder decodes baseline at 1.6x and
+//! lossless at 2x libjpeg-turbo's time and 12-bit not at all, jpeg-encoder encodes baseline at 3.3x and lossless
+//! not at all, dicom-rs has neither, and the `turbojpeg` crate's safe API covers 8-bit lossy images only
+//! (`../shared/reference/pixel-codecs.md`; `cargo bench -p dicomweb-pixel --bench codecs` measures ours).
 
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -319,18 +321,30 @@ fn samples_16(frame: &[u8]) -> impl Iterator<Item = u16> + '_ {
         .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
 }
 
+/// How much of the chrominance of a colour baseline JPEG is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chroma {
+    /// Halved horizontally (4:2:2): what DICOM's YBR_FULL_422 describes (PS3.5 8.2.1).
+    HalfWidth,
+    /// Halved both ways (4:2:0): what browsers and viewers expect of a rendered image.
+    Quarter,
+}
+
 /// An 8-bit grey (`channels` 1) or RGB (3, by pixel) image as baseline JPEG at `quality` (1 to 100), colour as
-/// YCbCr 4:2:0 (what browsers and viewers expect of a rendered image), with a JFIF header.
+/// YCbCr subsampled as `chroma` says, with a JFIF header.
 pub(crate) fn encode_baseline(
     pixels: &[u8],
-    width: usize,
-    height: usize,
-    channels: usize,
+    (width, height, channels): (usize, usize, usize),
     quality: u8,
+    chroma: Chroma,
 ) -> Result<Vec<u8>, String> {
+    let colour_subsampling = match chroma {
+        Chroma::HalfWidth => tj::TJSAMP_TJSAMP_422,
+        Chroma::Quarter => tj::TJSAMP_TJSAMP_420,
+    };
     let (format, subsampling) = match channels {
         1 => (tj::TJPF_TJPF_GRAY, tj::TJSAMP_TJSAMP_GRAY),
-        3 => (tj::TJPF_TJPF_RGB, tj::TJSAMP_TJSAMP_420),
+        3 => (tj::TJPF_TJPF_RGB, colour_subsampling),
         n => return Err(format!("{n} channels")),
     };
     let handle = Handle::new(tj::TJINIT_TJINIT_COMPRESS)?;
