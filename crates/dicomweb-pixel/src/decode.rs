@@ -37,7 +37,7 @@ const TURBO_DECODED: [&str; 4] = [
 ];
 
 /// Lossy transfer syntaxes among [`DECODED`]: their decoded pixels are not the original's.
-const LOSSY: [&str; 5] = [
+pub(crate) const LOSSY: [&str; 5] = [
     "1.2.840.10008.1.2.4.50",
     "1.2.840.10008.1.2.4.51",
     "1.2.840.10008.1.2.4.81",

@@ -526,14 +526,29 @@ pub fn transcode_frame(
     geometry: &FrameGeometry,
     fragments: Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, crate::TranscodeError> {
+    transcode_frame_described(from, to, geometry, fragments).map(|frame| frame.bytes)
+}
+
+/// [`transcode_frame`], with how the frame it gives is to be described (Photometric Interpretation and
+/// Planar Configuration after decoding, encoding or both): what a transcoded instance's attributes say.
+pub fn transcode_frame_described(
+    from: &str,
+    to: &str,
+    geometry: &FrameGeometry,
+    fragments: Vec<Vec<u8>>,
+) -> Result<EncodedFrame, crate::TranscodeError> {
     let (native, geometry) = if crate::is_native(from) {
         (fragments.concat(), geometry.clone())
     } else {
         crate::decode_frame_as(from, geometry, fragments)?
     };
     match to {
-        crate::EXPLICIT_VR_LITTLE_ENDIAN | crate::IMPLICIT_VR_LITTLE_ENDIAN => Ok(native),
-        to if can_encode(to) => encode_frame(to, &geometry, &native).map(|e| e.bytes),
+        crate::EXPLICIT_VR_LITTLE_ENDIAN | crate::IMPLICIT_VR_LITTLE_ENDIAN => Ok(EncodedFrame {
+            bytes: native,
+            photometric_interpretation: geometry.photometric_interpretation.trim().to_owned(),
+            planar_configuration: geometry.planar_configuration,
+        }),
+        to if can_encode(to) => encode_frame(to, &geometry, &native),
         to => Err(crate::TranscodeError::Unsupported {
             from: from.to_owned(),
             to: to.to_owned(),

@@ -43,6 +43,7 @@ mod encode;
 mod j2k;
 mod render;
 mod rle;
+mod streamed;
 mod transcode;
 mod turbo;
 
@@ -54,9 +55,10 @@ pub use render::{
 pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};
 pub use encode::{
     ENCODED, EncodedFrame, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS,
-    RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame, why_not_encodable,
-    why_not_transcodable,
+    RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame, transcode_frame_described,
+    why_not_encodable, why_not_transcodable,
 };
+pub use streamed::{FrameWriter, StreamedTranscode, why_not_streamable};
 pub use transcode::{
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN, TranscodeError, can_transcode, frame_to_little_endian, is_native,

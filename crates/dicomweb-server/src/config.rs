@@ -58,8 +58,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DICOMWEB_STORAGE")]
     pub storage: Option<String>,
     /// A TOML file with the same settings (bind, data_dir, storage, workers, storage_retry_timeout,
-    /// store_flush_delay_ms, index_commit_delay_ms, body_idle_timeout, spool_memory_mib, max_decoded_body_mib,
-    /// max_decoding_ratio, cors_origins, tls_cert, tls_key,
+    /// store_flush_delay_ms, index_commit_delay_ms, body_idle_timeout, spool_memory_mib,
+    /// transcode_whole_max_mib, max_decoded_body_mib, max_decoding_ratio, cors_origins, tls_cert, tls_key,
     /// allow_anonymous, public_url, trusted_proxies, and an [auth] table with issuer, audience, roles_claim, algorithms, leeway_seconds,
     /// jwks_refresh_seconds and [auth.roles]).
     #[arg(long, env = "DICOMWEB_CONFIG")]
@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// [default: 256].
     #[arg(long, env = "DICOMWEB_SPOOL_MEMORY_MIB")]
     pub spool_memory_mib: Option<u64>,
+    /// A retrieve transcodes instances up to this size whole in memory, in MiB; larger ones are transcoded
+    /// frame by frame as they are sent (but to deflated or lossy syntaxes) [default: 32].
+    #[arg(long, env = "DICOMWEB_TRANSCODE_WHOLE_MAX_MIB")]
+    pub transcode_whole_max_mib: Option<u64>,
     /// The most a gzip or deflate request body may decode to, in MiB; past it 413 [default: 4096].
     #[arg(long, env = "DICOMWEB_MAX_DECODED_BODY_MIB")]
     pub max_decoded_body_mib: Option<u64>,
@@ -163,6 +167,7 @@ pub struct FileSettings {
     pub index_commit_delay_ms: Option<u64>,
     pub body_idle_timeout: Option<u64>,
     pub spool_memory_mib: Option<u64>,
+    pub transcode_whole_max_mib: Option<u64>,
     pub max_decoded_body_mib: Option<u64>,
     pub max_decoding_ratio: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
@@ -223,6 +228,8 @@ pub struct Settings {
     pub body: BodyLimits,
     /// Bytes all spools may hold in memory at once.
     pub spool_memory: usize,
+    /// Instances up to this size are transcoded whole in memory, larger ones frame by frame.
+    pub transcode_whole_max_bytes: u64,
     /// Bearer-token authentication; `None` serves everyone.
     pub auth: Option<OidcSettings>,
     /// Origins allowed by CORS; empty: CORS off.
@@ -339,6 +346,11 @@ impl Settings {
                     .or(file.index_commit_delay_ms)
                     .unwrap_or(250),
             ),
+            transcode_whole_max_bytes: args
+                .transcode_whole_max_mib
+                .or(file.transcode_whole_max_mib)
+                .unwrap_or(32)
+                .saturating_mul(MIB),
             body: BodyLimits {
                 idle_timeout: Duration::from_secs(
                     args.body_idle_timeout

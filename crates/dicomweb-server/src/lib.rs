@@ -128,6 +128,7 @@ pub fn open_service(settings: &config::Settings) -> anyhow::Result<Arc<StudiesSe
     let mut config = ServiceConfig::new(settings.data_dir.join("tmp"));
     config.copy_flush_delay = settings.store_flush_delay;
     config.index_commit_delay = settings.index_commit_delay;
+    config.transcode_whole_max_bytes = settings.transcode_whole_max_bytes;
     config.spool_memory = dicomweb_service::SpoolMemory::new(settings.spool_memory);
     let service = StudiesService::new(blobs, Arc::new(catalogue), index, config);
     Ok(Arc::new(service))

@@ -63,6 +63,7 @@ mod search_lanes;
 mod spool;
 mod store;
 mod store_json;
+mod streamed_transcode;
 mod uid;
 
 pub use bulk::{BulkData, BulkValue, ByteRangeRequest};
@@ -129,12 +130,18 @@ pub struct ServiceConfig {
     pub index_commit_delay: std::time::Duration,
     /// The memory rendered images and thumbnails may hold in their cache (0 turns it off).
     pub rendered_cache_bytes: usize,
+    /// A retrieve transcodes instances up to this size whole in memory (its answer has a length, and an
+    /// encapsulated target a Basic Offset Table); larger ones are transcoded frame by frame as they are sent,
+    /// holding a few frames ([`dicomweb_pixel::StreamedTranscode`]), except to the targets that cannot be
+    /// streamed ([`dicomweb_pixel::why_not_streamable`]: deflated and lossy), which stay whole up to 256 MiB.
+    pub transcode_whole_max_bytes: u64,
 }
 
 impl ServiceConfig {
     /// Defaults: 16 MiB in memory per instance and 256 MiB for all of them, bulk values as URIs in metadata,
     /// copies in the catalogue for instances up to 256 KiB flushed within 100 ms, the search index updated 250 ms
-    /// after a write, 64 MiB of rendered images and thumbnails cached.
+    /// after a write, 64 MiB of rendered images and thumbnails cached, instances over 32 MiB transcoded frame by
+    /// frame.
     pub fn new(spool_dir: PathBuf) -> Self {
         ServiceConfig {
             spool_dir,
@@ -144,6 +151,7 @@ impl ServiceConfig {
             copy_flush_delay: std::time::Duration::from_millis(100),
             index_commit_delay: std::time::Duration::from_millis(250),
             rendered_cache_bytes: 64 * 1024 * 1024,
+            transcode_whole_max_bytes: 32 * 1024 * 1024,
             metadata_json: JsonOptions {
                 bulk_data: BulkDataPolicy::RelativeUri,
                 large_value_bytes: Some(LARGE_VALUE_BYTES),

@@ -65,10 +65,14 @@ pub fn default_transfer_syntax_of_media_type(media_type: &str) -> Option<&'stati
 
 /// One instance file, ready to stream.
 pub struct InstanceContent {
-    /// What the catalogue knows of it.
+    /// What the catalogue knows of it; `transfer_syntax_uid` is that of the body, and `size` its length when
+    /// `length_known`.
     pub record: InstanceRecord,
     /// The Part 10 bytes.
     pub body: ByteStream,
+    /// Whether the body's length is known before it is sent (it is not for an instance transcoded frame by
+    /// frame to a compressed syntax).
+    pub length_known: bool,
 }
 
 /// How many batches of a multi-instance retrieve are read ahead of the one being sent: a series of small files
@@ -203,7 +207,7 @@ pub const FRAMES_READ_AT_ONCE_MAX_BYTES: u64 = 2 * 1024 * 1024;
 /// A streamed frame response reads storage in pieces of at most this many bytes: consecutive frames up to
 /// this size share one read, a larger frame is read in ranges of this size. With [`READ_AHEAD`], a response
 /// holds a few of them in memory, however many frames it sends and however large they are.
-const FRAME_READ_CHUNK: u64 = 1024 * 1024;
+pub(crate) const FRAME_READ_CHUNK: u64 = 1024 * 1024;
 
 /// Frames of one instance.
 #[derive(Debug)]
@@ -440,11 +444,13 @@ impl StudiesService {
             return Ok(dicomweb_pixel::why_not_transcodable(stored, wanted, None)
                 .map(|reason| format!("{wanted}: {reason}")));
         }
-        if record.size > MAX_TRANSCODE_BYTES {
+        if record.size > MAX_TRANSCODE_BYTES && !self.streams_transcode(record, wanted) {
             return Ok(Some(format!(
                 "{wanted}: the instance ({} bytes) is larger than the {MAX_TRANSCODE_BYTES} bytes this server \
-                 transcodes",
-                record.size
+                 transcodes in memory, and cannot be transcoded frame by frame ({})",
+                record.size,
+                dicomweb_pixel::why_not_streamable(&record.transfer_syntax_uid, wanted)
+                    .unwrap_or_else(|| "its frames' byte ranges are not known".into())
             )));
         }
         if !dicomweb_pixel::can_encode(wanted) {
@@ -470,12 +476,10 @@ impl StudiesService {
     async fn available_syntaxes(&self, record: &InstanceRecord) -> Result<Vec<String>> {
         let stored = record.transfer_syntax_uid.as_str();
         let mut available = vec![format!("{stored} (as stored)")];
-        if record.size > MAX_TRANSCODE_BYTES {
-            return Ok(available);
-        }
         let geometry = self.stored_geometry(record).await?;
         for to in TRANSCODING_TARGETS {
             if to != stored
+                && (record.size <= MAX_TRANSCODE_BYTES || self.streams_transcode(record, to))
                 && dicomweb_pixel::why_not_transcodable(stored, to, geometry.as_ref()).is_none()
             {
                 available.push(to.to_owned());
@@ -486,14 +490,22 @@ impl StudiesService {
 
     /// Opens the stored file of an instance, in transfer syntax `requested` (checked before with
     /// [`StudiesService::choose_transfer_syntaxes`]). The content's record says what is sent: its
-    /// `transfer_syntax_uid` and `size` are those of the body (a transcoded body is read and re-encoded whole
-    /// first, on a bounded pool).
+    /// `transfer_syntax_uid` and `size` are those of the body. An instance up to
+    /// [`crate::ServiceConfig::transcode_whole_max_bytes`] (or one that cannot be streamed) is read and
+    /// re-encoded whole first, on a bounded pool; a larger one is transcoded frame by frame as it is sent
+    /// (see `streamed_transcode.rs`).
     pub async fn open_instance_as(
         &self,
         record: InstanceRecord,
         requested: &TransferSyntaxRequest,
     ) -> Result<InstanceContent> {
         match requested {
+            TransferSyntaxRequest::Uid(wanted)
+                if *wanted != record.transfer_syntax_uid
+                    && self.streams_transcode(&record, wanted) =>
+            {
+                self.open_streamed_transcode(record, wanted.clone()).await
+            }
             TransferSyntaxRequest::Uid(wanted) if *wanted != record.transfer_syntax_uid => {
                 let wanted = wanted.clone();
                 let stored = self.read_whole(&record).await?;
@@ -509,6 +521,7 @@ impl StudiesService {
                 Ok(InstanceContent {
                     record,
                     body: dicomweb_storage::body_from_bytes(transcoded),
+                    length_known: true,
                 })
             }
             _ => self.open_instance(record).await,
@@ -522,7 +535,11 @@ impl StudiesService {
             .get(&record.blob_key)
             .await
             .map_err(|e| instance_storage_error(&record, e))?;
-        Ok(InstanceContent { record, body })
+        Ok(InstanceContent {
+            record,
+            body,
+            length_known: true,
+        })
     }
 
     /// The stored files of `records`, in order, each in the transfer syntax chosen for it
@@ -580,6 +597,7 @@ impl StudiesService {
                             Ok(bytes) => Ok(InstanceContent {
                                 record,
                                 body: dicomweb_storage::body_from_bytes(bytes),
+                                length_known: true,
                             }),
                             Err(e) => Err(instance_storage_error(&record, e)),
                         })

@@ -108,15 +108,16 @@ pub(super) async fn retrieve(req: HttpRequest, state: web::Data<AppState>) -> Ap
                 .next()
                 .ok_or_else(|| ServiceError::NotFound("instance not found".into()))?;
             let content = service.open_instance_as(record, &ts).await?;
-            let size = content.record.size;
             let content_type = format!(
                 "{DICOM}; transfer-syntax={}",
                 content.record.transfer_syntax_uid
             );
-            Ok(HttpResponse::Ok()
-                .content_type(content_type)
-                .no_chunking(size)
-                .streaming(content.body.map_err(io_error)))
+            let mut response = HttpResponse::Ok();
+            response.content_type(content_type);
+            if content.length_known {
+                response.no_chunking(content.record.size);
+            }
+            Ok(response.streaming(content.body.map_err(io_error)))
         }
         true => {
             let writer = MultipartWriter::new();
