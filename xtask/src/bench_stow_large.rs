@@ -1,7 +1,8 @@
 //! `cargo xtask bench-stow-large`: the server's peak memory while it stores (and serves back) one huge instance.
 //!
 //! The requirement: a request body is never held whole in memory, so a 2 GiB instance is stored with bounded
-//! memory (target: peak RSS under 256 MiB). The instance is generated while it is sent, so the client holds neither
+//! memory (target: peak RSS under 256 MiB). The same bound is measured while the instance is retrieved as stored
+//! and transcoded (issue 13: large instances are transcoded frame by frame as they are sent). The instance is generated while it is sent, so the client holds neither
 //! it nor a file of it; the server's memory is read from `/proc` (Linux only).
 
 use crate::machine::{self, Machine};
@@ -20,6 +21,15 @@ use ureq::SendBody;
 const TARGET_MIB: f64 = 256.0;
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 const SECTION: &str = "Large instance store (peak memory)";
+const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+/// Transfer syntaxes whose Pixel Data is not encapsulated (the body does not end with a delimiter).
+const NATIVE_SYNTAXES: [&str; 3] = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+];
+/// (FFFE,E0DD) with length 0: the last bytes of a Part 10 file whose encapsulated Pixel Data ends it.
+const SEQUENCE_DELIMITATION_ITEM: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -29,6 +39,10 @@ pub struct Args {
     /// Number of frames [default: frames of 1024 x 1024 16-bit pixels, 2 MiB each].
     #[arg(long, value_name = "N")]
     frames: Option<u32>,
+    /// The transfer syntax the instance is also retrieved in, transcoded frame by frame as it is sent
+    /// [default: JPEG-LS lossless].
+    #[arg(long, default_value = JPEG_LS_LOSSLESS, value_name = "UID")]
+    transcode_to: String,
     /// Send `multipart/related; type="application/dicom"` instead of a single `application/dicom` body.
     #[arg(long)]
     multipart: bool,
@@ -129,6 +143,9 @@ struct Outcome {
     idle: Status,
     store: Phase,
     retrieve: Option<Phase>,
+    /// The retrieve in `transcode_to`, and the syntax.
+    transcoded: Option<Phase>,
+    transcode_to: String,
     /// Correctness checks that failed, in words.
     failures: Vec<String>,
 }
@@ -264,8 +281,14 @@ fn measure_running(
 
     // The whole instance, streamed to a hash.
     eprintln!("xtask: retrieving the instance");
-    let retrieve = match retrieve(agent, &instance_url, pid, instance_len) {
-        Ok((phase, sha)) => {
+    let retrieve = match retrieve(
+        agent,
+        &instance_url,
+        "application/dicom; transfer-syntax=*",
+        pid,
+        instance_len,
+    ) {
+        Ok(Retrieved { phase, sha, .. }) => {
             if phase.bytes != instance_len {
                 failures.push(format!(
                     "GET {instance_url}: {} bytes retrieved, {instance_len} stored",
@@ -284,6 +307,36 @@ fn measure_running(
         }
     };
 
+    // The whole instance again, transcoded frame by frame as it is sent.
+    let to = &args.transcode_to;
+    eprintln!("xtask: retrieving the instance transcoded to {to}");
+    let accept = format!("application/dicom; transfer-syntax={to}");
+    let transcoded = match self::retrieve(agent, &instance_url, &accept, pid, instance_len) {
+        Ok(retrieved) => {
+            let wanted = format!("application/dicom; transfer-syntax={to}");
+            if retrieved.content_type != wanted {
+                failures.push(format!(
+                    "GET {instance_url} as {to}: Content-Type \"{}\", not \"{wanted}\"",
+                    retrieved.content_type
+                ));
+            }
+            if !NATIVE_SYNTAXES.contains(&to.as_str())
+                && retrieved.last_bytes != SEQUENCE_DELIMITATION_ITEM
+            {
+                failures.push(format!(
+                    "GET {instance_url} as {to}: the body does not end with the encapsulated Pixel Data's \
+                     sequence delimiter (cut short?), but with {:02x?}",
+                    retrieved.last_bytes
+                ));
+            }
+            Some(retrieved.phase)
+        }
+        Err(e) => {
+            failures.push(format!("{e:#}"));
+            None
+        }
+    };
+
     Ok(Outcome {
         layout,
         multipart: args.multipart,
@@ -292,6 +345,8 @@ fn measure_running(
         idle,
         store,
         retrieve,
+        transcoded,
+        transcode_to: args.transcode_to.clone(),
         failures,
     })
 }
@@ -343,23 +398,41 @@ fn get_text(agent: &ureq::Agent, url: &str, accept: &str) -> Result<(u16, String
     Ok((status, text))
 }
 
-/// `GET` the instance as `application/dicom`, hashing it as it arrives, while sampling the server's memory.
+/// What [`retrieve`] got.
+struct Retrieved {
+    phase: Phase,
+    /// SHA-256 of the body, in hex.
+    sha: String,
+    content_type: String,
+    /// The body's last 8 bytes (fewer if it is shorter).
+    last_bytes: Vec<u8>,
+}
+
+/// `GET` the instance as `accept` (an `application/dicom` type), hashing it as it arrives, while sampling the
+/// server's memory.
 fn retrieve(
     agent: &ureq::Agent,
     url: &str,
+    accept: &str,
     pid: u32,
     expected_len: u64,
-) -> Result<(Phase, String)> {
+) -> Result<Retrieved> {
     let hwm_reset = rss::reset_peak(pid).is_ok();
     let sampler = Sampler::start(pid, SAMPLE_EVERY);
     let started = Instant::now();
-    let result = (|| -> Result<(u64, String)> {
+    let result = (|| -> Result<(u64, String, String, Vec<u8>)> {
         let response = agent
             .get(url)
-            .header("Accept", "application/dicom; transfer-syntax=*")
+            .header("Accept", accept)
             .call()
             .with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let mut reader = response.into_body().into_reader();
         if status != 200 {
             let mut text = String::new();
@@ -368,6 +441,7 @@ fn retrieve(
         }
         let mut sink = Hashing::new(io::empty(), expected_len);
         let mut buf = vec![0u8; 256 * 1024];
+        let mut last_bytes = Vec::new();
         loop {
             let n = reader
                 .read(&mut buf)
@@ -376,19 +450,28 @@ fn retrieve(
                 break;
             }
             sink.consume(&buf[..n]);
+            last_bytes.extend_from_slice(&buf[n.saturating_sub(8)..n]);
+            let excess = last_bytes.len().saturating_sub(8);
+            last_bytes.drain(..excess);
         }
-        Ok((sink.bytes, hex::encode(sink.hasher.finalize())))
+        Ok((
+            sink.bytes,
+            hex::encode(sink.hasher.finalize()),
+            content_type,
+            last_bytes,
+        ))
     })();
     let secs = started.elapsed().as_secs_f64();
     let samples = sampler.finish();
     let hwm_kib = rss::read_status(pid)?.hwm_kib;
-    let (bytes, sha) = result?;
+    let (bytes, sha, content_type, last_bytes) = result?;
     eprintln!(
-        "xtask: retrieved in {secs:.1} s; peak RSS {:.1} MiB",
+        "xtask: retrieved {:.1} MiB in {secs:.1} s; peak RSS {:.1} MiB",
+        bytes as f64 / MIB as f64,
         kib_to_mib(hwm_kib)
     );
-    Ok((
-        Phase {
+    Ok(Retrieved {
+        phase: Phase {
             bytes,
             secs_body: secs,
             secs_total: secs,
@@ -397,7 +480,9 @@ fn retrieve(
             samples,
         },
         sha,
-    ))
+        content_type,
+        last_bytes,
+    })
 }
 
 /// A reader that hashes and counts what passes through it, notes when it ended and reports progress.
@@ -569,13 +654,41 @@ fn rows(outcome: &Outcome, machine: &Machine) -> Vec<(String, String)> {
             ),
         ));
     }
+    if let Some(transcoded) = &outcome.transcoded {
+        let met = kib_to_mib(transcoded.hwm_kib) < TARGET_MIB;
+        rows.push((
+            format!(
+                "Peak RSS during the retrieve transcoded to {} (VmHWM)",
+                outcome.transcode_to
+            ),
+            format!(
+                "{} (target < {TARGET_MIB:.0} MiB: {})",
+                peak_words(transcoded),
+                if met { "met" } else { "NOT met" }
+            ),
+        ));
+        rows.push((
+            "RSS sampled during the transcoded retrieve".to_string(),
+            samples_words(&transcoded.samples),
+        ));
+        rows.push((
+            format!("Retrieve transcoded to {}", outcome.transcode_to),
+            format!(
+                "{:.1} MiB of the stored instance per second ({:.1} s; {:.1} MiB sent, streamed to SHA-256)",
+                outcome.instance_len as f64 / MIB as f64 / transcoded.secs_total.max(1e-9),
+                transcoded.secs_total,
+                transcoded.bytes as f64 / MIB as f64
+            ),
+        ));
+    }
     rows.push((
         "Checks".to_string(),
         if outcome.failures.is_empty() {
             format!(
-                "passed: store 200, last frame ({}) byte for byte, metadata 200, retrieved length and SHA-256 ({}…) equal to the sent",
+                "passed: store 200, last frame ({}) byte for byte, metadata 200, retrieved length and SHA-256 ({}…) equal to the sent, transcoded retrieve labelled {} and ending with its Pixel Data's sequence delimiter",
                 layout.frames,
-                &outcome.sha256[..16]
+                &outcome.sha256[..16],
+                outcome.transcode_to
             )
         } else {
             format!("FAILED: {}", outcome.failures.join("; "))
@@ -609,7 +722,9 @@ fn markdown(outcome: &Outcome, rows: &[(String, String)]) -> String {
     let _ = writeln!(
         out,
         "Requirement: a request body is never held whole in memory, so a 2 GiB instance is stored with bounded \
-         memory. **Target: the server's peak RSS (VmHWM) while storing it stays under {TARGET_MIB:.0} MiB.**\n"
+         memory; and a large multi-frame instance is transcoded frame by frame as it is sent, with memory bounded by \
+         a few frames. **Target: the server's peak RSS (VmHWM) while storing it, and while sending it transcoded, \
+         stays under {TARGET_MIB:.0} MiB.**\n"
     );
     let _ = writeln!(
         out,
@@ -617,9 +732,13 @@ fn markdown(outcome: &Outcome, rows: &[(String, String)]) -> String {
          fresh data directory and `--workers 2`, generates a synthetic multi-frame instance while sending it (the \
          client holds neither the instance nor a file of it) in one chunked `POST /studies`, and samples the \
          server's VmRSS every 50 ms from `/proc/<pid>/status`; VmHWM is reset (`/proc/<pid>/clear_refs`) before, \
-         and read after, the store and the retrieve. Correctness: the store answers 200, the last frame comes back \
+         and read after, the store and each retrieve. Correctness: the store answers 200, the last frame comes back \
          byte for byte, the instance metadata answers 200, and the whole instance retrieved as `application/dicom` \
-         has the length and SHA-256 of what was sent. Options: `--size-mib`, `--frames`, `--multipart`, `--keep`, \
+         has the length and SHA-256 of what was sent; retrieved again in `--transcode-to` (JPEG-LS lossless by \
+         default: the server transcodes an instance this large frame by frame as it sends it), it is labelled with \
+         that syntax and ends with its Pixel Data's sequence delimiter (the e2e test \
+         `test_streamed_transcoding.py` checks such transcodes frame for frame). Options: `--size-mib`, \
+         `--frames`, `--transcode-to UID`, `--multipart`, `--keep`, \
          `--no-report`, `--samples-csv FILE`. Times and throughputs move with whatever else the machine runs (the \
          client, which generates and hashes the instance, shares its cores with the server); the peak memory is the \
          number the target is about.\n"
@@ -633,6 +752,15 @@ fn markdown(outcome: &Outcome, rows: &[(String, String)]) -> String {
         "\nResult: peak RSS during the store {peak:.1} MiB, target < {TARGET_MIB:.0} MiB: **{}**.",
         if met { "met" } else { "not met" }
     );
+    if let Some(transcoded) = &outcome.transcoded {
+        let peak = kib_to_mib(transcoded.hwm_kib);
+        let _ = writeln!(
+            out,
+            "Peak RSS while sending it transcoded to {} {peak:.1} MiB, target < {TARGET_MIB:.0} MiB: **{}**.",
+            outcome.transcode_to,
+            if peak < TARGET_MIB { "met" } else { "not met" }
+        );
+    }
     out
 }
 
@@ -641,6 +769,7 @@ fn write_samples_csv(path: &Path, outcome: &Outcome) -> Result<()> {
     let phases = [
         ("store", Some(&outcome.store)),
         ("retrieve", outcome.retrieve.as_ref()),
+        ("transcoded retrieve", outcome.transcoded.as_ref()),
     ];
     for (name, phase) in phases {
         for (secs, rss, anon, file) in phase
