@@ -58,12 +58,16 @@ FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.90": "image/jp2",
     "1.2.840.10008.1.2.4.91": "image/jp2",
     "1.2.840.10008.1.2.5": "image/dicom-rle",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
 }
 
 # The compressed (and deflated) syntaxes the server encodes to, whether they are lossless, and the pixel formats
 # each takes (bits allocated); what it refuses must be a 406 that says why.
 ENCODE_TARGETS = [
     ("1.2.840.10008.1.2.4.90", "JPEG 2000 lossless", True, {8, 16}),
+    ("1.2.840.10008.1.2.4.201", "HTJ2K lossless", True, {8, 16}),
     ("1.2.840.10008.1.2.4.80", "JPEG-LS lossless", True, {8, 16}),
     ("1.2.840.10008.1.2.4.70", "JPEG lossless SV1", True, {8, 16}),
     ("1.2.840.10008.1.2.5", "RLE lossless", True, {8, 16, 32}),
