@@ -67,7 +67,6 @@ FRAME_MEDIA_TYPES = {
 # each takes (bits allocated); what it refuses must be a 406 that says why.
 ENCODE_TARGETS = [
     ("1.2.840.10008.1.2.4.90", "JPEG 2000 lossless", True, {8, 16}),
-    ("1.2.840.10008.1.2.4.201", "HTJ2K lossless", True, {8, 16}),
     ("1.2.840.10008.1.2.4.80", "JPEG-LS lossless", True, {8, 16}),
     ("1.2.840.10008.1.2.4.70", "JPEG lossless SV1", True, {8, 16}),
     ("1.2.840.10008.1.2.5", "RLE lossless", True, {8, 16, 32}),

@@ -5,8 +5,9 @@
 //!
 //! References are called through the thinnest binding there is: libjpeg-turbo 3.1 through `turbojpeg-sys`'s raw
 //! TurboJPEG 3 functions, CharLS through `charls`, OpenJPEG through `jpeg2k` (whose encoder writes files only:
-//! the reference encode writes to a temporary file, which costs it a little). RLE has no C library linked here:
-//! its rows have no reference.
+//! the reference encode writes to a temporary file, which costs it a little), OpenJPH (the HTJ2K reference,
+//! Debian's libopenjph 0.9) through the `openjph-reference` shim; ours decodes HTJ2K with OpenJPEG and has no
+//! HTJ2K encoder. RLE has no C library linked here: its rows have no reference.
 //!
 //! The frames: a 512 x 512 CT-like slice of 12 bits stored in 16 (a body with organs, bone and noise), the same
 //! windowed to 8 bits, and a 512 x 512 RGB image (gradients, shapes and noise).
@@ -23,6 +24,7 @@ const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
 const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 const JPEG_2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const HTJ2K_LOSSLESS: &str = "1.2.840.10008.1.2.4.201";
 
 /// Deterministic noise in [-0.5, 0.5) (xorshift64*).
 struct Noise(u64);
@@ -400,6 +402,27 @@ fn codecs(c: &mut Criterion) {
         g.finish();
     }
     let _ = std::fs::remove_file(&j2k_file);
+
+    // HTJ2K lossless (.201), decode only (there is no HTJ2K encoder here): a codestream written by OpenJPH,
+    // decoded by ours (OpenJPEG) and by OpenJPH, the reference.
+    let ct_i32: Vec<i32> = ct.iter().map(|&v| i32::from(v)).collect();
+    let side32 = u32::from(SIZE);
+    let htj2k = openjph_reference::encode(&ct_i32, side32, side32, 12, false, 5).unwrap();
+    assert_eq!(
+        decode_frame(HTJ2K_LOSSLESS, &ct_geometry, vec![htj2k.clone()]).unwrap(),
+        ct_bytes,
+        "OpenJPEG reads OpenJPH's codestream back"
+    );
+    pair(
+        c,
+        "HTJ2K decode, CT",
+        &mut || decode_frame(HTJ2K_LOSSLESS, &ct_geometry, vec![htj2k.clone()]).unwrap(),
+        Some(&mut || {
+            openjph_reference::decode(&htj2k, side32, side32, 1)
+                .unwrap()
+                .len()
+        }),
+    );
 
     // RLE lossless (.5): no C library linked to compare with.
     let rle = encoded(RLE_LOSSLESS, &ct_geometry, &ct_bytes);

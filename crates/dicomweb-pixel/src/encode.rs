@@ -18,13 +18,10 @@ pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 /// JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1).
 pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
-/// High-Throughput JPEG 2000 Image Compression (Lossless Only).
-pub const HTJ2K_LOSSLESS: &str = "1.2.840.10008.1.2.4.201";
 
 /// Compressed transfer syntaxes whose pixel data is encoded here ([`encode_frame`]).
-pub const ENCODED: [&str; 6] = [
+pub const ENCODED: [&str; 5] = [
     JPEG_2000_LOSSLESS,
-    HTJ2K_LOSSLESS,
     RLE_LOSSLESS,
     JPEG_LS_LOSSLESS,
     JPEG_LOSSLESS_SV1,
@@ -74,7 +71,6 @@ pub fn why_not_encodable(to: &str, geometry: &FrameGeometry) -> Option<String> {
     match to {
         RLE_LOSSLESS => crate::rle::unsupported(geometry),
         JPEG_2000_LOSSLESS => crate::j2k::unsupported(geometry),
-        HTJ2K_LOSSLESS => crate::htj2k::unsupported(geometry),
         JPEG_LS_LOSSLESS => {
             let bytes_fit = match geometry.bits_allocated {
                 8 => (2..=8).contains(&geometry.bits_stored),
@@ -165,13 +161,6 @@ pub fn encode_frame(
             };
             (bytes, photometric, 0)
         }
-        HTJ2K_LOSSLESS => {
-            // Colour without the reversible colour transform, so RGB stays RGB: openjph-core's transform
-            // is not what OpenJPEG reads back (htj2k.rs, `openjph_cores_colour_transform_is_not_what_openjpeg_reads`).
-            let bytes =
-                guarded(|| crate::htj2k::encode(geometry, frame, false)).map_err(unencodable)?;
-            (bytes, photometric, 0)
-        }
         JPEG_LS_LOSSLESS => (
             jpeg_ls(geometry, frame).map_err(unencodable)?,
             photometric,
@@ -205,19 +194,6 @@ pub fn encode_frame(
         bytes,
         photometric_interpretation,
         planar_configuration: if samples > 1 { planar_configuration } else { 0 },
-    })
-}
-
-/// Runs an encoder so that a panic in it (a defect) is this frame's error, not a crash of the thread:
-/// openjph-core is a young port, fed with whatever pixels clients stored.
-fn guarded(encode: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Vec<u8>, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".to_owned());
-        Err(format!("the encoder failed: {message}"))
     })
 }
 

@@ -40,7 +40,6 @@
 
 mod decode;
 mod encode;
-mod htj2k;
 mod j2k;
 mod render;
 mod rle;
@@ -55,9 +54,9 @@ pub use render::{
 
 pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};
 pub use encode::{
-    ENCODED, EncodedFrame, HTJ2K_LOSSLESS, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1,
-    JPEG_LS_LOSSLESS, RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame,
-    transcode_frame_described, why_not_encodable, why_not_transcodable,
+    ENCODED, EncodedFrame, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS,
+    RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame, transcode_frame_described,
+    why_not_encodable, why_not_transcodable,
 };
 pub use streamed::{FrameWriter, StreamedTranscode, why_not_streamable};
 pub use transcode::{
