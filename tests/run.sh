@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project, installing what the tests need (cmake, nasm and libopenjph-dev from Debian if
-# missing, a Python virtual environment under the cargo target directory). Usage: bash tests/run.sh
+# Runs every test of the project, installing what the tests need (cmake and nasm from Debian if missing, a
+# Python virtual environment under the cargo target directory). Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,12 +17,11 @@ apt_install() {
     || { "${as_root[@]}" apt-get update -q && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }
 }
 
-step "build prerequisites (cmake and nasm, to build CharLS and libjpeg-turbo; OpenJPH, the codec benchmark's HTJ2K reference)"
+step "build prerequisites (cmake and nasm, to build CharLS, OpenJPH and libjpeg-turbo)"
 missing=()
 for tool in cmake nasm; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
-[ -e /usr/include/openjph/ojph_codestream.h ] || missing+=(libopenjph-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi

@@ -127,8 +127,8 @@ def test_retrieve_negotiation(server):
     # No transfer syntax named means Explicit VR Little Endian, which is how the sample is stored.
     r = requests.get(instance, headers={"Accept": "application/dicom"})
     assert r.status_code == 200
-    # A syntax nothing here encodes to (HTJ2K lossless) is refused.
-    r = requests.get(instance, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.201"})
+    # A syntax nothing here encodes to (HTJ2K lossless with RPCL order) is refused.
+    r = requests.get(instance, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.202"})
     assert r.status_code == 406
     r = requests.get(instance, headers={"Accept": "text/html"})
     assert r.status_code == 406

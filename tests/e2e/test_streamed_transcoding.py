@@ -27,9 +27,10 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 RLE = "1.2.840.10008.1.2.5"
 JLS = "1.2.840.10008.1.2.4.80"
 J2K = "1.2.840.10008.1.2.4.90"
+HTJ2K = "1.2.840.10008.1.2.4.201"
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-TARGETS = [ELE, ILE, RLE, JLS, J2K, JPEG_LOSSLESS]
+TARGETS = [ELE, ILE, RLE, JLS, J2K, HTJ2K, JPEG_LOSSLESS]
 STUDY = generate_uid()
 SERIES = generate_uid()
 
@@ -167,7 +168,7 @@ def test_a_streamed_instance_stored_again_decodes_to_the_same_pixels(servers):
     whole, streaming, originals = servers
     original = originals[0]  # 12 frames of 16-bit MONOCHROME2, with a trailing element
     default = requests.get(url_of(whole, original), headers={"Accept": "application/dicom"}).content
-    for target in (RLE, JLS, J2K, JPEG_LOSSLESS):
+    for target in (RLE, JLS, J2K, HTJ2K, JPEG_LOSSLESS):
         r = requests.get(url_of(streaming, original), headers={"Accept": f"application/dicom; transfer-syntax={target}"})
         assert r.status_code == 200, r.text[:300]
         copy = pydicom.dcmread(io.BytesIO(r.content))

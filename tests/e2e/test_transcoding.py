@@ -225,7 +225,8 @@ JLS = "1.2.840.10008.1.2.4.80"
 RLE = "1.2.840.10008.1.2.5"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"  # decoded here, not encoded
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"  # decoded here, not encoded
 
 
 def restored_as_new_instance(server, part10: bytes) -> pydicom.Dataset:
@@ -235,7 +236,7 @@ def restored_as_new_instance(server, part10: bytes) -> pydicom.Dataset:
     return store_under_new_uid(server, pydicom.dcmread(io.BytesIO(part10)))
 
 
-@pytest.mark.parametrize("target", [J2K, JLS, JPEG_LOSSLESS, RLE, DEFLATED])
+@pytest.mark.parametrize("target", [J2K, HTJ2K_LOSSLESS, JLS, JPEG_LOSSLESS, RLE, DEFLATED])
 @pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_bigendian.dcm", "SC_rgb_rle_2frame.dcm"])
 def test_an_instance_is_encoded_in_the_syntax_asked_and_decodes_back_to_its_pixels(server, name, target):
     """Encoded on retrieve, then stored again and decoded by the archive: the pixels of the default retrieve.
@@ -266,8 +267,8 @@ def test_the_best_syntax_the_server_can_produce_wins(server):
         assert r.status_code == 200, r.text[:300]
         return r.headers["Content-Type"]
 
-    # HTJ2K is preferred but cannot be produced; JPEG 2000 is the best that can.
-    assert sent(f"application/dicom; transfer-syntax={HTJ2K_LOSSLESS}; q=0.9, "
+    # HTJ2K in RPCL order is preferred but cannot be produced; JPEG 2000 is the best that can.
+    assert sent(f"application/dicom; transfer-syntax={HTJ2K_RPCL}; q=0.9, "
                 f"application/dicom; transfer-syntax={J2K}; q=0.5, application/dicom; q=0.1") == (
         f"application/dicom; transfer-syntax={J2K}")
     # JPEG lossless (SV1) can.
@@ -294,7 +295,7 @@ def test_a_406_says_why_and_what_the_instance_is_available_in(server):
                      headers={"Accept": f"application/dicom; transfer-syntax={JPEG_BASELINE}"})
     assert r.status_code == 406
     assert "8-bit" in r.text, r.text
-    for available in (ELE, J2K, JLS, JPEG_LOSSLESS, RLE):
+    for available in (ELE, J2K, HTJ2K_LOSSLESS, JLS, JPEG_LOSSLESS, RLE):
         assert available in r.text, r.text
     r = requests.get(f"{instance_url(server, original)}/frames/1",
                      headers={"Accept": 'multipart/related; type="image/jpeg"'})

@@ -144,13 +144,14 @@ fn markdown(rows: &[Row]) -> String {
          with every conversion and check on the way) against the C library it wraps called directly on the same \
          frame in the same run: libjpeg-turbo 3.1 through `turbojpeg-sys`'s raw TurboJPEG 3 calls, CharLS 2.4 \
          through `charls`, OpenJPEG 2.5 through `jpeg2k` (whose encoder writes files only: the reference encode \
-         writes a temporary file), OpenJPH 0.9 (the HTJ2K reference, Debian's libopenjph) through the \
-         `openjph-reference` shim. The frames: a 512 x 512 CT-like slice of 12 bits stored in 16, the same windowed \
-         to 8 bits, a 512 x 512 RGB image. RLE has no C library linked to compare with. HTJ2K is decoded here \
-         (through OpenJPEG) but not encoded: openjph-core 0.1.0, the one Rust HTJ2K encoder, was tried and \
-         withdrawn, since OpenJPH and OpenJPEG reject some of the codestreams it writes (frames 14, 58 and 67 of \
-         pydicom-data's `color3d_jpeg_baseline.dcm`, decoded to RGB and encoded with 5 decompositions: \
-         \"missing msbs are larger or equal to Kmax\"; one component at 5 decompositions is enough).\n"
+         writes a temporary file), OpenJPH 0.31 (the HTJ2K reference, vendored by the `openjph` crate, which \
+         dicomweb-pixel decodes and encodes HTJ2K with) through that crate's functions: its rows measure what \
+         dicomweb-pixel adds. The frames: a 512 x 512 CT-like slice of 12 bits stored in 16, the same windowed \
+         to 8 bits, a 512 x 512 RGB image. RLE has no C library linked to compare with. (Before OpenJPH was \
+         vendored, HTJ2K was decoded through OpenJPEG at 2.70x OpenJPH's time, and openjph-core 0.1.0, the one \
+         Rust HTJ2K encoder, was tried and withdrawn: OpenJPH and OpenJPEG reject some of the codestreams it \
+         writes, frames 14, 58 and 67 of pydicom-data's `color3d_jpeg_baseline.dcm`, \"missing msbs are larger \
+         or equal to Kmax\".)\n"
     );
     let _ = writeln!(
         out,

@@ -6,8 +6,8 @@
 //! References are called through the thinnest binding there is: libjpeg-turbo 3.1 through `turbojpeg-sys`'s raw
 //! TurboJPEG 3 functions, CharLS through `charls`, OpenJPEG through `jpeg2k` (whose encoder writes files only:
 //! the reference encode writes to a temporary file, which costs it a little), OpenJPH (the HTJ2K reference,
-//! Debian's libopenjph 0.9) through the `openjph-reference` shim; ours decodes HTJ2K with OpenJPEG and has no
-//! HTJ2K encoder. RLE has no C library linked here: its rows have no reference.
+//! vendored by the `openjph` crate) through that crate's functions, which dicomweb-pixel calls too (its rows
+//! measure what dicomweb-pixel adds). RLE has no C library linked here: its rows have no reference.
 //!
 //! The frames: a 512 x 512 CT-like slice of 12 bits stored in 16 (a body with organs, bone and noise), the same
 //! windowed to 8 bits, and a 512 x 512 RGB image (gradients, shapes and noise).
@@ -403,22 +403,29 @@ fn codecs(c: &mut Criterion) {
     }
     let _ = std::fs::remove_file(&j2k_file);
 
-    // HTJ2K lossless (.201), decode only (there is no HTJ2K encoder here): a codestream written by OpenJPH,
-    // decoded by ours (OpenJPEG) and by OpenJPH, the reference.
-    let ct_i32: Vec<i32> = ct.iter().map(|&v| i32::from(v)).collect();
-    let side32 = u32::from(SIZE);
-    let htj2k = openjph_reference::encode(&ct_i32, side32, side32, 12, false, 5).unwrap();
-    assert_eq!(
-        decode_frame(HTJ2K_LOSSLESS, &ct_geometry, vec![htj2k.clone()]).unwrap(),
-        ct_bytes,
-        "OpenJPEG reads OpenJPH's codestream back"
-    );
+    // HTJ2K lossless (.201) through OpenJPH; the reference calls it directly, on native samples.
+    let ct_image = openjph::Image {
+        width: u32::from(SIZE),
+        height: u32::from(SIZE),
+        components: 1,
+        bytes_per_sample: 2,
+        bits: 12,
+        signed: false,
+        planar: false,
+    };
+    let htj2k = encoded(HTJ2K_LOSSLESS, &ct_geometry, &ct_bytes);
     pair(
         c,
         "HTJ2K decode, CT",
         &mut || decode_frame(HTJ2K_LOSSLESS, &ct_geometry, vec![htj2k.clone()]).unwrap(),
+        Some(&mut || openjph::decode(&htj2k, &ct_image).unwrap().samples.len()),
+    );
+    pair(
+        c,
+        "HTJ2K encode, CT",
+        &mut || encoded(HTJ2K_LOSSLESS, &ct_geometry, &ct_bytes),
         Some(&mut || {
-            openjph_reference::decode(&htj2k, side32, side32, 1)
+            openjph::encode_lossless(&ct_image, &ct_bytes, false)
                 .unwrap()
                 .len()
         }),
@@ -432,6 +439,7 @@ fn codecs(c: &mut Criterion) {
         (JPEG_LOSSLESS_SV1, &lossless),
         (JPEG_LS_LOSSLESS, &jls),
         (JPEG_2000_LOSSLESS, &j2k),
+        (HTJ2K_LOSSLESS, &htj2k),
         (RLE_LOSSLESS, &rle),
     ] {
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Encoding native frames to compressed transfer syntaxes: RLE Lossless (by hand, [`crate::rle`]), JPEG 2000
-//! lossless (OpenJPEG, [`crate::j2k`]), JPEG-LS lossless (CharLS), JPEG lossless SV1 (libjpeg-turbo,
-//! [`crate::turbo`]) and, for 8-bit data, JPEG baseline (libjpeg-turbo, lossy).
+//! lossless (OpenJPEG, [`crate::j2k`]), HTJ2K lossless (OpenJPH, [`crate::htj2k`]), JPEG-LS lossless
+//! (CharLS), JPEG lossless SV1 (libjpeg-turbo, [`crate::turbo`]) and, for 8-bit data, JPEG baseline (libjpeg-turbo, lossy).
 //!
 //! dicom-rs 0.10.1 has encoders for JPEG baseline and JPEG-LS only, and its JPEG-LS writer does not set the
 //! interleave mode, so colour images it writes are not decoded correctly by CharLS or other decoders
@@ -18,10 +18,13 @@ pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 /// JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1).
 pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
+/// High-Throughput JPEG 2000 Image Compression (Lossless Only).
+pub const HTJ2K_LOSSLESS: &str = "1.2.840.10008.1.2.4.201";
 
 /// Compressed transfer syntaxes whose pixel data is encoded here ([`encode_frame`]).
-pub const ENCODED: [&str; 5] = [
+pub const ENCODED: [&str; 6] = [
     JPEG_2000_LOSSLESS,
+    HTJ2K_LOSSLESS,
     RLE_LOSSLESS,
     JPEG_LS_LOSSLESS,
     JPEG_LOSSLESS_SV1,
@@ -71,6 +74,7 @@ pub fn why_not_encodable(to: &str, geometry: &FrameGeometry) -> Option<String> {
     match to {
         RLE_LOSSLESS => crate::rle::unsupported(geometry),
         JPEG_2000_LOSSLESS => crate::j2k::unsupported(geometry),
+        HTJ2K_LOSSLESS => crate::htj2k::unsupported(geometry),
         JPEG_LS_LOSSLESS => {
             let bytes_fit = match geometry.bits_allocated {
                 8 => (2..=8).contains(&geometry.bits_stored),
@@ -149,11 +153,17 @@ pub fn encode_frame(
     let photometric = geometry.photometric_interpretation.trim().to_owned();
     let (mut bytes, photometric_interpretation, planar_configuration) = match to {
         RLE_LOSSLESS => (crate::rle::encode(geometry, frame), photometric, 1),
-        JPEG_2000_LOSSLESS => {
-            // RGB goes through the reversible colour transform (PS3.5 A.4.4: Photometric Interpretation
-            // YBR_RCT), as dcmtk and gdcm write it and as the ultrasound IODs require; it also compresses better.
+        JPEG_2000_LOSSLESS | HTJ2K_LOSSLESS => {
+            // RGB goes through the reversible colour transform (PS3.5 A.4.4 and A.4.11: Photometric
+            // Interpretation YBR_RCT), as dcmtk and gdcm write it and as the ultrasound IODs require; it also
+            // compresses better.
             let transform = samples == 3 && photometric == "RGB";
-            let bytes = crate::j2k::encode(geometry, frame, transform).map_err(unencodable)?;
+            let bytes = if to == HTJ2K_LOSSLESS {
+                crate::htj2k::encode(geometry, frame, transform)
+            } else {
+                crate::j2k::encode(geometry, frame, transform)
+            }
+            .map_err(unencodable)?;
             let photometric = if transform {
                 "YBR_RCT".to_owned()
             } else {

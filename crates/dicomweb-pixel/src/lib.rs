@@ -4,10 +4,10 @@
 //! Native instances (Implicit VR Little Endian, Explicit VR Little Endian, Explicit VR Big Endian, Deflated
 //! Explicit VR Little Endian) are re-encoded in another native syntax, and big-endian native frames are
 //! byte-swapped to little endian ([`frame_to_little_endian`]). Compressed pixel data is decoded to native
-//! ([`can_decode`]: JPEG baseline, RLE, JPEG-LS, JPEG 2000 and HTJ2K through dicom-pixeldata; 12-bit and
-//! lossless JPEG through libjpeg-turbo), for whole instances ([`transcode`]) and for single frames from their
-//! stored fragments ([`decode_frame`]). Native frames are encoded ([`can_encode`], [`encode_frame`]) in RLE
-//! Lossless, JPEG 2000 lossless, JPEG-LS lossless, JPEG lossless SV1 and (8-bit data, lossy) JPEG baseline;
+//! ([`can_decode`]: RLE, JPEG-LS and JPEG 2000 through dicom-pixeldata; every JPEG through libjpeg-turbo; HTJ2K
+//! through OpenJPH), for whole instances ([`transcode`]) and for single frames from their stored fragments
+//! ([`decode_frame`]). Native frames are encoded ([`can_encode`], [`encode_frame`]) in RLE Lossless, JPEG 2000
+//! lossless, HTJ2K lossless, JPEG-LS lossless, JPEG lossless SV1 and (8-bit data, lossy) JPEG baseline;
 //! [`why_not_encodable`] says which pixel formats each takes. Frames are rendered as JPEG or PNG
 //! ([`render_frame`]). [`can_transcode`] says which pairs work; the caller answers 406 for the others.
 //!
@@ -40,6 +40,7 @@
 
 mod decode;
 mod encode;
+mod htj2k;
 mod j2k;
 mod render;
 mod rle;
@@ -54,9 +55,9 @@ pub use render::{
 
 pub use decode::{DECODED, FrameGeometry, can_decode, decode_frame, decode_frame_as};
 pub use encode::{
-    ENCODED, EncodedFrame, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS,
-    RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame, transcode_frame_described,
-    why_not_encodable, why_not_transcodable,
+    ENCODED, EncodedFrame, HTJ2K_LOSSLESS, JPEG_2000_LOSSLESS, JPEG_BASELINE, JPEG_LOSSLESS_SV1,
+    JPEG_LS_LOSSLESS, RLE_LOSSLESS, can_encode, encode_frame, is_lossy, transcode_frame,
+    transcode_frame_described, why_not_encodable, why_not_transcodable,
 };
 pub use streamed::{FrameWriter, StreamedTranscode, why_not_streamable};
 pub use transcode::{

@@ -457,10 +457,10 @@ mod tests {
     #[test]
     fn targets_without_an_encoder_are_refused_not_guessed() {
         let stored = instance(EXPLICIT_VR_LITTLE_ENDIAN, 1, 1, &[7], "A");
-        // JPEG lossless with another predictor, HTJ2K, JPEG-LS near-lossless, an unknown UID.
+        // JPEG lossless with another predictor, HTJ2K with RPCL order, JPEG-LS near-lossless, an unknown UID.
         for to in [
             "1.2.840.10008.1.2.4.57",
-            "1.2.840.10008.1.2.4.201",
+            "1.2.840.10008.1.2.4.202",
             "1.2.840.10008.1.2.4.81",
             "1.2.3.4",
         ] {

@@ -59,6 +59,7 @@ pub fn default_transfer_syntax_of_media_type(media_type: &str) -> Option<&'stati
         "image/jls" => Some(dicomweb_pixel::JPEG_LS_LOSSLESS),
         "image/jp2" => Some(dicomweb_pixel::JPEG_2000_LOSSLESS),
         "image/dicom-rle" => Some(dicomweb_pixel::RLE_LOSSLESS),
+        "image/jphc" => Some(dicomweb_pixel::HTJ2K_LOSSLESS),
         _ => None,
     }
 }
@@ -89,11 +90,12 @@ const READ_BATCH: usize = 16;
 const READ_AHEAD_MAX_BYTES: u64 = 256 * 1024;
 
 /// Every transfer syntax an instance may be transcoded to, in the order a 406 lists them.
-const TRANSCODING_TARGETS: [&str; 8] = [
+const TRANSCODING_TARGETS: [&str; 9] = [
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     dicomweb_pixel::JPEG_2000_LOSSLESS,
+    dicomweb_pixel::HTJ2K_LOSSLESS,
     dicomweb_pixel::JPEG_LS_LOSSLESS,
     dicomweb_pixel::JPEG_LOSSLESS_SV1,
     dicomweb_pixel::RLE_LOSSLESS,

@@ -140,14 +140,14 @@ async fn encapsulated_frames_are_their_fragments() {
         .frames(
             &scope,
             &[1],
-            &[TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.201".into()).into()],
+            &[TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.202".into()).into()],
         )
         .await;
     let Err(dicomweb_service::ServiceError::NotAcceptable(message)) = refused else {
         panic!("{refused:?}");
     };
     assert!(
-        message.contains("1.2.840.10008.1.2.4.201: no encoder")
+        message.contains("1.2.840.10008.1.2.4.202: no encoder")
             && message.contains("1.2.840.10008.1.2.4.90"),
         "{message}"
     );
@@ -157,7 +157,7 @@ async fn encapsulated_frames_are_their_fragments() {
             &scope,
             &[1],
             &[
-                TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.201".into()).into(),
+                TransferSyntaxRequest::Uid("1.2.840.10008.1.2.4.202".into()).into(),
                 TransferSyntaxRequest::AsStored.into(),
             ],
         )
