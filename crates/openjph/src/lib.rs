@@ -313,6 +313,18 @@ mod tests {
         assert!(error.to_string().contains("12-bit"), "{error}");
     }
 
+    /// A codestream whose header claims tiles of one pixel is refused before OpenJPH builds 10,000 tiles.
+    #[test]
+    fn a_codestream_of_countless_tiles_is_refused() {
+        let image = grey(100, 100, 8, false);
+        let mut codestream = encode_lossless(&image, &[7u8; 100 * 100], false).unwrap();
+        // SOC, then SIZ: marker, Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, then XTsiz and YTsiz at bytes 24..32.
+        assert_eq!(&codestream[2..4], &[0xFF, 0x51]);
+        codestream[24..32].copy_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        let error = decode(&codestream, &image).unwrap_err();
+        assert!(error.to_string().contains("tiles"), "{error}");
+    }
+
     #[test]
     fn shapes_outside_the_binding_are_refused() {
         for image in [

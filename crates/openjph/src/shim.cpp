@@ -76,6 +76,10 @@ inline int32_t sample_at(const uint8_t *samples, size_t index, uint32_t width, u
   return (int32_t)low;
 }
 
+// Tiles a decoded codestream may have: far more than any encoder writes for one frame (one, or a few hundred for
+// a very large image), far fewer than a hostile codestream could claim.
+const unsigned MAX_TILES = 4096;
+
 }  // namespace
 
 extern "C" {
@@ -206,6 +210,23 @@ int ojph_shim_decode(const uint8_t *data, size_t length, const ojph_shim_image *
         return -1;
       }
       deepest = depth > deepest ? depth : deepest;
+    }
+    // A codestream may claim tiles of one pixel: OpenJPH would build each tile's structures before decoding.
+    ojph::size tile = siz.get_tile_size();
+    ojph::point tile_offset = siz.get_tile_offset();
+    if (tile.w == 0 || tile.h == 0) {
+      codestream.close();
+      report("the codestream has tiles of no size", error, error_capacity);
+      return -1;
+    }
+    uint64_t across = ((uint64_t)extent.x - tile_offset.x + tile.w - 1) / tile.w;
+    uint64_t down = ((uint64_t)extent.y - tile_offset.y + tile.h - 1) / tile.h;
+    if (tile_offset.x > offset.x || tile_offset.y > offset.y || across * down > MAX_TILES) {
+      std::snprintf(reason, sizeof reason, "the codestream has %llu x %llu tiles (at most %u)",
+                    (unsigned long long)across, (unsigned long long)down, MAX_TILES);
+      codestream.close();
+      report(reason, error, error_capacity);
+      return -1;
     }
     const size_t pixels = (size_t)width * height;
     if (out_capacity / image->bytes / components < pixels) {
