@@ -6,6 +6,9 @@ DICOMweb client of the imaging community, and through raw HTTP (requests) where 
 STOW, invalid bodies, conditional requests, the change feed). pydicom reads every retrieved part; dciodvfy (Debian's
 dicom3tools) must find no error in a retrieved instance that it does not find in the stored original.
 
+Rendered images and thumbnails are decoded by Pillow and compared with PS3.3's windowing of pydicom's reading of
+the stored instance.
+
 Each check is one row of the results: its PS3.18 section, a name, "pass", "fail" or "not implemented" (a known gap
 of the server: transcoding, rendered resources, thumbnails, bulk data URIs), and a detail. The results go to the
 JSON file named by --results; this script exits 0 whenever it could run the checks (the caller judges the results).
@@ -38,6 +41,7 @@ DATA = REPO / "tests" / "data"
 
 STOW = "10.5 Store (STOW-RS)"
 WADO = "10.4 Retrieve (WADO-RS)"
+RENDERED = "10.4.1.1.3-4 Rendered and thumbnails (WADO-RS)"
 QIDO = "10.6 Search (QIDO-RS)"
 DELETE = "Delete (non-standard: Microsoft DICOM server)"
 FEED = "Change feed v1, v2 (non-standard: Microsoft DICOM server)"
@@ -383,6 +387,8 @@ class Conformance:
               flush=True)
         for label, path in self.corpus():
             self.corpus_instance(label, path)
+        print("Rendered and thumbnails", flush=True)
+        self.rendered()
         print("QIDO-RS", flush=True)
         synthetic = self.synthetic_studies()
         self.qido(synthetic, sample_ds)
@@ -652,6 +658,199 @@ class Conformance:
             return f"{len(value)} bytes, and a range of them"
 
         self.check(WADO, "bulk data URIs", bulkdata)
+
+    def rendered(self):
+        """Rendered resources and thumbnails (PS3.18 10.4.1.1.3-4, parameters of 8.3.5.1): each image decoded by
+        Pillow and compared with what PS3.3's formulas give for pydicom's reading of the stored instance."""
+        import numpy
+        from PIL import Image
+
+        import data_store
+
+        pydicom_data = Path(data_store.__file__).parent / "data"
+        created = []
+
+        def stored_copy(path, change=None):
+            ds = pydicom.dcmread(path)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (generate_uid() for _ in range(3))
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            if change:
+                change(ds)
+            expect_status(self.post(f"{self.root}/studies", [encode(ds)]), 200)
+            created.append(ds)
+            return ds
+
+        def image(r, media_type):
+            expect_status(r, 200)
+            expect(r.headers.get("Content-Type") == media_type, f"Content-Type {r.headers.get('Content-Type')}")
+            picture = Image.open(BytesIO(r.content))
+            expect(picture.format == {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF"}[media_type],
+                   f"Pillow reads a {picture.format}")
+            return numpy.asarray(picture)
+
+        def get(url, accept, **params):
+            return self.http.get(url, params=params, headers={"Accept": accept} if accept else {})
+
+        def modality(ds, frame=None):
+            pixels = ds.pixel_array if frame is None else ds.pixel_array[frame]
+            return pixels.astype(numpy.float64) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+
+        def windowed(x, center, width, function):
+            # PS3.3 C.11.2.1.2.1 (linear), C.11.2.1.3.1 (linear exact), C.11.2.1.3.2 (sigmoid), to 0..255.
+            if function == "linear":
+                y = numpy.where(x <= center - 0.5 - (width - 1) / 2, 0.0,
+                                numpy.where(x > center - 0.5 + (width - 1) / 2, 1.0,
+                                            (x - (center - 0.5)) / max(width - 1, 1e-300) + 0.5))
+            elif function == "linear-exact":
+                y = (x - center) / width + 0.5
+            else:
+                y = 1 / (1 + numpy.exp(-4 * (x - center) / width))
+            return numpy.round(numpy.clip(y, 0, 1) * 255)
+
+        def close(got, want, tolerance=1):
+            expect(got.shape == want.shape, f"{got.shape} pixels, {want.shape} expected")
+            worst = int(numpy.abs(got.astype(numpy.int64) - want.astype(numpy.int64)).max())
+            expect(worst <= tolerance, f"a pixel differs by {worst} from PS3.3's (at most {tolerance})")
+            return worst
+
+        def psnr(got, want):
+            error = numpy.mean((got.astype(numpy.float64) - want.astype(numpy.float64)) ** 2)
+            return float("inf") if error == 0 else 10 * math.log10(255 ** 2 / error)
+
+        ct = stored_copy(DATA / "pydicom" / "CT_small.dcm")
+        ct_url = f"{self.instance_url(ct)}/rendered"
+        ct_window = (float(ct.WindowCenter), float(ct.WindowWidth))
+        ct_expected = windowed(modality(ct), *ct_window, "linear")
+
+        def default_jpeg():
+            floors = []
+            for accept in ["image/jpeg", "*/*", "text/html,application/xhtml+xml,image/avif,image/webp,*/*;q=0.8",
+                           None]:
+                got = image(get(ct_url, accept), "image/jpeg")
+                expect(got.shape == (ct.Rows, ct.Columns), f"{got.shape}")
+                floors.append(psnr(got, ct_expected))
+            expect(min(floors) >= 30, f"PSNR {min(floors):.1f} dB against the data set's window (floor 30 dB)")
+            return f"image/jpeg for image/jpeg, */*, a browser's Accept and none; PSNR {min(floors):.1f} dB"
+
+        self.check(RENDERED, "instance: image/jpeg by default, for */* and a browser's Accept", default_jpeg)
+
+        def png_with_its_window():
+            worst = close(image(get(ct_url, "image/png"), "image/png"), ct_expected)
+            return f"the data set's window {ct_window[0]:g}/{ct_window[1]:g}, within {worst} of PS3.3's"
+
+        self.check(RENDERED, "instance as image/png: its own window (VOI LUT Function LINEAR)", png_with_its_window)
+
+        for function in ["linear", "linear-exact", "sigmoid"]:
+            def window_parameter(function=function):
+                center, width = 60.0, 500.0
+                got = image(get(ct_url, "image/png", window=f"{center:g},{width:g},{function}"), "image/png")
+                return f"within {close(got, windowed(modality(ct), center, width, function))} of PS3.3's"
+
+            self.check(RENDERED, f"window=center,width,{function}", window_parameter)
+
+        def viewport():
+            got = image(get(ct_url, "image/png", viewport="64,32"), "image/png")
+            expect(got.shape == (32, 32), f"{got.shape[::-1]} for viewport 64,32 of a 128 x 128 image (32 x 32)")
+            whole = image(get(ct_url, "image/png"), "image/png")
+            got = image(get(ct_url, "image/png", viewport="16,16,8,4,16,16"), "image/png")
+            expect(numpy.array_equal(got, whole[4:20, 8:24]), "the source rectangle 8,4,16,16 is not the crop")
+            return "scaled to fit keeping the aspect ratio; a source rectangle at its size is the crop"
+
+        self.check(RENDERED, "viewport=vw,vh and vw,vh,sx,sy,sw,sh", viewport)
+
+        def quality():
+            low, high = (get(ct_url, "image/jpeg", quality=q) for q in (5, 95))
+            low_image, high_image = image(low, "image/jpeg"), image(high, "image/jpeg")
+            expect(len(low.content) < len(high.content), f"quality 5: {len(low.content)} bytes, 95: {len(high.content)}")
+            low_psnr, high_psnr = psnr(low_image, ct_expected), psnr(high_image, ct_expected)
+            expect(low_psnr < high_psnr, f"PSNR {low_psnr:.1f} dB at quality 5, {high_psnr:.1f} at 95")
+            return f"quality 5: {len(low.content)} bytes, {low_psnr:.1f} dB; 95: {len(high.content)} bytes, {high_psnr:.1f} dB"
+
+        self.check(RENDERED, "quality=1..100", quality)
+
+        def ignored_parameters():
+            for name, given in [("annotation", "patient"), ("iccprofile", "srgb")]:
+                r = get(ct_url, "image/jpeg", **{name: given})
+                image(r, "image/jpeg")
+                expect(name in r.headers.get("Warning", ""), f"{name}: Warning {r.headers.get('Warning')!r}")
+            return "rendered, with a Warning for each"
+
+        self.check(RENDERED, "annotation and iccprofile: a Warning that they were ignored", ignored_parameters)
+
+        def monochrome1():
+            inverted = stored_copy(DATA / "pydicom" / "CT_small.dcm",
+                                   lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"))
+            got = image(get(f"{self.instance_url(inverted)}/rendered", "image/png"), "image/png")
+            return f"within {close(got, 255 - ct_expected)} of the inverted window"
+
+        self.check(RENDERED, "MONOCHROME1 is drawn inverted", monochrome1)
+
+        def colour():
+            rgb = stored_copy(DATA / "pydicom" / "SC_rgb_small_odd.dcm")
+            got = image(get(f"{self.instance_url(rgb)}/rendered", "image/png"), "image/png")
+            expect(numpy.array_equal(got, rgb.pixel_array), "the PNG's colours are not the stored RGB values")
+            return f"{rgb.Columns} x {rgb.Rows} RGB, every pixel"
+
+        self.check(RENDERED, "RGB instance as image/png: the stored colours", colour)
+
+        def frame():
+            mr = stored_copy(pydicom_data / "emri_small.dcm")
+            center, width = 300.0, 600.0
+            for n in (1, int(mr.NumberOfFrames)):
+                got = image(get(f"{self.instance_url(mr)}/frames/{n}/rendered", "image/png",
+                                window=f"{center:g},{width:g},linear-exact"), "image/png")
+                close(got, windowed(modality(mr, n - 1), center, width, "linear-exact"))
+            return f"frames 1 and {mr.NumberOfFrames} of {mr.NumberOfFrames}"
+
+        self.check(RENDERED, "frame n of a multi-frame instance", frame)
+
+        def thumbnails():
+            study = f"{self.root}/studies/{ct.StudyInstanceUID}"
+            for url in [f"{study}/thumbnail", f"{study}/series/{ct.SeriesInstanceUID}/thumbnail",
+                        f"{self.instance_url(ct)}/thumbnail", f"{self.instance_url(ct)}/frames/1/thumbnail"]:
+                # As OHIF asks (thumbnailRendering 'thumbnail'): a multipart Accept and the accept parameter.
+                r = self.http.get(url, params={"accept": "image/jpeg"},
+                                  headers={"Accept": 'multipart/related; type="image/jpeg"'})
+                got = image(r, "image/jpeg")
+                expect(got.shape[0] == got.shape[1] and got.shape[0] <= ct.Rows, f"{url}: {got.shape}")
+                scaled = numpy.asarray(Image.fromarray(ct_expected.astype(numpy.uint8)).resize(
+                    (got.shape[1], got.shape[0]), Image.Resampling.BILINEAR))
+                expect(psnr(got, scaled) > 25, f"{url}: PSNR {psnr(got, scaled):.1f} dB against the image scaled")
+            got = image(get(f"{study}/thumbnail", "image/png", viewport="64,64"), "image/png")
+            expect(got.shape == (64, 64), f"viewport 64,64: {got.shape}")
+            expect_status(self.http.get(f"{self.root}/studies/{generate_uid()}/thumbnail"), 404)
+            return f"study, series, instance and frame, {r.headers['Content-Type']}; viewport; 404 for no study"
+
+        self.check(RENDERED, "thumbnails of a study, series, instance and frame (as OHIF asks)", thumbnails)
+
+        def study_and_series():
+            r = self.http.get(f"{self.root}/studies/{ct.StudyInstanceUID}/rendered",
+                              headers={"Accept": 'multipart/related; type="image/png"'})
+            expect_status(r, 200)
+            parts = multipart_parts(r)
+            expect(len(parts) == 1, f"{len(parts)} parts for a study of one image")
+            close(numpy.asarray(Image.open(BytesIO(parts[0].content))), ct_expected)
+            r = self.http.get(f"{self.root}/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/rendered",
+                              headers={"Accept": 'multipart/related; type="image/jpeg"'})
+            expect_status(r, 200)
+            expect(len(multipart_parts(r)) == 1, "one part for a series of one image")
+            return "multipart/related, one image per instance"
+
+        self.check(RENDERED, "study and series rendered: one part per image", study_and_series)
+
+        def refusals():
+            expect_status(get(ct_url, "application/dicom"), 406)
+            for params, name in [({"quality": "0"}, "quality"), ({"window": "40"}, "window"),
+                                 ({"window": "40,400,cubic"}, "window"), ({"viewport": "0,10"}, "viewport")]:
+                r = self.http.get(ct_url, params=params, headers={"Accept": "image/jpeg"})
+                expect_status(r, 400)
+                expect(name in r.text, f"{params}: the 400 does not name {name}: {r.text[:200]}")
+            return "406 for application/dicom; 400 naming quality, window, viewport"
+
+        self.check(RENDERED, "a media type that is not an image: 406; malformed parameters: 400", refusals)
+
+        for ds in created:
+            self.delete_quietly(f"{self.root}/studies/{ds.StudyInstanceUID}")
 
     def transcoded(self, path, original, url, target, lossless, bits):
         """A check: the instance asked in `target` decodes (pydicom with pylibjpeg, pyjpegls) to the pixels of the
