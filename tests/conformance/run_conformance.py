@@ -717,7 +717,11 @@ class Conformance:
             error = numpy.mean((got.astype(numpy.float64) - want.astype(numpy.float64)) ** 2)
             return float("inf") if error == 0 else 10 * math.log10(255 ** 2 / error)
 
-        ct = stored_copy(DATA / "pydicom" / "CT_small.dcm")
+        def with_window(ds):
+            # CT_small has no window of its own: given one, the default rendering must use it.
+            ds.WindowCenter, ds.WindowWidth = 40, 400
+
+        ct = stored_copy(DATA / "pydicom" / "CT_small.dcm", with_window)
         ct_url = f"{self.instance_url(ct)}/rendered"
         ct_window = (float(ct.WindowCenter), float(ct.WindowWidth))
         ct_expected = windowed(modality(ct), *ct_window, "linear")
@@ -778,8 +782,11 @@ class Conformance:
         self.check(RENDERED, "annotation and iccprofile: a Warning that they were ignored", ignored_parameters)
 
         def monochrome1():
-            inverted = stored_copy(DATA / "pydicom" / "CT_small.dcm",
-                                   lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"))
+            def monochrome1_with_window(ds):
+                with_window(ds)
+                ds.PhotometricInterpretation = "MONOCHROME1"
+
+            inverted = stored_copy(DATA / "pydicom" / "CT_small.dcm", monochrome1_with_window)
             got = image(get(f"{self.instance_url(inverted)}/rendered", "image/png"), "image/png")
             return f"within {close(got, 255 - ct_expected)} of the inverted window"
 
