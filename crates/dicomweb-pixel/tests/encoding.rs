@@ -343,6 +343,73 @@ fn openjph_codes_images_without_decomposition_wrongly() {
     assert_eq!(openjph::default_decompositions(&image), 1);
 }
 
+/// A random image of the shape a property test drew: its geometry (Bits Stored fitted to 8 or 16 allocated;
+/// colour is RGB, unsigned), its sample values (runs as well as noise, so that RLE's replicate runs are
+/// exercised) and its native little-endian frame.
+struct RandomImage {
+    geometry: FrameGeometry,
+    values: Vec<u32>,
+    frame: Vec<u8>,
+    stored: u16,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn random_image(
+    rows: u16,
+    columns: u16,
+    colour: bool,
+    planar: bool,
+    wide: bool,
+    stored_bits: u16,
+    signed: bool,
+    seed: u64,
+) -> RandomImage {
+    let allocated = if wide { 16 } else { 8 };
+    let stored = if wide {
+        stored_bits.max(9)
+    } else {
+        stored_bits.min(8)
+    };
+    let mut geometry = grey(rows, columns, allocated, stored, signed);
+    if colour {
+        geometry.samples_per_pixel = 3;
+        geometry.photometric_interpretation = "RGB".into();
+        geometry.planar_configuration = u16::from(planar);
+        geometry.pixel_representation = 0;
+    }
+    let count = usize::from(rows) * usize::from(columns) * usize::from(geometry.samples_per_pixel);
+    let mask = (1u32 << stored) - 1;
+    let mut state = seed | 1;
+    let values: Vec<u32> = (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if state % 3 == 0 {
+                mask
+            } else {
+                (state >> 11) as u32 & mask
+            }
+        })
+        .collect();
+    let frame: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| {
+            if wide {
+                (v as u16).to_le_bytes().to_vec()
+            } else {
+                vec![v as u8]
+            }
+        })
+        .collect();
+    RandomImage {
+        geometry,
+        values,
+        frame,
+        stored,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -360,31 +427,10 @@ proptest! {
         seed in any::<u64>(),
         to in prop::sample::select(LOSSLESS.to_vec()),
     ) {
-        let allocated = if wide { 16 } else { 8 };
-        let stored = if wide { stored_bits.max(9) } else { stored_bits.min(8) };
-        let mut geometry = grey(rows, columns, allocated, stored, signed);
-        if colour {
-            geometry.samples_per_pixel = 3;
-            geometry.photometric_interpretation = "RGB".into();
-            geometry.planar_configuration = u16::from(planar);
-            geometry.pixel_representation = 0;
-        }
-        let count = usize::from(rows) * usize::from(columns) * usize::from(geometry.samples_per_pixel);
+        let RandomImage { geometry, values, frame, stored } =
+            random_image(rows, columns, colour, planar, wide, stored_bits, signed, seed);
+        let count = values.len();
         let mask = (1u32 << stored) - 1;
-        let mut state = seed | 1;
-        let values: Vec<u32> = (0..count)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                // Runs as well as noise, so that RLE's replicate runs are exercised.
-                if state % 3 == 0 { mask } else { (state >> 11) as u32 & mask }
-            })
-            .collect();
-        let frame: Vec<u8> = values
-            .iter()
-            .flat_map(|&v| if wide { (v as u16).to_le_bytes().to_vec() } else { vec![v as u8] })
-            .collect();
         let encoded = encode_frame(to, &geometry, &frame).unwrap();
         prop_assert!(encoded.bytes.len().is_multiple_of(2));
         let mut decode_geometry = geometry.clone();
@@ -418,30 +464,9 @@ proptest! {
         signed in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let allocated = if wide { 16 } else { 8 };
-        let stored = if wide { stored_bits.max(9) } else { stored_bits.min(8) };
-        let mut geometry = grey(rows, columns, allocated, stored, signed);
-        if colour {
-            geometry.samples_per_pixel = 3;
-            geometry.photometric_interpretation = "RGB".into();
-            geometry.pixel_representation = 0;
-        }
+        let RandomImage { geometry, values, frame, stored } =
+            random_image(rows, columns, colour, false, wide, stored_bits, signed, seed);
         let samples = usize::from(geometry.samples_per_pixel);
-        let count = usize::from(rows) * usize::from(columns) * samples;
-        let mask = (1u32 << stored) - 1;
-        let mut state = seed | 1;
-        let values: Vec<u32> = (0..count)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 11) as u32 & mask
-            })
-            .collect();
-        let frame: Vec<u8> = values
-            .iter()
-            .flat_map(|&v| if wide { (v as u16).to_le_bytes().to_vec() } else { vec![v as u8] })
-            .collect();
         let encoded = encode_frame(HTJ2K_LOSSLESS, &geometry, &frame).unwrap();
         let image = jpeg2k::Image::from_bytes(&encoded.bytes).unwrap();
         let components = image.components();

@@ -65,6 +65,20 @@ void report(const char *message, char *error, size_t error_capacity) {
   }
 }
 
+// Runs `body`, turning any exception (OpenJPH reports errors by throwing) into -1 and its message.
+template <typename Body>
+int guarded(char *error, size_t error_capacity, Body body) {
+  try {
+    return body();
+  } catch (const std::exception &e) {
+    report(e.what(), error, error_capacity);
+    return -1;
+  } catch (...) {
+    report("OpenJPH failed", error, error_capacity);
+    return -1;
+  }
+}
+
 // Sample `index` of a native frame: `width` bytes little endian, the low `bits` bits, sign-extended if signed.
 inline int32_t sample_at(const uint8_t *samples, size_t index, uint32_t width, uint32_t bits, bool is_signed) {
   uint32_t raw = width == 2 ? (uint32_t)samples[2 * index] | ((uint32_t)samples[2 * index + 1] << 8)
@@ -107,7 +121,7 @@ int ojph_shim_encode(const ojph_shim_image *image, const uint8_t *samples, int c
   configure_messages();
   *out = nullptr;
   *out_size = 0;
-  try {
+  return guarded(error, error_capacity, [&]() -> int {
     const uint32_t components = image->components;
     const bool is_signed = image->is_signed != 0;
     ojph::codestream codestream;
@@ -156,13 +170,7 @@ int ojph_shim_encode(const ojph_shim_image *image, const uint8_t *samples, int c
     *out = bytes;
     *out_size = size;
     return 0;
-  } catch (const std::exception &e) {
-    report(e.what(), error, error_capacity);
-    return -1;
-  } catch (...) {
-    report("OpenJPH failed", error, error_capacity);
-    return -1;
-  }
+  });
 }
 
 void ojph_shim_free(uint8_t *bytes) { std::free(bytes); }
@@ -176,7 +184,7 @@ int ojph_shim_decode(const uint8_t *data, size_t length, const ojph_shim_image *
                      size_t out_capacity, uint32_t *bit_depth, char *error, size_t error_capacity) {
   configure_messages();
   char reason[256];
-  try {
+  return guarded(error, error_capacity, [&]() -> int {
     ojph::mem_infile file;
     file.open(data, length);
     ojph::codestream codestream;
@@ -267,12 +275,6 @@ int ojph_shim_decode(const uint8_t *data, size_t length, const ojph_shim_image *
     codestream.close();
     *bit_depth = deepest;
     return 0;
-  } catch (const std::exception &e) {
-    report(e.what(), error, error_capacity);
-    return -1;
-  } catch (...) {
-    report("OpenJPH failed", error, error_capacity);
-    return -1;
-  }
+  });
 }
 }
