@@ -385,7 +385,7 @@ fn random_image(
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            if state % 3 == 0 {
+            if state.is_multiple_of(3) {
                 mask
             } else {
                 (state >> 11) as u32 & mask
