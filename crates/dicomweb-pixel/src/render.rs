@@ -111,6 +111,44 @@ impl PaletteLut {
         })
     }
 
+    /// A table from its descriptor and Segmented Palette Color Lookup Table Data (0028,1221-1223; PS3.3
+    /// C.7.9.2) as stored, little endian: 16-bit words for 16-bit entries, bytes for 8-bit ones. Discrete,
+    /// linear and indirect segments are expanded (linear ramps rounded half to even, as pydicom does); the
+    /// expansion stops at the descriptor's number of entries, and an indirect segment may not lead to another
+    /// one, so damaged data cannot make it grow or loop.
+    pub fn from_segmented(descriptor: [i64; 3], data: &[u8]) -> Result<PaletteLut, RenderError> {
+        let [count, first_mapped, bits] = descriptor;
+        let count = if count == 0 { 65536 } else { count };
+        let bad = |why: String| {
+            RenderError::Unsupported(format!("a segmented palette colour table {why}"))
+        };
+        if !(1..=65536).contains(&count) {
+            return Err(bad(format!("of {count} entries")));
+        }
+        let words: Vec<u16> = match bits {
+            16 => data
+                .chunks_exact(2)
+                .map(|w| u16::from_le_bytes([w[0], w[1]]))
+                .collect(),
+            8 => data.iter().map(|&b| u16::from(b)).collect(),
+            other => return Err(bad(format!("of {other}-bit entries"))),
+        };
+        let mut entries = Vec::with_capacity(count as usize);
+        expand_segments(&words, bits == 8, None, false, count as usize, &mut entries)
+            .map_err(|why| bad(why.to_owned()))?;
+        if entries.len() < count as usize {
+            return Err(bad(format!(
+                "expands to {} entries, not the {count} of its descriptor",
+                entries.len()
+            )));
+        }
+        Ok(PaletteLut {
+            first_mapped,
+            bits: bits as u16,
+            entries,
+        })
+    }
+
     /// The 8-bit output of stored value `value`.
     fn map(&self, value: i64) -> u8 {
         let last = self.entries.len() as i64 - 1;
@@ -121,6 +159,80 @@ impl PaletteLut {
             entry as u8
         }
     }
+}
+
+/// Expands the segments of `words` (at most `limit` of them when an indirect segment names a count) into
+/// `entries`, up to `capacity` entries. `bytes` says that offsets are made of four bytes (8-bit tables) rather
+/// than two words; `nested` that this is an indirect segment's expansion, which may not hold another.
+fn expand_segments(
+    words: &[u16],
+    bytes: bool,
+    limit: Option<usize>,
+    nested: bool,
+    capacity: usize,
+    entries: &mut Vec<u16>,
+) -> Result<(), &'static str> {
+    let mut at = 0usize;
+    let mut segments = 0usize;
+    // `at + 1`: a trailing padding word is not a segment (every segment is longer than two words).
+    while at + 1 < words.len() && entries.len() < capacity && limit.is_none_or(|l| segments < l) {
+        let (opcode, length) = (words[at], usize::from(words[at + 1]));
+        at += 2;
+        match opcode {
+            0 => {
+                let values = words
+                    .get(at..at + length)
+                    .ok_or("has a discrete segment past its end")?;
+                let room = capacity - entries.len();
+                entries.extend_from_slice(&values[..length.min(room)]);
+                at += length;
+            }
+            1 => {
+                let &from = entries.last().ok_or("starts with a linear segment")?;
+                let &to = words.get(at).ok_or("has a linear segment past its end")?;
+                at += 1;
+                let (from, to) = (f64::from(from), f64::from(to));
+                for i in 1..=length.min(capacity - entries.len()) {
+                    let value = from + (to - from) * i as f64 / length as f64;
+                    entries.push(value.round_ties_even().clamp(0.0, 65535.0) as u16);
+                }
+            }
+            2 => {
+                if nested {
+                    return Err("has an indirect segment within an indirect one");
+                }
+                if entries.is_empty() {
+                    return Err("starts with an indirect segment");
+                }
+                // PS3.3 C.7.9.2.3: a 32-bit byte offset from the start of the data, least significant word
+                // (or, for 8-bit tables, bytes in little-endian order) first.
+                let (offset, used) = if bytes {
+                    let b = words
+                        .get(at..at + 4)
+                        .ok_or("has an indirect segment past its end")?;
+                    let offset = u32::from(b[0])
+                        | u32::from(b[1]) << 8
+                        | u32::from(b[2]) << 16
+                        | u32::from(b[3]) << 24;
+                    (offset as usize, 4)
+                } else {
+                    let w = words
+                        .get(at..at + 2)
+                        .ok_or("has an indirect segment past its end")?;
+                    let offset = u32::from(w[0]) | u32::from(w[1]) << 16;
+                    (offset as usize / 2, 2)
+                };
+                at += used;
+                let from = words
+                    .get(offset..)
+                    .ok_or("has an indirect segment past its end")?;
+                expand_segments(from, bytes, Some(length), true, capacity, entries)?;
+            }
+            _ => return Err("has a segment of an unknown type"),
+        }
+        segments += 1;
+    }
+    Ok(())
 }
 
 /// How to render.
@@ -641,6 +753,59 @@ mod tests {
             65536
         );
         assert!(PaletteLut::from_descriptor([256, 0, 12], &[0; 512]).is_err());
+    }
+
+    fn le_words(values: &[u16]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// PS3.3 C.7.9.2: a discrete segment, a linear ramp from its last value, and an indirect segment that
+    /// repeats the first two segments (byte offset 0).
+    #[test]
+    fn segmented_tables_expand_discrete_linear_and_indirect_segments() {
+        let data = le_words(&[0, 3, 10, 20, 30, 1, 4, 70, 2, 2, 0, 0]);
+        let table = PaletteLut::from_segmented([14, 0, 16], &data).unwrap();
+        assert_eq!(
+            table.entries,
+            [10, 20, 30, 40, 50, 60, 70, 10, 20, 30, 40, 50, 60, 70]
+        );
+        // 8-bit tables are made of bytes.
+        let table = PaletteLut::from_segmented([5, 0, 8], &[0, 2, 1, 2, 1, 3, 4]).unwrap();
+        assert_eq!(table.entries, [1, 2, 3, 3, 4]);
+    }
+
+    #[test]
+    fn damaged_segmented_tables_are_refused_or_bounded() {
+        for (data, why) in [
+            (le_words(&[1, 4, 9]), "starts with a linear"),
+            (le_words(&[0, 9, 1, 2]), "past its end"),
+            (le_words(&[0, 1, 5, 7, 1]), "unknown type"),
+            (le_words(&[0, 1, 5, 2, 1, 6, 0]), "indirect segment within"),
+            (le_words(&[0, 2, 1, 2]), "expands to 2 entries"),
+        ] {
+            let error = PaletteLut::from_segmented([4, 0, 16], &data).unwrap_err();
+            assert!(error.to_string().contains(why), "{why}: {error}");
+        }
+        // A ramp far longer than the table stops at the descriptor's count.
+        let table =
+            PaletteLut::from_segmented([3, 0, 16], &le_words(&[0, 1, 0, 1, 65535, 65535])).unwrap();
+        assert_eq!(table.entries, [0, 1, 2]);
+    }
+
+    proptest::proptest! {
+        /// Whatever a stored segmented table holds, expanding it answers (a table of the descriptor's size or
+        /// an error) and never panics.
+        #[test]
+        fn any_segmented_data_expands_or_is_refused(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            count in 1i64..300,
+            wide in proptest::prelude::any::<bool>(),
+        ) {
+            let bits = if wide { 16 } else { 8 };
+            if let Ok(table) = PaletteLut::from_segmented([count, 0, bits], &data) {
+                proptest::prop_assert_eq!(table.entries.len(), count as usize);
+            }
+        }
     }
 
     #[test]

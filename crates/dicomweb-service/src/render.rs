@@ -270,17 +270,24 @@ impl StudiesService {
             ))
         };
         let mut tables = Vec::with_capacity(3);
-        for (colour, descriptor_tag, data_tag) in [
-            ("red", "00281101", tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+        for (colour, descriptor_tag, data_tag, segmented_tag) in [
+            (
+                "red",
+                "00281101",
+                tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            ),
             (
                 "green",
                 "00281102",
                 tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
             ),
             (
                 "blue",
                 "00281103",
                 tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
             ),
         ] {
             let values = metadata[descriptor_tag]["Value"].as_array();
@@ -289,35 +296,48 @@ impl StudiesService {
                 .unwrap_or_default();
             let Ok(descriptor) = <[i64; 3]>::try_from(descriptor) else {
                 return Err(cannot(format!(
-                    "its {colour} palette colour table descriptor is missing or malformed (segmented tables \
-                     are not drawn yet)"
+                    "its {colour} palette colour table descriptor is missing or malformed"
                 )));
             };
-            let data = match self
-                .bulk_data_of_record(record.clone(), &AttributePath::top_level(data_tag), None)
-                .await
-            {
-                Ok(BulkData::Value(value)) => {
-                    let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(value.body).await?;
-                    chunks.concat()
-                }
-                Ok(BulkData::EncapsulatedPixelData { .. }) | Err(ServiceError::NotFound(_)) => {
-                    return Err(cannot(format!(
-                        "its {colour} palette colour table data is missing (segmented tables are not drawn \
-                         yet)"
-                    )));
-                }
-                Err(e) => return Err(e),
+            // The table's data, else its segmented form (PS3.3 C.7.9.2), which some ultrasound devices write.
+            let table = match self.bulk_value(record, data_tag).await? {
+                Some(data) => PaletteLut::from_descriptor(descriptor, &data),
+                None => match self.bulk_value(record, segmented_tag).await? {
+                    Some(data) => PaletteLut::from_segmented(descriptor, &data),
+                    None => {
+                        return Err(cannot(format!(
+                            "its {colour} palette colour table data is missing"
+                        )));
+                    }
+                },
             };
-            tables.push(
-                PaletteLut::from_descriptor(descriptor, &data)
-                    .map_err(|e| cannot(e.to_string()))?,
-            );
+            tables.push(table.map_err(|e| cannot(e.to_string()))?);
         }
         let [red, green, blue]: [PaletteLut; 3] = tables
             .try_into()
             .map_err(|_| ServiceError::Internal("three palette tables".into()))?;
         Ok([red, green, blue])
+    }
+}
+
+impl StudiesService {
+    /// The bytes of a top-level bulk value of `record` (little endian), or `None` when it has none.
+    async fn bulk_value(
+        &self,
+        record: &InstanceRecord,
+        tag: dicom_core::Tag,
+    ) -> Result<Option<Vec<u8>>> {
+        match self
+            .bulk_data_of_record(record.clone(), &AttributePath::top_level(tag), None)
+            .await
+        {
+            Ok(BulkData::Value(value)) => {
+                let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(value.body).await?;
+                Ok(Some(chunks.concat()))
+            }
+            Ok(BulkData::EncapsulatedPixelData { .. }) | Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
