@@ -284,9 +284,92 @@ pub fn render_frame(
     attributes: &RenderAttributes,
     options: &RenderOptions,
 ) -> Result<Vec<u8>, RenderError> {
+    if let Some(image) = grey_reduced(frame, attributes, options) {
+        return encode(&image, options);
+    }
     let image = to_8_bit(frame, attributes, options.window)?;
     let image = apply_viewport(image, options.viewport)?;
     encode(&image, options)
+}
+
+/// The common case of thumbnails, drawn in one pass: a grey frame of 8 or 16 bits reduced by whole factors
+/// (512 x 512 to 128 x 128), each source sample windowed through the table and added to its output pixel's sum,
+/// with no full-size 8-bit image in between. The same pixels as [`to_8_bit`] then [`apply_viewport`] (a test
+/// compares them); `None` for anything else, which takes that way.
+fn grey_reduced(
+    frame: &[u8],
+    attributes: &RenderAttributes,
+    options: &RenderOptions,
+) -> Option<Image> {
+    let g = &attributes.geometry;
+    let viewport = options.viewport?;
+    let photometric = g.photometric_interpretation.trim();
+    let bytes = match g.bits_allocated {
+        8 => 1,
+        16 => 2,
+        _ => return None,
+    };
+    if g.samples_per_pixel != 1
+        || !matches!(photometric, "MONOCHROME1" | "MONOCHROME2")
+        || viewport.source.is_some()
+        || viewport.width == 0
+        || viewport.height == 0
+    {
+        return None;
+    }
+    let (sw, sh) = (u32::from(g.columns), u32::from(g.rows));
+    let pixels = sw as usize * sh as usize;
+    if sw == 0 || sh == 0 || frame.len() < pixels * bytes {
+        return None;
+    }
+    let scale = f64::min(
+        f64::from(viewport.width) / f64::from(sw),
+        f64::from(viewport.height) / f64::from(sh),
+    );
+    let width = ((f64::from(sw) * scale).round() as u32).max(1);
+    let height = ((f64::from(sh) * scale).round() as u32).max(1);
+    if width >= sw || height >= sh || sw % width != 0 || sh % height != 0 {
+        return None;
+    }
+    let (kx, ky) = ((sw / width) as usize, (sh / height) as usize);
+    let mut lut = grey_lut(attributes, options.window, frame, bytes, pixels);
+    if photometric == "MONOCHROME1" {
+        lut.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    let mask = lut_mask(g) as usize;
+    let (width, sw) = (width as usize, sw as usize);
+    let count = (kx * ky) as u32;
+    let mut sums = vec![0u32; width];
+    let mut out = Vec::with_capacity(width * height as usize);
+    for band in frame[..pixels * bytes].chunks_exact(sw * bytes * ky) {
+        sums.iter_mut().for_each(|s| *s = 0);
+        for row in band.chunks_exact(sw * bytes) {
+            if bytes == 1 {
+                for (sum, block) in sums.iter_mut().zip(row.chunks_exact(kx)) {
+                    *sum += block
+                        .iter()
+                        .map(|&v| u32::from(lut[usize::from(v) & mask]))
+                        .sum::<u32>();
+                }
+            } else {
+                for (sum, block) in sums.iter_mut().zip(row.chunks_exact(2 * kx)) {
+                    *sum += block
+                        .chunks_exact(2)
+                        .map(|w| {
+                            u32::from(lut[usize::from(u16::from_le_bytes([w[0], w[1]])) & mask])
+                        })
+                        .sum::<u32>();
+                }
+            }
+        }
+        out.extend(sums.iter().map(|&sum| ((sum + count / 2) / count) as u8));
+    }
+    Some(Image {
+        width: width as u32,
+        height,
+        channels: 1,
+        pixels: out,
+    })
 }
 
 fn to_8_bit(
@@ -753,6 +836,113 @@ mod tests {
             65536
         );
         assert!(PaletteLut::from_descriptor([256, 0, 12], &[0; 512]).is_err());
+    }
+
+    /// Thumbnails drawn in one pass are the pixels of the general way (window, then area-averaging resize),
+    /// for 8- and 16-bit frames, MONOCHROME1 and 2, signed or not, by whole factors in each direction.
+    #[test]
+    fn a_frame_reduced_in_one_pass_is_the_frame_windowed_then_resized() {
+        let mut seed = 7u64;
+        for (columns, rows, viewport, bits_allocated, bits_stored, signed, photometric) in [
+            (
+                512u16,
+                512u16,
+                (128u32, 128u32),
+                16u16,
+                12u16,
+                false,
+                "MONOCHROME2",
+            ),
+            (64, 32, (16, 16), 16, 16, true, "MONOCHROME1"),
+            (60, 90, (20, 40), 8, 8, false, "MONOCHROME2"),
+            (10, 10, (5, 5), 8, 6, true, "MONOCHROME2"),
+        ] {
+            let geometry = FrameGeometry {
+                rows,
+                columns,
+                samples_per_pixel: 1,
+                bits_allocated,
+                bits_stored,
+                high_bit: bits_stored - 1,
+                pixel_representation: u16::from(signed),
+                photometric_interpretation: photometric.into(),
+                planar_configuration: 0,
+            };
+            let length = usize::from(rows) * usize::from(columns) * usize::from(bits_allocated / 8);
+            let frame: Vec<u8> = (0..length)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let attributes = RenderAttributes {
+                geometry,
+                rescale_slope: 1.5,
+                rescale_intercept: -100.0,
+                window: Some(Window {
+                    center: 40.0,
+                    width: 300.0,
+                    function: VoiFunction::Linear,
+                }),
+                palette: None,
+            };
+            let options = RenderOptions {
+                format: ImageFormat::Png,
+                viewport: Some(Viewport {
+                    width: viewport.0,
+                    height: viewport.1,
+                    source: None,
+                }),
+                ..RenderOptions::default()
+            };
+            let reduced =
+                grey_reduced(&frame, &attributes, &options).expect("a whole-factor reduction");
+            let general = apply_viewport(
+                to_8_bit(&frame, &attributes, options.window).unwrap(),
+                options.viewport,
+            )
+            .unwrap();
+            assert_eq!(
+                (reduced.width, reduced.height, &reduced.pixels),
+                (general.width, general.height, &general.pixels),
+                "{columns}x{rows} to {viewport:?}"
+            );
+        }
+        // Not a whole factor, or no reduction: the general way.
+        let geometry = FrameGeometry {
+            rows: 100,
+            columns: 100,
+            samples_per_pixel: 1,
+            bits_allocated: 8,
+            bits_stored: 8,
+            high_bit: 7,
+            pixel_representation: 0,
+            photometric_interpretation: "MONOCHROME2".into(),
+            planar_configuration: 0,
+        };
+        let attributes = RenderAttributes {
+            geometry,
+            rescale_slope: 1.0,
+            rescale_intercept: 0.0,
+            window: None,
+            palette: None,
+        };
+        for size in [30, 100, 200] {
+            let options = RenderOptions {
+                viewport: Some(Viewport {
+                    width: size,
+                    height: size,
+                    source: None,
+                }),
+                ..RenderOptions::default()
+            };
+            assert!(
+                grey_reduced(&[0; 10000], &attributes, &options).is_none(),
+                "{size}"
+            );
+        }
     }
 
     fn le_words(values: &[u16]) -> Vec<u8> {
