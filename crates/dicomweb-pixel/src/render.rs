@@ -336,7 +336,11 @@ fn grey_reduced(
     if photometric == "MONOCHROME1" {
         lut.iter_mut().for_each(|v| *v = 255 - *v);
     }
-    let mask = lut_mask(g) as usize;
+    let (bytes_table, word_table) = if bytes == 1 {
+        (Some(ByteTable::of(&lut)), None)
+    } else {
+        (None, Some(WordTable::of(&lut)))
+    };
     let (width, sw) = (width as usize, sw as usize);
     let count = (kx * ky) as u32;
     let mut sums = vec![0u32; width];
@@ -344,20 +348,15 @@ fn grey_reduced(
     for band in frame[..pixels * bytes].chunks_exact(sw * bytes * ky) {
         sums.iter_mut().for_each(|s| *s = 0);
         for row in band.chunks_exact(sw * bytes) {
-            if bytes == 1 {
+            if let Some(table) = &bytes_table {
                 for (sum, block) in sums.iter_mut().zip(row.chunks_exact(kx)) {
-                    *sum += block
-                        .iter()
-                        .map(|&v| u32::from(lut[usize::from(v) & mask]))
-                        .sum::<u32>();
+                    *sum += block.iter().map(|&v| u32::from(table.get(v))).sum::<u32>();
                 }
-            } else {
+            } else if let Some(table) = &word_table {
                 for (sum, block) in sums.iter_mut().zip(row.chunks_exact(2 * kx)) {
                     *sum += block
                         .chunks_exact(2)
-                        .map(|w| {
-                            u32::from(lut[usize::from(u16::from_le_bytes([w[0], w[1]])) & mask])
-                        })
+                        .map(|w| u32::from(table.get(u16::from_le_bytes([w[0], w[1]]))))
                         .sum::<u32>();
                 }
             }
@@ -439,18 +438,15 @@ fn to_8_bit(
             if photometric == "MONOCHROME1" {
                 lut.iter_mut().for_each(|v| *v = 255 - *v);
             }
-            // The hot loop of every rendering: a table lookup per pixel, the table as long as the mask allows
-            // (so the index is always in it).
-            let mask = lut_mask(g) as usize;
+            // The hot loop of every rendering: a table lookup per pixel, by the raw sample itself.
             let out: Vec<u8> = if bytes_per_sample == 1 {
-                frame[..pixels]
-                    .iter()
-                    .map(|&v| lut[usize::from(v) & mask])
-                    .collect()
+                let table = ByteTable::of(&lut);
+                frame[..pixels].iter().map(|&v| table.get(v)).collect()
             } else {
+                let table = WordTable::of(&lut);
                 frame[..pixels * 2]
                     .chunks_exact(2)
-                    .map(|w| lut[usize::from(u16::from_le_bytes([w[0], w[1]])) & mask])
+                    .map(|w| table.get(u16::from_le_bytes([w[0], w[1]])))
                     .collect()
             };
             Ok(Image {
@@ -549,6 +545,46 @@ fn range_window(values: &[f64]) -> Window {
         center: (low + high) / 2.0,
         width: (high - low).max(1.0),
         function: VoiFunction::LinearExact,
+    }
+}
+
+/// A grey table (as [`grey_lut`] makes it, indexed by a sample's low Bits Stored bits) repeated over every value
+/// of the sample's bytes: looking a raw sample up then needs neither a mask nor a bounds check.
+struct ByteTable(Box<[u8; 256]>);
+
+struct WordTable(Box<[u8; 65536]>);
+
+/// `lut` repeated to `N` entries; a table longer than `N` (Bits Stored above the bits allocated) is cut, which
+/// keeps each entry at the index of its low bits.
+fn repeated<const N: usize>(lut: &[u8]) -> Box<[u8; N]> {
+    let mut table = Box::new([0u8; N]);
+    if !lut.is_empty() {
+        for chunk in table.chunks_mut(lut.len().min(N)) {
+            chunk.copy_from_slice(&lut[..chunk.len()]);
+        }
+    }
+    table
+}
+
+impl ByteTable {
+    fn of(lut: &[u8]) -> ByteTable {
+        ByteTable(repeated::<256>(lut))
+    }
+
+    #[inline]
+    fn get(&self, raw: u8) -> u8 {
+        self.0[usize::from(raw)]
+    }
+}
+
+impl WordTable {
+    fn of(lut: &[u8]) -> WordTable {
+        WordTable(repeated::<65536>(lut))
+    }
+
+    #[inline]
+    fn get(&self, raw: u16) -> u8 {
+        self.0[usize::from(raw)]
     }
 }
 
