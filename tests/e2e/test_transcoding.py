@@ -334,3 +334,39 @@ def test_an_8_bit_colour_instance_is_sent_as_jpeg_baseline_marked_lossy(server):
     assert len(decoded) == len(reference)
     mean_difference = sum(abs(a - b) for a, b in zip(decoded, reference)) / len(reference)
     assert mean_difference < 4, f"mean difference {mean_difference:.1f} per sample"
+
+
+def test_a_cached_transcoded_frame_is_never_served_for_a_deleted_or_replaced_instance(server):
+    """Transcoded frames are cached by stored file: asked again, a frame is the same bytes; deleted, it is a 404
+    at once; the same UIDs stored again with other pixels give the new pixels, not the cached frame."""
+    from dicomweb_helpers import store_under_new_uid
+
+    ds = store_under_new_uid(server, pydicom.dcmread(get_testdata_file("MR_small.dcm")))
+    frame_url = f"{instance_url(server, ds)}/frames/1"
+    jls = {"Accept": f'multipart/related; type="image/jls"; transfer-syntax={JLS}'}
+    native = {"Accept": f'multipart/related; type="application/octet-stream"; transfer-syntax={ELE}'}
+
+    def frame(headers):
+        r = requests.get(frame_url, headers=headers)
+        assert r.status_code == 200, r.text[:300]
+        [part] = MultipartDecoder.from_response(r).parts
+        return part.content
+
+    first = frame(jls)
+    assert frame(jls) == first, "asked again: the same frame"
+    assert requests.delete(instance_url(server, ds)).status_code in (200, 202, 204)
+    assert requests.get(frame_url, headers=jls).status_code == 404
+
+    # The same UIDs again, the image upside down: its JPEG-LS frame is the new image's.
+    pixels, row = ds.PixelData, ds.Columns * 2
+    ds.PixelData = b"".join(pixels[i : i + row] for i in range(len(pixels) - row, -1, -row))
+    out = io.BytesIO()
+    ds.save_as(out)
+    assert requests.post(f"{server.root}/studies", data=out.getvalue(), headers={"Content-Type": "application/dicom"}).ok
+    flipped = frame(jls)
+    assert flipped != first
+    # The whole instance encoded anew (no cache on that path) holds the same JPEG-LS frame: the new pixels'.
+    whole = pydicom.dcmread(io.BytesIO(requests.get(instance_url(server, ds), headers={
+        "Accept": f"application/dicom; transfer-syntax={JLS}"}).content))
+    assert flipped in bytes(whole.PixelData)
+    assert frame(native) == ds.PixelData

@@ -130,6 +130,9 @@ pub struct ServiceConfig {
     pub index_commit_delay: std::time::Duration,
     /// The memory rendered images and thumbnails may hold in their cache (0 turns it off).
     pub rendered_cache_bytes: usize,
+    /// The memory transcoded frames (a compressed frame decoded, a native one encoded) may hold in their cache
+    /// (0 turns it off): a viewer scrolling back to a slice gets it without a second decode.
+    pub transcoded_frame_cache_bytes: usize,
     /// A retrieve transcodes instances up to this size whole in memory (its answer has a length, and an
     /// encapsulated target a Basic Offset Table); larger ones are transcoded frame by frame as they are sent,
     /// holding a few frames ([`dicomweb_pixel::StreamedTranscode`]), except to the targets that cannot be
@@ -151,6 +154,7 @@ impl ServiceConfig {
             copy_flush_delay: std::time::Duration::from_millis(100),
             index_commit_delay: std::time::Duration::from_millis(250),
             rendered_cache_bytes: 64 * 1024 * 1024,
+            transcoded_frame_cache_bytes: 64 * 1024 * 1024,
             transcode_whole_max_bytes: 32 * 1024 * 1024,
             metadata_json: JsonOptions {
                 bulk_data: BulkDataPolicy::RelativeUri,
@@ -176,6 +180,7 @@ pub struct StudiesService {
     in_flight: Arc<Mutex<HashSet<u64>>>,
     /// Rendered images and thumbnails already drawn, by stored file, frame and options.
     rendered_cache: Arc<render_cache::RenderedCache>,
+    frame_cache: Arc<render_cache::FrameCache>,
 }
 
 impl std::fmt::Debug for StudiesService {
@@ -211,6 +216,9 @@ impl StudiesService {
             search_lanes: search_lanes::SearchLanes::for_this_machine(),
             rendered_cache: Arc::new(render_cache::RenderedCache::new(
                 config.rendered_cache_bytes,
+            )),
+            frame_cache: Arc::new(render_cache::FrameCache::new(
+                config.transcoded_frame_cache_bytes,
             )),
             blobs,
             catalogue,

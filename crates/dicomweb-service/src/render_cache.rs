@@ -1,6 +1,7 @@
-//! A bounded in-memory cache of rendered images and thumbnails, so that a study browser asking again for the
-//! thumbnails it showed a minute ago (or a second viewer asking for the same ones) costs no read of the file
-//! and no decode.
+//! Bounded in-memory caches of what is costly to make again: rendered images and thumbnails, so that a study
+//! browser asking again for the thumbnails it showed a minute ago (or a second viewer asking for the same ones)
+//! costs no read of the file and no decode; and transcoded frames (a JPEG lossless slice decoded for a viewer
+//! that scrolls back to it). Each has its own budget, so frames streaming through cannot empty the thumbnails.
 //!
 //! Invariant: an entry is keyed by the blob key of the stored file it was drawn from (which names the version of
 //! the instance: a re-store is a new blob key), the frame and every rendering option, and it is looked up only
@@ -12,26 +13,50 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
+use bytes::Bytes;
+
 use crate::render::RenderedImage;
+
+/// What an entry weighs against the budget.
+pub(crate) trait Weighed: Clone {
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for RenderedImage {
+    fn weight(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl Weighed for Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Rendered images and thumbnails.
+pub(crate) type RenderedCache = BoundedCache<RenderedImage>;
+/// Frames transcoded for a frame retrieve.
+pub(crate) type FrameCache = BoundedCache<Bytes>;
 
 /// Images larger than this share of the capacity are not kept: one large rendering must not empty the cache of
 /// the thumbnails it exists for.
 const LARGEST_SHARE: usize = 16;
 
-pub(crate) struct RenderedCache {
+pub(crate) struct BoundedCache<V> {
     capacity_bytes: usize,
-    inner: Mutex<Entries>,
+    inner: Mutex<Entries<V>>,
 }
 
-struct Entries {
-    images: LruCache<String, RenderedImage>,
+struct Entries<V> {
+    images: LruCache<String, V>,
     bytes: usize,
 }
 
-impl RenderedCache {
+impl<V: Weighed> BoundedCache<V> {
     /// A cache holding at most `capacity_bytes` of encoded images (0: nothing is cached).
     pub(crate) fn new(capacity_bytes: usize) -> Self {
-        RenderedCache {
+        BoundedCache {
             capacity_bytes,
             // Unbounded by count: bounded by bytes, below.
             inner: Mutex::new(Entries {
@@ -47,24 +72,24 @@ impl RenderedCache {
         format!("{blob_key}\n{frame}\n{options:?}")
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<RenderedImage> {
+    pub(crate) fn get(&self, key: &str) -> Option<V> {
         let mut entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         entries.images.get(key).cloned()
     }
 
-    pub(crate) fn insert(&self, key: String, image: RenderedImage) {
-        let size = image.bytes.len() + key.len();
+    pub(crate) fn insert(&self, key: String, image: V) {
+        let size = image.weight() + key.len();
         if size > self.capacity_bytes / LARGEST_SHARE {
             return;
         }
         let mut entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = entries.images.put(key.clone(), image) {
-            entries.bytes -= old.bytes.len() + key.len();
+            entries.bytes -= old.weight() + key.len();
         }
         entries.bytes += size;
         while entries.bytes > self.capacity_bytes {
             match entries.images.pop_lru() {
-                Some((k, v)) => entries.bytes -= v.bytes.len() + k.len(),
+                Some((k, v)) => entries.bytes -= v.weight() + k.len(),
                 None => break,
             }
         }
@@ -78,9 +103,9 @@ impl RenderedCache {
     }
 }
 
-impl std::fmt::Debug for RenderedCache {
+impl<V> std::fmt::Debug for BoundedCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RenderedCache")
+        f.debug_struct("BoundedCache")
             .field("capacity_bytes", &self.capacity_bytes)
             .finish()
     }
@@ -89,7 +114,6 @@ impl std::fmt::Debug for RenderedCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn image(len: usize) -> RenderedImage {
         RenderedImage {

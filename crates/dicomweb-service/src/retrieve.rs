@@ -941,17 +941,29 @@ impl StudiesService {
         to: String,
     ) -> Result<FrameData> {
         let blobs = self.blobs.clone();
+        let cache = self.frame_cache.clone();
         let record = Arc::new(record);
         let geometry = Arc::new(geometry);
         let single = frames.len() == 1;
         let target = to.clone();
         let transcode = move |ranges: Vec<Range<u64>>| {
             let blobs = blobs.clone();
+            let cache = cache.clone();
             let record = record.clone();
             let geometry = geometry.clone();
             let from = from.clone();
             let to = to.clone();
             async move {
+                // The catalogue has named the stored file (`record`): a frame transcoded from it before, by its
+                // byte ranges in that file, can be sent again (render_cache.rs states the invariant).
+                let key = crate::render_cache::FrameCache::key(
+                    &record.blob_key,
+                    0,
+                    &(&ranges, &from, &to, swap_bits),
+                );
+                if let Some(bytes) = cache.get(&key) {
+                    return Ok(bytes);
+                }
                 let fragments =
                     read_frames_together(&*blobs, &record.blob_key, std::slice::from_ref(&ranges))
                         .await
@@ -964,12 +976,14 @@ impl StudiesService {
                     })
                     .collect();
                 let wanted = to.clone();
-                on_codec_pool(move || {
+                let bytes = on_codec_pool(move || {
                     dicomweb_pixel::transcode_frame(&from, &wanted, &geometry, fragments)
                 })
                 .await?
                 .map(Bytes::from)
-                .map_err(|e| transcode_failure(&record, &to, e))
+                .map_err(|e| transcode_failure(&record, &to, e))?;
+                cache.insert(key, bytes.clone());
+                Ok(bytes)
             }
         };
         let frames = if single {
