@@ -893,17 +893,16 @@ mod tests {
             (60, 90, (20, 40), 8, 8, false, "MONOCHROME2"),
             (10, 10, (5, 5), 8, 6, true, "MONOCHROME2"),
         ] {
-            let geometry = FrameGeometry {
-                rows,
-                columns,
-                samples_per_pixel: 1,
-                bits_allocated,
-                bits_stored,
-                high_bit: bits_stored - 1,
-                pixel_representation: u16::from(signed),
-                photometric_interpretation: photometric.into(),
-                planar_configuration: 0,
-            };
+            let mut attributes = grey(rows, columns, bits_stored, signed);
+            attributes.geometry.bits_allocated = bits_allocated;
+            attributes.geometry.photometric_interpretation = photometric.into();
+            attributes.rescale_slope = 1.5;
+            attributes.rescale_intercept = -100.0;
+            attributes.window = Some(Window {
+                center: 40.0,
+                width: 300.0,
+                function: VoiFunction::Linear,
+            });
             let length = usize::from(rows) * usize::from(columns) * usize::from(bits_allocated / 8);
             let frame: Vec<u8> = (0..length)
                 .map(|_| {
@@ -913,17 +912,6 @@ mod tests {
                     (seed >> 24) as u8
                 })
                 .collect();
-            let attributes = RenderAttributes {
-                geometry,
-                rescale_slope: 1.5,
-                rescale_intercept: -100.0,
-                window: Some(Window {
-                    center: 40.0,
-                    width: 300.0,
-                    function: VoiFunction::Linear,
-                }),
-                palette: None,
-            };
             let options = RenderOptions {
                 format: ImageFormat::Png,
                 viewport: Some(Viewport {
@@ -947,24 +935,7 @@ mod tests {
             );
         }
         // Not a whole factor, or no reduction: the general way.
-        let geometry = FrameGeometry {
-            rows: 100,
-            columns: 100,
-            samples_per_pixel: 1,
-            bits_allocated: 8,
-            bits_stored: 8,
-            high_bit: 7,
-            pixel_representation: 0,
-            photometric_interpretation: "MONOCHROME2".into(),
-            planar_configuration: 0,
-        };
-        let attributes = RenderAttributes {
-            geometry,
-            rescale_slope: 1.0,
-            rescale_intercept: 0.0,
-            window: None,
-            palette: None,
-        };
+        let attributes = grey(100, 100, 8, false);
         for size in [30, 100, 200] {
             let options = RenderOptions {
                 viewport: Some(Viewport {
