@@ -73,8 +73,8 @@ pub fn why_not_encodable(to: &str, geometry: &FrameGeometry) -> Option<String> {
     }
     match to {
         RLE_LOSSLESS => crate::rle::unsupported(geometry),
-        JPEG_2000_LOSSLESS => crate::j2k::unsupported(geometry),
-        HTJ2K_LOSSLESS => crate::htj2k::unsupported(geometry),
+        JPEG_2000_LOSSLESS => crate::j2k::unsupported("JPEG 2000", geometry),
+        HTJ2K_LOSSLESS => crate::j2k::unsupported("HTJ2K", geometry),
         JPEG_LS_LOSSLESS => {
             let bytes_fit = match geometry.bits_allocated {
                 8 => (2..=8).contains(&geometry.bits_stored),

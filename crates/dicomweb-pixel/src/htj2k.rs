@@ -11,12 +11,6 @@ pub(crate) const SYNTAXES: [&str; 3] = [
     "1.2.840.10008.1.2.4.203",
 ];
 
-/// Why a frame cannot be HTJ2K-encoded here, or `None`: as for JPEG 2000, 1 or 3 samples of 8 or 16 bits
-/// allocated, Bits Stored at most 16 and High Bit at its top.
-pub(crate) fn unsupported(geometry: &FrameGeometry) -> Option<String> {
-    crate::j2k::unsupported(geometry).map(|why| why.replace("JPEG 2000", "HTJ2K"))
-}
-
 fn image_of(geometry: &FrameGeometry, bits: u32) -> openjph::Image {
     openjph::Image {
         width: u32::from(geometry.columns),
@@ -31,7 +25,7 @@ fn image_of(geometry: &FrameGeometry, bits: u32) -> openjph::Image {
 
 /// One native little-endian frame as a lossless HTJ2K codestream (reversible 5/3 wavelet; with
 /// `colour_transform`, three components through the reversible colour transform, which decoders undo). The
-/// caller checked [`unsupported`].
+/// caller checked `j2k::unsupported`.
 pub(crate) fn encode(
     geometry: &FrameGeometry,
     frame: &[u8],

@@ -8,18 +8,18 @@ use openjpeg_sys as opj;
 
 use crate::FrameGeometry;
 
-/// Why a frame cannot be JPEG 2000-encoded here, or `None` when it can: 1 or 3 samples of 8 or 16 bits
-/// allocated, Bits Stored at most 16 and High Bit at its top.
-pub(crate) fn unsupported(geometry: &FrameGeometry) -> Option<String> {
+/// Why a frame cannot be encoded here by `codec` (JPEG 2000 or HTJ2K, which take the same pixel formats), or
+/// `None` when it can: 1 or 3 samples of 8 or 16 bits allocated, Bits Stored at most 16 and High Bit at its top.
+pub(crate) fn unsupported(codec: &str, geometry: &FrameGeometry) -> Option<String> {
     if !matches!(geometry.samples_per_pixel, 1 | 3) {
         return Some(format!(
-            "JPEG 2000 encoding here takes 1 or 3 samples per pixel, not {}",
+            "{codec} encoding here takes 1 or 3 samples per pixel, not {}",
             geometry.samples_per_pixel
         ));
     }
     if !matches!(geometry.bits_allocated, 8 | 16) {
         return Some(format!(
-            "JPEG 2000 encoding here takes 8 or 16 bits allocated, not {}",
+            "{codec} encoding here takes 8 or 16 bits allocated, not {}",
             geometry.bits_allocated
         ));
     }

@@ -322,43 +322,24 @@ fn grey_reduced(
     if sw == 0 || sh == 0 || frame.len() < pixels * bytes {
         return None;
     }
-    let scale = f64::min(
-        f64::from(viewport.width) / f64::from(sw),
-        f64::from(viewport.height) / f64::from(sh),
-    );
-    let width = ((f64::from(sw) * scale).round() as u32).max(1);
-    let height = ((f64::from(sh) * scale).round() as u32).max(1);
+    let (width, height) = fitted_size(sw, sh, &viewport);
     if width >= sw || height >= sh || sw % width != 0 || sh % height != 0 {
         return None;
     }
     let (kx, ky) = ((sw / width) as usize, (sh / height) as usize);
-    let mut lut = grey_lut(attributes, options.window, frame, bytes, pixels);
-    if photometric == "MONOCHROME1" {
-        lut.iter_mut().for_each(|v| *v = 255 - *v);
-    }
-    let (bytes_table, word_table) = if bytes == 1 {
-        (Some(ByteTable::of(&lut)), None)
-    } else {
-        (None, Some(WordTable::of(&lut)))
-    };
+    let table = GreyTable::new(attributes, options.window, frame, bytes, pixels);
     let (width, sw) = (width as usize, sw as usize);
     let count = (kx * ky) as u32;
     let mut sums = vec![0u32; width];
+    let mut grey_row = Vec::with_capacity(sw);
     let mut out = Vec::with_capacity(width * height as usize);
     for band in frame[..pixels * bytes].chunks_exact(sw * bytes * ky) {
         sums.iter_mut().for_each(|s| *s = 0);
         for row in band.chunks_exact(sw * bytes) {
-            if let Some(table) = &bytes_table {
-                for (sum, block) in sums.iter_mut().zip(row.chunks_exact(kx)) {
-                    *sum += block.iter().map(|&v| u32::from(table.get(v))).sum::<u32>();
-                }
-            } else if let Some(table) = &word_table {
-                for (sum, block) in sums.iter_mut().zip(row.chunks_exact(2 * kx)) {
-                    *sum += block
-                        .chunks_exact(2)
-                        .map(|w| u32::from(table.get(u16::from_le_bytes([w[0], w[1]]))))
-                        .sum::<u32>();
-                }
+            grey_row.clear();
+            table.map_into(row, &mut grey_row);
+            for (sum, block) in sums.iter_mut().zip(grey_row.chunks_exact(kx)) {
+                *sum += block.iter().map(|&v| u32::from(v)).sum::<u32>();
             }
         }
         out.extend(sums.iter().map(|&sum| ((sum + count / 2) / count) as u8));
@@ -434,21 +415,10 @@ fn to_8_bit(
             })
         }
         (1, "MONOCHROME1" | "MONOCHROME2") => {
-            let mut lut = grey_lut(attributes, window, frame, bytes_per_sample, pixels);
-            if photometric == "MONOCHROME1" {
-                lut.iter_mut().for_each(|v| *v = 255 - *v);
-            }
             // The hot loop of every rendering: a table lookup per pixel, by the raw sample itself.
-            let out: Vec<u8> = if bytes_per_sample == 1 {
-                let table = ByteTable::of(&lut);
-                frame[..pixels].iter().map(|&v| table.get(v)).collect()
-            } else {
-                let table = WordTable::of(&lut);
-                frame[..pixels * 2]
-                    .chunks_exact(2)
-                    .map(|w| table.get(u16::from_le_bytes([w[0], w[1]])))
-                    .collect()
-            };
+            let table = GreyTable::new(attributes, window, frame, bytes_per_sample, pixels);
+            let mut out = Vec::with_capacity(pixels);
+            table.map_into(&frame[..pixels * bytes_per_sample], &mut out);
             Ok(Image {
                 width,
                 height,
@@ -548,11 +518,46 @@ fn range_window(values: &[f64]) -> Window {
     }
 }
 
-/// A grey table (as [`grey_lut`] makes it, indexed by a sample's low Bits Stored bits) repeated over every value
-/// of the sample's bytes: looking a raw sample up then needs neither a mask nor a bounds check.
-struct ByteTable(Box<[u8; 256]>);
+/// The 8-bit output of every value a grey sample's bytes can hold: [`grey_lut`] (indexed by a sample's low Bits
+/// Stored bits), inverted for MONOCHROME1, repeated over the 256 or 65536 values of 1 or 2 bytes, so that looking
+/// a raw sample up needs neither a mask nor a bounds check.
+enum GreyTable {
+    Byte(Box<[u8; 256]>),
+    Word(Box<[u8; 65536]>),
+}
 
-struct WordTable(Box<[u8; 65536]>);
+impl GreyTable {
+    /// The table of a frame of 1- or 2-byte samples (`bytes`).
+    fn new(
+        attributes: &RenderAttributes,
+        window: Option<Window>,
+        frame: &[u8],
+        bytes: usize,
+        pixels: usize,
+    ) -> GreyTable {
+        let mut lut = grey_lut(attributes, window, frame, bytes, pixels);
+        if attributes.geometry.photometric_interpretation.trim() == "MONOCHROME1" {
+            lut.iter_mut().for_each(|v| *v = 255 - *v);
+        }
+        if bytes == 1 {
+            GreyTable::Byte(repeated(&lut))
+        } else {
+            GreyTable::Word(repeated(&lut))
+        }
+    }
+
+    /// Each raw sample of `samples` (little endian, of the table's width) through the table, appended to `out`.
+    fn map_into(&self, samples: &[u8], out: &mut Vec<u8>) {
+        match self {
+            GreyTable::Byte(table) => out.extend(samples.iter().map(|&v| table[usize::from(v)])),
+            GreyTable::Word(table) => out.extend(
+                samples
+                    .chunks_exact(2)
+                    .map(|w| table[usize::from(u16::from_le_bytes([w[0], w[1]]))]),
+            ),
+        }
+    }
+}
 
 /// `lut` repeated to `N` entries; a table longer than `N` (Bits Stored above the bits allocated) is cut, which
 /// keeps each entry at the index of its low bits.
@@ -564,28 +569,6 @@ fn repeated<const N: usize>(lut: &[u8]) -> Box<[u8; N]> {
         }
     }
     table
-}
-
-impl ByteTable {
-    fn of(lut: &[u8]) -> ByteTable {
-        ByteTable(repeated::<256>(lut))
-    }
-
-    #[inline]
-    fn get(&self, raw: u8) -> u8 {
-        self.0[usize::from(raw)]
-    }
-}
-
-impl WordTable {
-    fn of(lut: &[u8]) -> WordTable {
-        WordTable(repeated::<65536>(lut))
-    }
-
-    #[inline]
-    fn get(&self, raw: u16) -> u8 {
-        self.0[usize::from(raw)]
-    }
 }
 
 /// Raw samples keep their Bits Stored low bits: the LUT is indexed by them.
@@ -673,16 +656,23 @@ fn apply_viewport(image: Image, viewport: Option<Viewport>) -> Result<Image, Ren
             "viewport sizes must be at least 1".into(),
         ));
     }
-    let scale = f64::min(
-        f64::from(viewport.width) / f64::from(image.width),
-        f64::from(viewport.height) / f64::from(image.height),
-    );
-    let width = ((f64::from(image.width) * scale).round() as u32).max(1);
-    let height = ((f64::from(image.height) * scale).round() as u32).max(1);
+    let (width, height) = fitted_size(image.width, image.height, &viewport);
     if (width, height) == (image.width, image.height) {
         return Ok(image);
     }
     Ok(resize(&image, width, height))
+}
+
+/// The size an image of `width` x `height` is shown at in `viewport`: scaled to fit, keeping its aspect ratio.
+fn fitted_size(width: u32, height: u32, viewport: &Viewport) -> (u32, u32) {
+    let scale = f64::min(
+        f64::from(viewport.width) / f64::from(width),
+        f64::from(viewport.height) / f64::from(height),
+    );
+    (
+        ((f64::from(width) * scale).round() as u32).max(1),
+        ((f64::from(height) * scale).round() as u32).max(1),
+    )
 }
 
 fn crop(image: Image, x: u32, y: u32, w: u32, h: u32) -> Result<Image, RenderError> {

@@ -318,9 +318,7 @@ impl StudiesService {
             .map_err(|_| ServiceError::Internal("three palette tables".into()))?;
         Ok([red, green, blue])
     }
-}
 
-impl StudiesService {
     /// The bytes of a top-level bulk value of `record` (little endian), or `None` when it has none.
     async fn bulk_value(
         &self,
