@@ -73,6 +73,10 @@ pub struct Args {
     /// Keep both servers' temporary directories and logs.
     #[arg(long)]
     keep: bool,
+    /// Only the STOW phases and their CPU figures (with the durable-write bound), never written to
+    /// docs/benchmarks.md: for work on the write path.
+    #[arg(long)]
+    stow_only: bool,
 }
 
 /// How much of each phase a run does.
@@ -95,6 +99,7 @@ struct Sizes {
     /// The long ingest (dicomweb only) and the block its rates are measured over.
     ingest_instances: usize,
     ingest_block: usize,
+    stow_only: bool,
 }
 
 impl Sizes {
@@ -116,6 +121,7 @@ impl Sizes {
                 store_load_cap: 20_000,
                 ingest_instances: 10_000,
                 ingest_block: 2_000,
+                stow_only: args.stow_only,
             }
         } else {
             Sizes {
@@ -134,6 +140,7 @@ impl Sizes {
                 store_load_cap: 100_000,
                 ingest_instances: 100_000,
                 ingest_block: 10_000,
+                stow_only: args.stow_only,
             }
         }
     }
@@ -182,7 +189,7 @@ pub fn run(args: &Args) -> Result<()> {
     let peer_version = orthanc_version(&orthanc_binary);
     let table = table(&outcome);
     println!("\n{table}\n{}", outcome.write_path);
-    if !args.no_report {
+    if !args.no_report && !args.stow_only {
         let path = root.join("docs").join("benchmarks.md");
         let body = markdown(args, &sizes, &outcome, &table, &machine, &peer_version);
         report::update_section(&path, SECTION, &body)?;
@@ -473,6 +480,15 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
         stow_rates[0][1],
         100.0 * bound_ms / one_client_ms,
     );
+
+    if sizes.stow_only {
+        return Ok(Outcome {
+            figures,
+            checked_responses: checked,
+            qido_studies: data.studies.len(),
+            write_path: write_path_notes,
+        });
+    }
 
     // QIDO-RS over the studies just stored.
     let queries = query_mix(&data, sizes.qido_latency.max(sizes.qido_throughput));
