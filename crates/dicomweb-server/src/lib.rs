@@ -11,6 +11,7 @@ pub mod body;
 pub mod client_errors;
 pub mod config;
 pub mod error;
+pub mod log_writer;
 pub mod origin;
 pub mod routes;
 pub mod tls;

@@ -46,14 +46,9 @@ fn keep_library_errors_without_backtraces() {
 async fn run() -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    // Log lines (an access line per request among them) are written by a thread of their own, in batches: an
-    // HTTP worker only queues its line, and never waits on a slow reader of stderr (a pipe to a log collector
-    // that falls behind). Not lossy: past 128,000 queued lines a writer waits rather than drop one. The guard
-    // writes what is queued when `run` returns.
-    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("dicomweb-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // Log lines (an access line per request among them) are written by a thread of their own, in batches
+    // (`log_writer`); the guard writes what is left when `run` returns.
+    let (log_writer, _log_guard) = dicomweb_server::log_writer::BatchedStderr::start()?;
     tracing_subscriber::registry()
         .with(EnvFilter::try_from_env("DICOMWEB_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         // actix logs every request it cannot parse at ERROR: a client's mistake, and a way to flood the log.
