@@ -426,19 +426,32 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
     ];
     let mut next_instance = 0;
     let mut stow_rates = Vec::new();
+    // Per phase, the steal time during each server's run, as a share of that run's wall time.
+    let mut steal_shares = Vec::new();
     for (phase_name, figure_name, per_request, clients, count) in stow_phases {
         let range = next_instance..next_instance + count;
         next_instance = range.end;
         let cpu = Mutex::new([0.0; 2]);
+        let steal = Mutex::new([0.0; 2]);
         let values = both(&format!("STOW, {phase_name}"), &mut |t| {
             let before = write_path::cpu_ms(t.pid)?;
+            let (stolen_before, started) = (write_path::steal_ms()?, std::time::Instant::now());
             let (rate, responses) = stow(agent, t, &data, range.clone(), per_request, clients)?;
             write_path::settle(agent, t);
             let used = write_path::cpu_ms(t.pid)? - before;
-            cpu.lock().map_err(|_| anyhow::anyhow!("poisoned"))?
-                [usize::from(t.name != "dicomweb")] = used / count as f64;
+            let stolen = write_path::steal_ms()? - stolen_before;
+            let server = usize::from(t.name != "dicomweb");
+            cpu.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[server] = used / count as f64;
+            steal.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[server] =
+                stolen / (started.elapsed().as_secs_f64() * 1000.0);
             Ok((rate, responses))
         })?;
+        steal_shares.push((
+            figure_name,
+            steal
+                .into_inner()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?,
+        ));
         stow_rates.push(values);
         figures.push(Figure::throughput(
             &format!("STOW-RS, 10 KiB instances, {figure_name}"),
@@ -479,6 +492,21 @@ fn measure(sizes: &Sizes, targets: &[Target; 2], agent: &ureq::Agent) -> Result<
         1000.0 / bound_ms / stow_rates[0][1],
         stow_rates[0][1],
         100.0 * bound_ms / one_client_ms,
+    );
+    let _ = writeln!(
+        write_path_notes,
+        "CPU time the hypervisor gave to other guests during the STOW phases (steal, from `/proc/stat`, summed \
+         over both cores, per second of each run, so at most 200%; a thread the host descheduled is still \
+         charged that time, so a phase with much steal has its CPU figures inflated): {}.\n",
+        steal_shares
+            .iter()
+            .map(|(phase, [ours, theirs])| format!(
+                "{phase}: {:.1}% for dicomweb, {:.1}% for Orthanc",
+                100.0 * ours,
+                100.0 * theirs
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
 
     if sizes.stow_only {

@@ -35,6 +35,24 @@ pub(super) fn cpu_ms(pid: u32) -> Result<f64> {
     Ok((ticks(11)? + ticks(12)?) * 1000.0 / clock_ticks_per_second())
 }
 
+/// Time the hypervisor gave this machine's virtual CPUs to others so far (steal, summed over every CPU), in ms,
+/// from `/proc/stat`; 0 where the kernel does not count it. A phase with much of it has its CPU figures inflated:
+/// a thread descheduled by the host is still charged the time.
+pub(super) fn steal_ms() -> Result<f64> {
+    let text = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let cpu = text
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .context("/proc/stat: no cpu line")?;
+    // "cpu user nice system idle iowait irq softirq steal ...": steal is the 8th number.
+    let steal = cpu
+        .split_whitespace()
+        .nth(8)
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Ok(steal * 1000.0 / clock_ticks_per_second())
+}
+
 fn clock_ticks_per_second() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
