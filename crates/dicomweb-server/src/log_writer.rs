@@ -138,8 +138,8 @@ impl Drop for LogFlushGuard {
     }
 }
 
-/// One log event's writer: the formatter writes a line in pieces, appended to the shared buffer as they come
-/// (a line is one event, and the formatter hands it over in one `write` of its own buffer).
+/// One log event's writer: `tracing_subscriber::fmt` formats the event's line in a buffer of its own and hands
+/// it over in one `write_all`, appended whole to the shared buffer.
 pub struct LineWriter<'a> {
     shared: &'a Shared,
 }

@@ -236,7 +236,8 @@ impl SearchIndex {
                 .last_sequence()
                 .saturating_sub(self.index.applied_sequence());
             if waiting >= COMMIT_BATCH {
-                // A permit is kept if the catch-up is not waiting yet: it then starts without sleeping.
+                // A permit is kept if the catch-up is not waiting yet: it then starts without sleeping. One kept
+                // after the catch-up stopped waiting makes the next one start at once: an early commit, no more.
                 self.batch_ready.notify_one();
             }
             return;
